@@ -1,0 +1,84 @@
+/*
+ * respond.c - FastCGI answers and the error-to-status mapping (see
+ * respond.h).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "respond.h"
+
+int fcgi_status_for(nsync_rc code)
+{
+	switch (code) {
+	case NSYNC_OK:
+		return 200;
+	case NSYNC_ERR_ARG:
+		return 400;
+	case NSYNC_ERR_NOT_FOUND:
+		return 404;
+	case NSYNC_ERR_BUSY:
+		return 409;
+	case NSYNC_ERR_NOTION:
+	case NSYNC_ERR_NOTION_AUTH:
+	case NSYNC_ERR_PROTOCOL:
+		return 502;
+	case NSYNC_ERR_DB:
+		return 503;
+	default:
+		return 500;
+	}
+}
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}
+
+void fcgi_send_json(FCGX_Stream *out, int status, const char *extra_headers, const char *body)
+{
+	FCGX_FPrintF(out,
+		     "Status: %d %s\r\n"
+		     "Content-Type: application/json\r\n"
+		     "Cache-Control: no-store\r\n"
+		     "X-Content-Type-Options: nosniff\r\n"
+		     "%s\r\n",
+		     status, reason(status), extra_headers ? extra_headers : "");
+	FCGX_PutS(body, out);
+	FCGX_PutS("\n", out);
+}
+
+void fcgi_send_error(FCGX_Stream *out, int status, const char *code, const char *message,
+		     long run_id, const char *extra_headers)
+{
+	struct json_object *obj = json_object_new_object();
+	struct json_object *e = json_object_new_object();
+
+	if (status >= 500 && status != 502 && status != 503) {
+		code = "internal_error";
+		message = "The server failed to handle the request; see its log.";
+	}
+	json_object_object_add(e, "code", json_object_new_string(code));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	if (run_id > 0)
+		json_object_object_add(e, "run_id", json_object_new_int64(run_id));
+	json_object_object_add(obj, "success", json_object_new_boolean(0));
+	json_object_object_add(obj, "error", e);
+	fcgi_send_json(out, status, extra_headers,
+		       json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+							    JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(obj);
+}

@@ -1,0 +1,154 @@
+/*
+ * route.c - routing and the handlers of the responder (see route.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "respond.h"
+#include "route.h"
+
+#define SYNC_PATH "/api/notion/sync-to-postgres"
+
+void fcgi_request_path(FCGX_ParamArray envp, char *out, size_t size)
+{
+	const char *uri = FCGX_GetParam("DOCUMENT_URI", envp);
+	size_t len;
+
+	if (!uri || !*uri)
+		uri = FCGX_GetParam("REQUEST_URI", envp);
+	if (uri && *uri) {
+		len = strcspn(uri, "?");
+		snprintf(out, size, "%.*s", (int)(len < size ? len : size - 1), uri);
+		return;
+	}
+	snprintf(out, size, "%s%s", FCGX_GetParam("SCRIPT_NAME", envp) ?: "",
+		 FCGX_GetParam("PATH_INFO", envp) ?: "");
+}
+
+/* Read the whole body. Returns 0, or the HTTP status to answer with. */
+static int read_body(FCGX_Request *req, char **body, size_t *len, const char **why)
+{
+	const char *cl = FCGX_GetParam("CONTENT_LENGTH", req->envp);
+	char *end;
+	unsigned long n;
+	int got;
+
+	*body = NULL;
+	*len = 0;
+	if (!cl || !*cl)
+		return 0;
+	errno = 0;
+	n = strtoul(cl, &end, 10);
+	if (errno || *end || cl[0] == '-') {
+		*why = "Content-Length is not a number";
+		return 400;
+	}
+	if (n > FCGI_MAX_BODY) {
+		*why = "the request body is larger than 64 KiB";
+		return 413;
+	}
+	*body = malloc(n + 1);
+	if (!*body) {
+		*why = "out of memory";
+		return 500;
+	}
+	got = n ? FCGX_GetStr(*body, (int)n, req->in) : 0;
+	if (got < 0 || (unsigned long)got != n) {
+		free(*body);
+		*body = NULL;
+		*why = "the request body is shorter than its Content-Length";
+		return 400;
+	}
+	(*body)[n] = '\0';
+	*len = n;
+	return 0;
+}
+
+static int handle_health(struct fcgi_app *app, FCGX_Request *req)
+{
+	struct nsync_err err;
+
+	memset(&err, 0, sizeof(err));
+	if (nsync_service_ping(app->svc, &err) != NSYNC_OK) {
+		fcgi_send_json(req->out, 503, NULL,
+			       "{\"status\":\"unavailable\",\"postgres\":\"unreachable\"}");
+		return 503;
+	}
+	fcgi_send_json(req->out, 200, NULL, "{\"status\":\"ok\",\"postgres\":\"ok\"}");
+	return 200;
+}
+
+static int handle_sync(struct fcgi_app *app, FCGX_Request *req)
+{
+	struct nsync_request sync_req;
+	struct nsync_err err;
+	char *body = NULL, *answer = NULL;
+	const char *why = "";
+	size_t len;
+	int status;
+	nsync_rc rc;
+
+	if (!fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp))) {
+		fcgi_send_error(req->out, 401, "unauthorized",
+				"a valid \"Authorization: Bearer <secret>\" header is required", 0,
+				"WWW-Authenticate: Bearer\r\n");
+		return 401;
+	}
+	status = read_body(req, &body, &len, &why);
+	if (status) {
+		fcgi_send_error(req->out, status, status == 413 ? "payload_too_large" : "invalid_request",
+				why, 0, NULL);
+		return status;
+	}
+	memset(&err, 0, sizeof(err));
+	rc = nsync_request_parse(body ? body : "", len, &sync_req, &err);
+	free(body);
+	if (rc == NSYNC_OK) {
+		snprintf(sync_req.trigger, sizeof(sync_req.trigger), "%s",
+			 FCGX_GetParam("HTTP_USER_AGENT", req->envp) &&
+				 strncmp(FCGX_GetParam("HTTP_USER_AGENT", req->envp), "pg_net/", 7) == 0
+			     ? "pg_net"
+			     : "http");
+		rc = nsync_service_run(app->svc, &sync_req, &answer, &err);
+	}
+	if (rc != NSYNC_OK) {
+		status = fcgi_status_for(rc);
+		if (status == 500)
+			fprintf(stderr, "notion-sync-fcgi: internal error: %s\n", err.msg);
+		fcgi_send_error(req->out, status, nsync_rc_name(rc), err.msg, err.run_id, NULL);
+		return status;
+	}
+	fcgi_send_json(req->out, 200, NULL, answer);
+	free(answer);
+	return 200;
+}
+
+int fcgi_handle(struct fcgi_app *app, FCGX_Request *req)
+{
+	char path[1024];
+	const char *method = FCGX_GetParam("REQUEST_METHOD", req->envp);
+
+	fcgi_request_path(req->envp, path, sizeof(path));
+	if (!method)
+		method = "GET";
+	if (strcmp(path, "/healthz") == 0) {
+		if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+			fcgi_send_error(req->out, 405, "method_not_allowed", "use GET", 0,
+					"Allow: GET, HEAD\r\n");
+			return 405;
+		}
+		return handle_health(app, req);
+	}
+	if (strcmp(path, SYNC_PATH) == 0) {
+		if (strcmp(method, "POST")) {
+			fcgi_send_error(req->out, 405, "method_not_allowed", "use POST", 0,
+					"Allow: POST\r\n");
+			return 405;
+		}
+		return handle_sync(app, req);
+	}
+	fcgi_send_error(req->out, 404, "not_found", "no such endpoint", 0, NULL);
+	return 404;
+}

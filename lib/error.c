@@ -1,0 +1,79 @@
+/*
+ * error.c - result codes, their sentences and machine names, and the
+ * helpers that fill struct nsync_err.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+/* Indexed by nsync_rc; keep in the enum's order. */
+static const struct {
+	const char *name;
+	const char *sentence;
+} rc_text[NSYNC_ERR__COUNT] = {
+	[NSYNC_OK] = {"ok", "Success."},
+	[NSYNC_ERR_NOMEM] = {"out_of_memory", "Out of memory."},
+	[NSYNC_ERR_ARG] = {"invalid_request", "The request is invalid."},
+	[NSYNC_ERR_NOT_FOUND] = {"not_found", "Not found."},
+	[NSYNC_ERR_NOTION] = {"notion_error", "Notion failed to answer the request."},
+	[NSYNC_ERR_NOTION_AUTH] = {"notion_unauthorized", "Notion rejected the user's token."},
+	[NSYNC_ERR_PROTOCOL] = {"notion_protocol_error", "Notion's answer had an unexpected shape."},
+	[NSYNC_ERR_DB] = {"database_unavailable", "PostgreSQL is unavailable or failed."},
+	[NSYNC_ERR_BUSY] = {"sync_in_progress", "This database is being synced right now."},
+	[NSYNC_ERR_CONFIG] = {"configuration_error", "The configuration is missing or invalid."},
+	[NSYNC_ERR_IO] = {"io_error", "A local file could not be read."},
+	[NSYNC_ERR_INTERNAL] = {"internal_error", "Internal error."},
+};
+
+const char *nsync_strerror(nsync_rc code)
+{
+	if ((int)code < 0 || code >= NSYNC_ERR__COUNT)
+		return "Unknown error.";
+	return rc_text[code].sentence;
+}
+
+const char *nsync_rc_name(nsync_rc code)
+{
+	if ((int)code < 0 || code >= NSYNC_ERR__COUNT)
+		return "unknown_error";
+	return rc_text[code].name;
+}
+
+nsync_rc nsync__err(struct nsync_err *err, nsync_rc code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return code;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+void nsync__err_clear(struct nsync_err *err)
+{
+	if (err)
+		memset(err, 0, sizeof(*err));
+}
+
+nsync_rc nsync__err_prefix(struct nsync_err *err, const char *fmt, ...)
+{
+	char joined[NSYNC_ERR_MSG_MAX + 256];
+	size_t n;
+	va_list ap;
+
+	if (!err)
+		return NSYNC_OK;
+	va_start(ap, fmt);
+	vsnprintf(joined, 256, fmt, ap);
+	va_end(ap);
+	n = strlen(joined);
+	snprintf(joined + n, sizeof(joined) - n, ": %s", err->msg);
+	memcpy(err->msg, joined, sizeof(err->msg) - 1);
+	err->msg[sizeof(err->msg) - 1] = '\0';
+	return err->code;
+}

@@ -1,0 +1,27 @@
+/*
+ * error.h - filling struct nsync_err at the point of failure.
+ *
+ * Every failure in lib/ is one line: `return nsync__err(err, CODE, fmt, ...)`.
+ * Symbols with a double underscore are internal: the shared library exports
+ * only ^nsync_[a-z] (see Makefile.am).
+ */
+#ifndef NSYNC_ERROR_H
+#define NSYNC_ERROR_H
+
+#include "notionsync.h"
+
+/* nsync__err - set err->code and a printf-style message, return code.
+ * err may be NULL. Other fields of err are left alone, so a caller can fill
+ * notion_status or sqlstate before or after. */
+nsync_rc nsync__err(struct nsync_err *err, nsync_rc code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* nsync__err_clear - reset err to "no error". err may be NULL. */
+void nsync__err_clear(struct nsync_err *err);
+
+/* nsync__err_prefix - prepend "prefix: " to err->msg (truncating the end),
+ * keeping the code. Returns err->code (NSYNC_OK if err is NULL). */
+nsync_rc nsync__err_prefix(struct nsync_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

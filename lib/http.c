@@ -1,0 +1,298 @@
+/*
+ * http.c - libcurl client for the Notion API (see http.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "buf.h"
+#include "error.h"
+#include "http.h"
+
+struct nsync_http {
+	CURL *curl;
+	const struct nsync_config *cfg;
+	struct nsync_retry_policy policy;
+	struct nsync_buf body;
+	char errbuf[CURL_ERROR_SIZE];
+	unsigned long long rng;    /* xorshift state for backoff jitter */
+};
+
+double nsync__monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void nsync__sleep(double seconds)
+{
+	struct timespec ts;
+
+	if (seconds <= 0)
+		return;
+	ts.tv_sec = (time_t)seconds;
+	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+unsigned long nsync__token_hash(const char *token)
+{
+	unsigned long h = 1469598103934665603UL;
+
+	for (; *token; token++) {
+		h ^= (unsigned char)*token;
+		h *= 1099511628211UL;
+	}
+	return h;
+}
+
+static double next_jitter(struct nsync_http *h)
+{
+	h->rng ^= h->rng << 13;
+	h->rng ^= h->rng >> 7;
+	h->rng ^= h->rng << 17;
+	return (double)(h->rng >> 11) / 9007199254740992.0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct nsync_buf *b = userdata;
+	size_t n = size * nmemb;
+
+	/* Returning less than n aborts the transfer (CURLE_WRITE_ERROR). */
+	return nsync__buf_add(b, data, n) == NSYNC_OK ? n : 0;
+}
+
+struct nsync_http *nsync__http_new(const struct nsync_config *cfg, struct nsync_err *err)
+{
+	struct nsync_http *h = calloc(1, sizeof(*h));
+
+	if (!h) {
+		nsync__err(err, NSYNC_ERR_NOMEM, "out of memory creating the HTTP client");
+		return NULL;
+	}
+	h->curl = curl_easy_init();
+	if (!h->curl) {
+		free(h);
+		nsync__err(err, NSYNC_ERR_NOMEM, "libcurl could not create a handle");
+		return NULL;
+	}
+	h->cfg = cfg;
+	h->policy.max_attempts = cfg->max_attempts;
+	h->policy.max_retry_wait = cfg->max_retry_wait;
+	h->policy.max_request_wait = cfg->max_request_wait;
+	h->policy.backoff_base = cfg->backoff_base;
+	h->rng = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32) ^
+		 (unsigned long long)(size_t)h;
+	if (!h->rng)
+		h->rng = 88172645463325252ULL;
+	nsync__buf_init(&h->body, NSYNC_HTTP_MAX_BODY);
+
+	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, cfg->request_timeout_ms);
+	curl_easy_setopt(h->curl, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(h->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "notion-sync/" PACKAGE_VERSION);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &h->body);
+	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
+	return h;
+}
+
+void nsync__http_free(struct nsync_http *h)
+{
+	if (!h)
+		return;
+	curl_easy_cleanup(h->curl);
+	nsync__buf_free(&h->body);
+	free(h);
+}
+
+/* Transport failures worth another try: the network or the server hiccuped. */
+static int transient(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Fill err from a final non-2xx answer, using Notion's error body when it
+ * has one ({"object":"error","code":...,"message":...}). */
+static nsync_rc notion_failure(long status, const char *body, size_t len, struct nsync_err *err)
+{
+	struct json_object *root = NULL, *code = NULL, *message = NULL;
+	const char *code_s = "", *msg_s = "";
+	nsync_rc rc;
+
+	if (len > 0 && len < 65536) {
+		root = json_tokener_parse(body);
+		if (json_object_is_type(root, json_type_object)) {
+			if (json_object_object_get_ex(root, "code", &code))
+				code_s = json_object_get_string(code);
+			if (json_object_object_get_ex(root, "message", &message))
+				msg_s = json_object_get_string(message);
+		}
+	}
+	if (status == 401 || status == 403)
+		rc = NSYNC_ERR_NOTION_AUTH;
+	else if (status == 404)
+		rc = NSYNC_ERR_NOT_FOUND;
+	else
+		rc = NSYNC_ERR_NOTION;
+	if (*code_s)
+		nsync__err(err, rc, "Notion answered %ld %s: %s", status, code_s, msg_s);
+	else
+		nsync__err(err, rc, "Notion answered HTTP %ld without a Notion error body", status);
+	if (err) {
+		err->notion_status = (int)status;
+		snprintf(err->notion_code, sizeof(err->notion_code), "%s", code_s);
+	}
+	json_object_put(root);
+	return rc;
+}
+
+static void pace(struct nsync_pacer *pacer, double rate, struct nsync_stats *stats)
+{
+	double now, wait;
+
+	if (!pacer || rate <= 0)
+		return;
+	now = nsync__monotonic();
+	wait = pacer->next_at - now;
+	if (wait > 0) {
+		nsync__sleep(wait);
+		if (stats)
+			stats->pacing_seconds += wait;
+		now = pacer->next_at;
+	}
+	pacer->next_at = now + 1.0 / rate;
+}
+
+nsync_rc nsync__http_call(struct nsync_http *h, const char *method, const char *path,
+			  const char *body, const char *token, struct nsync_pacer *pacer,
+			  struct nsync_stats *stats, const char **resp, size_t *resp_len,
+			  struct nsync_err *err)
+{
+	struct nsync_buf url, auth, version;
+	struct curl_slist *headers = NULL, *tmp;
+	struct nsync_attempt a;
+	nsync_rc rc = NSYNC_OK;
+
+	*resp = NULL;
+	*resp_len = 0;
+	nsync__buf_init(&url, 8192);
+	nsync__buf_init(&auth, 8192);
+	nsync__buf_init(&version, 256);
+	if (nsync__buf_adds(&url, h->cfg->notion_api_url) != NSYNC_OK ||
+	    nsync__buf_adds(&url, path) != NSYNC_OK ||
+	    nsync__buf_printf(&auth, "Authorization: Bearer %s", token) != NSYNC_OK ||
+	    nsync__buf_printf(&version, "Notion-Version: %s", h->cfg->notion_version) != NSYNC_OK) {
+		rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a Notion request");
+		goto out;
+	}
+	const char *lines[] = {auth.data, version.data, "Accept: application/json",
+			       body ? "Content-Type: application/json" : NULL};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		if (!lines[i])
+			continue;
+		tmp = curl_slist_append(headers, lines[i]);
+		if (!tmp) {
+			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a Notion request");
+			goto out;
+		}
+		headers = tmp;
+	}
+	curl_easy_setopt(h->curl, CURLOPT_URL, url.data);
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, headers);
+	if (body) {
+		curl_easy_setopt(h->curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	} else {
+		curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
+	}
+	(void)method;
+
+	memset(&a, 0, sizeof(a));
+	for (a.attempt = 1;; a.attempt++) {
+		CURLcode cc;
+		long status = 0;
+		curl_off_t retry_after = -1;
+		double delay;
+
+		pace(pacer, h->cfg->rate_per_token, stats);
+		nsync__buf_reset(&h->body);
+		h->errbuf[0] = '\0';
+		if (stats)
+			stats->notion_requests++;
+		cc = curl_easy_perform(h->curl);
+		if (cc == CURLE_OK) {
+			curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+			curl_easy_getinfo(h->curl, CURLINFO_RETRY_AFTER, &retry_after);
+			if (status >= 200 && status < 300) {
+				*resp = h->body.data ? h->body.data : "";
+				*resp_len = h->body.len;
+				rc = NSYNC_OK;
+				break;
+			}
+		}
+		a.http_status = cc == CURLE_OK ? status : 0;
+		a.transient_transport = cc != CURLE_OK && transient(cc);
+		a.retry_after = retry_after >= 0 ? (double)retry_after : -1;
+		delay = nsync__retry_delay(&h->policy, &a, next_jitter(h));
+		if (delay < 0) {
+			if (cc != CURLE_OK) {
+				rc = nsync__err(err, NSYNC_ERR_NOTION,
+						"Notion could not be reached after %d attempt%s: %s",
+						a.attempt, a.attempt == 1 ? "" : "s",
+						h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
+			} else {
+				rc = notion_failure(status, h->body.data, h->body.len, err);
+				if (a.attempt > 1)
+					nsync__err_prefix(err, "after %d attempts", a.attempt);
+			}
+			break;
+		}
+		if (stats) {
+			stats->retries++;
+			stats->wait_seconds += delay;
+		}
+		a.waited += delay;
+		nsync__sleep(delay);
+	}
+out:
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(headers);
+	nsync__buf_free(&url);
+	if (auth.data)
+		explicit_bzero(auth.data, auth.cap); /* the token */
+	nsync__buf_free(&auth);
+	nsync__buf_free(&version);
+	return rc;
+}

@@ -1,0 +1,57 @@
+/*
+ * http.h - the Notion HTTP client: one libcurl easy handle reused for every
+ * request (keep-alive), timeouts, the retry policy of retry.h, per-token
+ * pacing, and statistics. Tokens go only into the Authorization header;
+ * they never reach an error message.
+ */
+#ifndef NSYNC_HTTP_H
+#define NSYNC_HTTP_H
+
+#include <stddef.h>
+
+#include "notionsync.h"
+#include "retry.h"
+
+/* Largest Notion answer accepted (decompressed). A 100-page query answer is
+ * about 0.5 MB; anything near this limit is not a Notion answer. */
+#define NSYNC_HTTP_MAX_BODY (64u * 1024 * 1024)
+
+/* Spacing of one token's requests. Keyed by a hash of the token, so the
+ * token itself is not kept. */
+struct nsync_pacer {
+	unsigned long token_hash;
+	double next_at;          /* monotonic seconds before which we must not send */
+};
+
+struct nsync_http;
+
+/* nsync__http_new - a client for cfg's Notion URL and version. cfg must
+ * outlive the client. NULL with err on failure. */
+struct nsync_http *nsync__http_new(const struct nsync_config *cfg, struct nsync_err *err);
+
+/* nsync__http_free - accepts NULL. */
+void nsync__http_free(struct nsync_http *h);
+
+/* nsync__http_call - send one request (with retries) to cfg's base URL plus
+ * path. body is the JSON to POST, or NULL for GET. pacer may be NULL.
+ * stats (may be NULL) counts requests, retries and seconds waited.
+ * On a 2xx answer returns NSYNC_OK and *resp and *resp_len point to the body,
+ * borrowed until the next call on h. On a final failure returns
+ * NSYNC_ERR_NOTION_AUTH (401/403), NSYNC_ERR_NOT_FOUND (404),
+ * NSYNC_ERR_NOTION (anything else, or transport failure after retries),
+ * with err->notion_status, err->notion_code and Notion's message filled. */
+nsync_rc nsync__http_call(struct nsync_http *h, const char *method, const char *path,
+			  const char *body, const char *token, struct nsync_pacer *pacer,
+			  struct nsync_stats *stats, const char **resp, size_t *resp_len,
+			  struct nsync_err *err);
+
+/* nsync__token_hash - FNV-1a of a token, for pacer lookup. */
+unsigned long nsync__token_hash(const char *token);
+
+/* nsync__monotonic - seconds on a monotonic clock. */
+double nsync__monotonic(void);
+
+/* nsync__sleep - sleep for seconds (fractions allowed, <= 0 returns). */
+void nsync__sleep(double seconds);
+
+#endif

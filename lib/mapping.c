@@ -1,0 +1,198 @@
+/*
+ * mapping.c - the four kinds of the design guide and the extraction of
+ * their columns from a page's properties (see mapping.h).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mapping.h"
+#include "text.h"
+
+static const struct nsync_kind kinds[] = {
+	{"Characters", "notion_characters_sync", "name", {"Name", NULL},
+	 "description", {"Description", "Bio", "Backstory", NULL}, NULL, NULL},
+	{"Worlds", "notion_worlds_sync", "name", {"World Name", NULL},
+	 "description", {"Concept/Premise", NULL}, NULL, NULL},
+	{"Stories", "notion_stories_sync", "title", {"Story Title", NULL},
+	 "description", {"Premise", NULL}, NULL, NULL},
+	{"Chat Sessions", "notion_chat_sessions_sync", "title", {"Session Title", NULL},
+	 "transcript", {"Raw Transcript", NULL}, "message_count", "Message Count"},
+};
+
+const struct nsync_kind *nsync__kind_find(const char *name)
+{
+	size_t i, len;
+
+	if (!name)
+		return NULL;
+	while (*name == ' ' || *name == '\t')
+		name++;
+	len = strlen(name);
+	while (len > 0 && (name[len - 1] == ' ' || name[len - 1] == '\t'))
+		len--;
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strlen(kinds[i].name) == len && strncasecmp(kinds[i].name, name, len) == 0)
+			return &kinds[i];
+	return NULL;
+}
+
+const char *nsync__kind_names(void)
+{
+	return "Characters, Worlds, Stories, Chat Sessions";
+}
+
+nsync_rc nsync__rich_text_plain(struct nsync_buf *b, struct json_object *array)
+{
+	size_t i, n;
+
+	if (!json_object_is_type(array, json_type_array))
+		return NSYNC_OK;
+	n = json_object_array_length(array);
+	for (i = 0; i < n; i++) {
+		struct json_object *item = json_object_array_get_idx(array, i);
+		struct json_object *s = NULL, *text;
+		nsync_rc rc;
+
+		if (!json_object_object_get_ex(item, "plain_text", &s) &&
+		    json_object_object_get_ex(item, "text", &text))
+			json_object_object_get_ex(text, "content", &s);
+		if (!json_object_is_type(s, json_type_string))
+			continue;
+		rc = nsync__buf_add(b, json_object_get_string(s), (size_t)json_object_get_string_len(s));
+		if (rc != NSYNC_OK)
+			return rc;
+	}
+	return NSYNC_OK;
+}
+
+nsync_rc nsync__plain_text(struct nsync_buf *b, struct json_object *value)
+{
+	struct json_object *type, *inner, *name;
+	const char *t;
+
+	if (!json_object_object_get_ex(value, "type", &type))
+		return NSYNC_OK;
+	t = json_object_get_string(type);
+	if (!t || !json_object_object_get_ex(value, t, &inner))
+		return NSYNC_OK;
+	if (json_object_is_type(inner, json_type_array))
+		return nsync__rich_text_plain(b, inner);
+	if (json_object_is_type(inner, json_type_string))
+		return nsync__buf_add(b, json_object_get_string(inner),
+				      (size_t)json_object_get_string_len(inner));
+	if (json_object_is_type(inner, json_type_object) &&
+	    json_object_object_get_ex(inner, "name", &name) &&
+	    json_object_is_type(name, json_type_string))
+		return nsync__buf_adds(b, json_object_get_string(name));
+	if (json_object_is_type(inner, json_type_int) || json_object_is_type(inner, json_type_double))
+		return nsync__buf_adds(b, json_object_get_string(inner));
+	return NSYNC_OK;
+}
+
+/* The value of the first property whose type is "title", or NULL. */
+static struct json_object *find_title_property(struct json_object *properties)
+{
+	json_object_object_foreach(properties, key, val)
+	{
+		struct json_object *type;
+		(void)key;
+		if (json_object_object_get_ex(val, "type", &type) &&
+		    strcmp(json_object_get_string(type), "title") == 0)
+			return val;
+	}
+	return NULL;
+}
+
+/* Append the plain text of value as an escaped JSON string literal, keeping
+ * at most max_chars characters (0 = no limit). A scratch buffer holds the
+ * joined text: rich text arrives in pieces of up to 2000 characters. */
+static nsync_rc add_text_literal(struct nsync_buf *b, struct json_object *value,
+				 size_t max_chars, long *cleaned)
+{
+	struct nsync_buf scratch;
+	size_t len;
+	nsync_rc rc;
+
+	nsync__buf_init(&scratch, b->limit);
+	rc = nsync__plain_text(&scratch, value);
+	if (rc == NSYNC_OK) {
+		len = scratch.len;
+		if (max_chars)
+			len = nsync__utf8_prefix(scratch.data ? scratch.data : "", len, max_chars);
+		rc = nsync__json_add_string(b, scratch.data ? scratch.data : "", len, cleaned);
+	}
+	nsync__buf_free(&scratch);
+	return rc;
+}
+
+nsync_rc nsync__add_title(struct nsync_buf *b, const struct nsync_kind *kind,
+			  struct json_object *properties, long *cleaned)
+{
+	struct json_object *value = NULL;
+
+	if (!json_object_object_get_ex(properties, kind->title_props[0], &value))
+		value = find_title_property(properties);
+	if (!value)
+		return nsync__buf_add(b, "\"\"", 2);
+	return add_text_literal(b, value, NSYNC_TITLE_MAX_CHARS, cleaned);
+}
+
+/* True when the rich-text property value holds at least one character. */
+static int has_text(struct json_object *value)
+{
+	struct json_object *type, *inner;
+	size_t i, n;
+
+	if (!json_object_object_get_ex(value, "type", &type) ||
+	    !json_object_object_get_ex(value, json_object_get_string(type), &inner))
+		return 0;
+	if (json_object_is_type(inner, json_type_string))
+		return json_object_get_string_len(inner) > 0;
+	if (!json_object_is_type(inner, json_type_array))
+		return 0;
+	n = json_object_array_length(inner);
+	for (i = 0; i < n; i++) {
+		struct json_object *s;
+		if (json_object_object_get_ex(json_object_array_get_idx(inner, i), "plain_text", &s) &&
+		    json_object_get_string_len(s) > 0)
+			return 1;
+	}
+	return 0;
+}
+
+nsync_rc nsync__add_text(struct nsync_buf *b, const struct nsync_kind *kind,
+			 struct json_object *properties, long *cleaned)
+{
+	size_t i;
+
+	for (i = 0; kind->text_props[i]; i++) {
+		struct json_object *value;
+		if (json_object_object_get_ex(properties, kind->text_props[i], &value) &&
+		    has_text(value))
+			return add_text_literal(b, value, 0, cleaned);
+	}
+	/* Present but empty is "", absent is null. */
+	for (i = 0; kind->text_props[i]; i++)
+		if (json_object_object_get_ex(properties, kind->text_props[i], NULL))
+			return nsync__buf_add(b, "\"\"", 2);
+	return nsync__buf_add(b, "null", 4);
+}
+
+nsync_rc nsync__add_count(struct nsync_buf *b, const struct nsync_kind *kind,
+			  struct json_object *properties)
+{
+	struct json_object *value, *number;
+	double d;
+
+	if (!kind->count_prop || !json_object_object_get_ex(properties, kind->count_prop, &value) ||
+	    !json_object_object_get_ex(value, "number", &number) ||
+	    !(json_object_is_type(number, json_type_int) ||
+	      json_object_is_type(number, json_type_double)))
+		return nsync__buf_add(b, "null", 4);
+	d = json_object_get_double(number);
+	if (!isfinite(d) || d > 2147483647.0 || d < -2147483648.0)
+		return nsync__buf_add(b, "null", 4);
+	return nsync__buf_printf(b, "%.0f", trunc(d));
+}

@@ -1,0 +1,75 @@
+/*
+ * mapping.h - which Notion database goes to which sync table, and how a
+ * page's properties become that table's columns (the design guide's
+ * "Data Mapping", as data rather than code).
+ */
+#ifndef NSYNC_MAPPING_H
+#define NSYNC_MAPPING_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "buf.h"
+
+/* Longest title stored in the indexed title column, in characters. The full
+ * title always stays in the properties jsonb. Why: a btree entry must fit
+ * in a third of a page (~2.7 kB), so a 70,000-character title would make the
+ * upsert fail. */
+#define NSYNC_TITLE_MAX_CHARS 1000
+
+/* One kind of database and its sync table. All strings are static. */
+struct nsync_kind {
+	const char *name;               /* "Characters": matched case-insensitively */
+	const char *table;              /* "notion_characters_sync" */
+	const char *title_column;       /* "name" or "title" */
+	const char *title_props[2];     /* title property name, NULL-terminated */
+	const char *text_column;        /* "description"/"transcript" */
+	const char *text_props[4];      /* first non-empty wins, NULL-terminated */
+	const char *count_column;       /* "message_count", or NULL */
+	const char *count_prop;         /* "Message Count", or NULL */
+};
+
+/* nsync__kind_find - the kind named name (case-insensitive, surrounding
+ * blanks ignored), or NULL. Borrowed, static. */
+const struct nsync_kind *nsync__kind_find(const char *name);
+
+/* nsync__kind_names - "Characters, Worlds, Stories, Chat Sessions" (static). */
+const char *nsync__kind_names(void);
+
+/* The mapped columns of one page. Strings are built in the caller's buffer
+ * as already-escaped JSON string literals, ready to be placed in the batch
+ * document: no copy of the text is kept anywhere else. */
+struct nsync_mapped {
+	int has_count;
+	double count;
+};
+
+/* nsync__add_title - append the page's title as a JSON string literal: the
+ * kind's title property, or else the property whose type is "title";
+ * capped at NSYNC_TITLE_MAX_CHARS characters. "" when there is none.
+ * *cleaned counts text that had to be repaired. */
+nsync_rc nsync__add_title(struct nsync_buf *b, const struct nsync_kind *kind,
+			  struct json_object *properties, long *cleaned);
+
+/* nsync__add_text - append the kind's text column (first non-empty of its
+ * properties, all rich-text pieces joined) as a JSON string literal, or
+ * "null" when none is present. */
+nsync_rc nsync__add_text(struct nsync_buf *b, const struct nsync_kind *kind,
+			 struct json_object *properties, long *cleaned);
+
+/* nsync__add_count - append the kind's number column as a JSON number, or
+ * "null" when absent, empty or not a finite number. */
+nsync_rc nsync__add_count(struct nsync_buf *b, const struct nsync_kind *kind,
+			  struct json_object *properties);
+
+/* nsync__plain_text - append the plain text of a property value to b raw
+ * (not escaped): title and rich_text pieces joined in order (plain_text, or
+ * text.content when plain_text is missing), select/status names, numbers,
+ * strings. Used by the mapping and by discovery (database titles). */
+nsync_rc nsync__plain_text(struct nsync_buf *b, struct json_object *value);
+
+/* nsync__rich_text_plain - append the plain text of a rich text array. */
+nsync_rc nsync__rich_text_plain(struct nsync_buf *b, struct json_object *array);
+
+#endif

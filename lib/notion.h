@@ -1,0 +1,83 @@
+/*
+ * notion.h - the Notion endpoints the sync uses, over http.h:
+ * retrieve a database (and its data sources), query a data source one page
+ * of results at a time, and search. Knows the differences between API
+ * versions (2022-06-28 queries databases, 2025-09-03 and later query data
+ * sources). Each answer is parsed once with json-c.
+ */
+#ifndef NSYNC_NOTION_H
+#define NSYNC_NOTION_H
+
+#include <json-c/json.h>
+
+#include "http.h"
+#include "notionsync.h"
+
+struct nsync_notion;
+
+/* Who a call is made for: the user's token, its pacer, the run's stats.
+ * All borrowed. */
+struct nsync_notion_ctx {
+	const char *token;
+	struct nsync_pacer *pacer;
+	struct nsync_stats *stats;
+};
+
+/* nsync__notion_new - a client for cfg (which must outlive it). */
+struct nsync_notion *nsync__notion_new(const struct nsync_config *cfg, struct nsync_err *err);
+void nsync__notion_free(struct nsync_notion *n);
+
+/* nsync__notion_legacy - 1 when the configured version predates data
+ * sources (2022-06-28): databases are queried directly. */
+int nsync__notion_legacy(const struct nsync_notion *n);
+
+struct nsync_database_info {
+	char id[37];
+	char *title;              /* owned, plain text, "" if untitled */
+	size_t n_sources;
+	char (*sources)[37];      /* owned; data source ids, or the database id (legacy) */
+};
+
+/* nsync__notion_get_database - GET /v1/databases/{id}. Fills info (clear it
+ * with nsync__database_info_clear even on failure). NSYNC_ERR_NOT_FOUND
+ * when the database does not exist or is not shared with the token. */
+nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+				    const char *database_id, struct nsync_database_info *info,
+				    struct nsync_err *err);
+void nsync__database_info_clear(struct nsync_database_info *info);
+
+/* One page of query results. */
+struct nsync_query_page {
+	struct json_object *root;      /* owned: the parsed answer */
+	struct json_object *results;   /* borrowed from root: the results array */
+	const char *raw;               /* borrowed: the answer's text, valid until the next call */
+	size_t raw_len;
+	const char *next_cursor;       /* borrowed from root, NULL at the end */
+	int has_more;
+	int incomplete;                /* request_status.type == "incomplete" (result cap hit) */
+};
+
+/* nsync__notion_query - POST one query for source_id (a data source, or a
+ * database under 2022-06-28) with page_size 100, starting at cursor (NULL
+ * for the first page). filter_json, if not NULL, is a JSON object text
+ * placed as "filter"; sorts_json likewise as "sorts". Fills page (clear it
+ * with nsync__query_page_clear). NSYNC_ERR_PROTOCOL if the answer is not a
+ * list of results. */
+nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+			     const char *source_id, const char *cursor, const char *filter_json,
+			     const char *sorts_json, struct nsync_query_page *page,
+			     struct nsync_err *err);
+void nsync__query_page_clear(struct nsync_query_page *page);
+
+/* Called for each search result (a data_source object, or a database object
+ * under 2022-06-28). result is borrowed for the call. Return NSYNC_OK to go
+ * on; any other code stops the search and is returned. */
+typedef nsync_rc (*nsync_search_fn)(void *data, struct json_object *result, struct nsync_err *err);
+
+/* nsync__notion_search - POST /v1/search for data sources (databases under
+ * 2022-06-28) whose title contains query, following every page of results. */
+nsync_rc nsync__notion_search(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+			      const char *query, nsync_search_fn fn, void *data,
+			      struct nsync_err *err);
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * notionsync.h - public API of libnotionsync, the library that mirrors a
+ * writer's Notion databases (Characters, Worlds, Stories, Chat Sessions)
+ * into PostgreSQL sync tables.
+ *
+ * The FastCGI responder (fcgi/) and the command-line tool (cli/) are thin
+ * front ends over this header: they parse a request, hand it to
+ * nsync_service_run(), and print or send the JSON it returns.
+ *
+ * Conventions (see HACKING in README.md):
+ *  - Every exported symbol starts with nsync_ / NSYNC_.
+ *  - Fallible functions return nsync_rc and take `struct nsync_err *err` last;
+ *    err may be NULL. On failure err->msg holds one sentence for a human,
+ *    never a token or secret.
+ *  - The library never prints and never exits; it reports through err and
+ *    through the log callback in struct nsync_config.
+ */
+#ifndef NOTIONSYNC_H
+#define NOTIONSYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Result codes. Stable: values are never renumbered, new ones go last. */
+typedef enum nsync_rc {
+	NSYNC_OK = 0,
+	NSYNC_ERR_NOMEM = 1,       /* an allocation failed */
+	NSYNC_ERR_ARG = 2,         /* the caller's input is invalid (body, id, flag) */
+	NSYNC_ERR_NOT_FOUND = 3,   /* unknown user, or database not found/not shared in Notion */
+	NSYNC_ERR_NOTION = 4,      /* Notion failed (error answer, or unreachable after retries) */
+	NSYNC_ERR_NOTION_AUTH = 5, /* Notion rejected the user's token */
+	NSYNC_ERR_PROTOCOL = 6,    /* Notion's answer did not have the documented shape */
+	NSYNC_ERR_DB = 7,          /* PostgreSQL is unavailable or a statement failed */
+	NSYNC_ERR_BUSY = 8,        /* this user's database is being synced right now */
+	NSYNC_ERR_CONFIG = 9,      /* configuration missing or invalid */
+	NSYNC_ERR_IO = 10,         /* a local file could not be read */
+	NSYNC_ERR_INTERNAL = 11,   /* a bug: an invariant did not hold */
+	NSYNC_ERR__COUNT
+} nsync_rc;
+
+#define NSYNC_ERR_MSG_MAX 512
+
+/* Error detail. Caller-owned, usually on the stack; always NUL-terminated. */
+struct nsync_err {
+	nsync_rc code;
+	int notion_status;       /* HTTP status Notion answered, 0 if none */
+	char notion_code[48];    /* Notion's error code ("validation_error"), or "" */
+	char sqlstate[6];        /* PostgreSQL SQLSTATE when code is NSYNC_ERR_DB, or "" */
+	long run_id;             /* with NSYNC_ERR_BUSY: the run holding the lock */
+	char msg[NSYNC_ERR_MSG_MAX];
+};
+
+/* nsync_strerror - a static sentence describing code. Never NULL. */
+const char *nsync_strerror(nsync_rc code);
+
+/* nsync_rc_name - a static, stable machine name for code ("not_found"),
+ * used as "code" in JSON error bodies. Never NULL. */
+const char *nsync_rc_name(nsync_rc code);
+
+/* Log sink: one complete line, without a trailing newline. The line never
+ * holds a token or secret. Called from the thread that runs the sync. */
+typedef void (*nsync_log_fn)(void *data, const char *line);
+
+/* Progress sink: called after each Notion response while a database syncs. */
+typedef void (*nsync_progress_fn)(void *data, const char *database_name, long pages_seen);
+
+/* Configuration. Strings are owned by the struct (nsync_config_clear frees
+ * them). Fill it with nsync_config_from_env(), then adjust fields. */
+struct nsync_config {
+	char *database_url;        /* libpq URI/conninfo; NULL = libpq's PG* defaults */
+	char *notion_api_url;      /* default "https://api.notion.com" */
+	char *notion_version;      /* default "2025-09-03" */
+	double rate_per_token;     /* Notion requests per second per token; 0 = unpaced */
+	int batch_size;            /* rows per upsert statement */
+	long connect_timeout_ms;   /* per Notion request */
+	long request_timeout_ms;   /* per Notion request, whole transfer */
+	int max_attempts;          /* per Notion request, first try included */
+	double max_retry_wait;     /* seconds: cap on one wait (Retry-After or backoff) */
+	double max_request_wait;   /* seconds: cap on all waits of one request */
+	double backoff_base;       /* seconds: first backoff step for 5xx and resets */
+	nsync_log_fn log;          /* may be NULL */
+	void *log_data;
+	nsync_progress_fn progress; /* may be NULL */
+	void *progress_data;
+};
+
+/* nsync_config_from_env - defaults, then the environment: DATABASE_URL,
+ * NOTION_API_URL, NOTION_VERSION, NOTION_RATE_LIMIT, NOTION_SYNC_BATCH_SIZE,
+ * NOTION_TIMEOUT_MS, NOTION_CONNECT_TIMEOUT_MS, NOTION_MAX_ATTEMPTS,
+ * NOTION_MAX_RETRY_WAIT. Returns NSYNC_ERR_CONFIG naming the variable when a
+ * value does not parse; cfg is then still usable (defaults) and must be
+ * cleared by the caller either way. */
+nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err);
+
+/* nsync_config_clear - free the strings of cfg. Accepts a zeroed struct. */
+void nsync_config_clear(struct nsync_config *cfg);
+
+/* A sync request, from an HTTP body or CLI flags. Plain values, no heap. */
+struct nsync_request {
+	char user_id[37];          /* dashed lowercase UUID, or "" for every user */
+	char database_id[37];      /* dashed lowercase UUID, or "" for every database */
+	char database_name[129];   /* mapping hint ("Characters"), or "" */
+	bool full;                 /* ask for a full walk (incremental sync is issue 3) */
+	bool async;                /* answer at once, run afterwards (scheduling) */
+	char trigger[24];          /* who asked: "http", "cli", "cron", "pg_net" */
+};
+
+/* nsync_request_parse - parse the JSON body of a sync request
+ * ({"user_id","database_id","database_name","full","async"}; every key
+ * optional, null means absent). An empty body is an all-users request.
+ * Returns NSYNC_ERR_ARG with a message naming the field for malformed JSON,
+ * wrong types, nesting deeper than 8, or ids that are not UUIDs. */
+nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request *req,
+			     struct nsync_err *err);
+
+/* nsync_normalize_id - copy a Notion/PostgreSQL UUID given with or without
+ * dashes, any case, into out as dashed lowercase. Returns NSYNC_ERR_ARG if
+ * in is not a UUID. */
+nsync_rc nsync_normalize_id(const char *in, char out[37], struct nsync_err *err);
+
+/* Counts of one database sync, as stored in notion_sync_runs. */
+struct nsync_stats {
+	long pages_seen;
+	long inserted;
+	long updated;
+	long unchanged;
+	long page_errors;
+	long notion_requests;
+	long retries;
+	double wait_seconds;       /* waited on 429/529 Retry-After and on backoff */
+	double pacing_seconds;     /* waited to keep under the per-token rate */
+};
+
+struct nsync_service;
+
+/* nsync_service_new - a service bound to one configuration: it owns one
+ * PostgreSQL connection (opened lazily, reopened after failures) and one
+ * HTTP client. Not thread-safe: use one service per thread. cfg is copied.
+ * Returns NULL with err filled (NSYNC_ERR_NOMEM, NSYNC_ERR_CONFIG). */
+struct nsync_service *nsync_service_new(const struct nsync_config *cfg, struct nsync_err *err);
+
+/* nsync_service_free - close connections and free. Accepts NULL. */
+void nsync_service_free(struct nsync_service *svc);
+
+/* nsync_service_ping - NSYNC_OK when PostgreSQL answers, else NSYNC_ERR_DB. */
+nsync_rc nsync_service_ping(struct nsync_service *svc, struct nsync_err *err);
+
+/* nsync_service_run - run the syncs req asks for.
+ *  user + database:   that database; *response_json holds
+ *                     {"success":true,"synced_count":N,"database_name":...,...}.
+ *                     A failure returns its code (NOT_FOUND, NOTION, DB, BUSY...).
+ *  user only:         every registered database of the user (discovered with
+ *                     Notion search and registered when none are); returns
+ *                     NSYNC_OK with {"success":...,"results":[...]} in which a
+ *                     failing database has "status":"error".
+ *  database only:     that database for every user who registered it.
+ *  neither:           every user with a token.
+ * On success *response_json is a new NUL-terminated string the caller frees
+ * with free(); on failure it is NULL and err is filled. */
+nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request *req,
+			   char **response_json, struct nsync_err *err);
+
+/* nsync_service_last_stats - totals of the last nsync_service_run (summed
+ * over its databases). Borrowed; valid until the next run. */
+const struct nsync_stats *nsync_service_last_stats(const struct nsync_service *svc);
+
+/* nsync_migrate - apply the numbered migrations NNN_name.sql found in sql_dir
+ * that are not yet recorded in notion_sync_schema_migrations, in order, each
+ * in its own transaction. *applied receives how many ran (may be NULL).
+ * Running it twice is harmless. NSYNC_ERR_IO if sql_dir cannot be read,
+ * NSYNC_ERR_DB naming the file if one fails (earlier ones stay applied). */
+nsync_rc nsync_migrate(struct nsync_service *svc, const char *sql_dir, int *applied,
+		       struct nsync_err *err);
+
+/* nsync_user_set_token - create or update a user's Notion token in
+ * user_settings (oauth: notion_access_token, else notion_token). The token
+ * is passed as a bound parameter and never logged. */
+nsync_rc nsync_user_set_token(struct nsync_service *svc, const char *user_id, const char *token,
+			      bool oauth, struct nsync_err *err);
+
+/* nsync_database_register - add or update one database in a user's
+ * registry (notion_databases) under the given name ("Characters"). */
+nsync_rc nsync_database_register(struct nsync_service *svc, const char *user_id,
+				 const char *database_id, const char *database_name,
+				 struct nsync_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NOTIONSYNC_H */

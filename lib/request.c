@@ -1,0 +1,154 @@
+/*
+ * request.c - parsing a sync request body and normalising Notion ids
+ * (declared in notionsync.h). Everything a caller sends is checked here,
+ * before any database or Notion work starts.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "error.h"
+#include "notionsync.h"
+
+/* Bodies are tiny; anything nested deeper than this is not a sync request. */
+#define REQUEST_JSON_DEPTH 8
+
+nsync_rc nsync_normalize_id(const char *in, char out[37], struct nsync_err *err)
+{
+	static const char hex[] = "0123456789abcdef";
+	char digits[32];
+	size_t n = 0, i, o = 0;
+
+	if (!in)
+		return nsync__err(err, NSYNC_ERR_ARG, "id is missing");
+	for (i = 0; in[i]; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == '-')
+			continue;
+		if (!isxdigit(c) || n == 32)
+			return nsync__err(err, NSYNC_ERR_ARG,
+					  "not a UUID (32 hexadecimal digits, dashes optional)");
+		digits[n++] = hex[isdigit(c) ? c - '0' : (tolower(c) - 'a' + 10)];
+	}
+	if (n != 32)
+		return nsync__err(err, NSYNC_ERR_ARG,
+				  "not a UUID (32 hexadecimal digits, dashes optional)");
+	for (i = 0; i < 32; i++) {
+		if (i == 8 || i == 12 || i == 16 || i == 20)
+			out[o++] = '-';
+		out[o++] = digits[i];
+	}
+	out[o] = '\0';
+	return NSYNC_OK;
+}
+
+/* Read an optional string member into out (size bytes). Absent or null
+ * leaves out empty. */
+static nsync_rc get_string(struct json_object *root, const char *key, char *out, size_t size,
+			   struct json_object **value, struct nsync_err *err)
+{
+	struct json_object *v;
+
+	out[0] = '\0';
+	*value = NULL;
+	if (!json_object_object_get_ex(root, key, &v) || json_object_is_type(v, json_type_null))
+		return NSYNC_OK;
+	if (!json_object_is_type(v, json_type_string))
+		return nsync__err(err, NSYNC_ERR_ARG, "\"%s\" must be a string", key);
+	if ((size_t)json_object_get_string_len(v) >= size)
+		return nsync__err(err, NSYNC_ERR_ARG, "\"%s\" is too long (at most %zu characters)",
+				  key, size - 1);
+	if (memchr(json_object_get_string(v), '\0', (size_t)json_object_get_string_len(v)))
+		return nsync__err(err, NSYNC_ERR_ARG, "\"%s\" contains a NUL character", key);
+	*value = v;
+	snprintf(out, size, "%s", json_object_get_string(v));
+	return NSYNC_OK;
+}
+
+static nsync_rc get_bool(struct json_object *root, const char *key, bool *out,
+			 struct nsync_err *err)
+{
+	struct json_object *v;
+
+	*out = false;
+	if (!json_object_object_get_ex(root, key, &v) || json_object_is_type(v, json_type_null))
+		return NSYNC_OK;
+	if (!json_object_is_type(v, json_type_boolean))
+		return nsync__err(err, NSYNC_ERR_ARG, "\"%s\" must be true or false", key);
+	*out = json_object_get_boolean(v);
+	return NSYNC_OK;
+}
+
+/* Normalise an id member in place; the message names the field. */
+static nsync_rc check_id(char *id, const char *key, struct nsync_err *err)
+{
+	char norm[37];
+
+	if (!id[0])
+		return NSYNC_OK;
+	if (nsync_normalize_id(id, norm, err) != NSYNC_OK)
+		return nsync__err(err, NSYNC_ERR_ARG, "\"%s\" is not a UUID (32 hexadecimal digits, "
+				  "dashes optional)", key);
+	memcpy(id, norm, sizeof(norm));
+	return NSYNC_OK;
+}
+
+nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request *req,
+			     struct nsync_err *err)
+{
+	struct json_tokener *tok;
+	struct json_object *root = NULL, *ignored;
+	enum json_tokener_error jerr;
+	size_t i;
+	nsync_rc rc = NSYNC_OK;
+
+	memset(req, 0, sizeof(*req));
+	for (i = 0; i < len && isspace((unsigned char)body[i]); i++)
+		;
+	if (i == len)
+		return NSYNC_OK; /* no body: every user, every database */
+	if (len > 0x7fffffff)
+		return nsync__err(err, NSYNC_ERR_ARG, "request body is too large");
+	tok = json_tokener_new_ex(REQUEST_JSON_DEPTH);
+	if (!tok)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory parsing the request");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	root = json_tokener_parse_ex(tok, body, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue) {
+		root = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+	}
+	if (jerr == json_tokener_success) {
+		/* Trailing garbage after the object is malformed too. */
+		size_t end = json_tokener_get_parse_end(tok);
+		for (; end < len && isspace((unsigned char)body[end]); end++)
+			;
+		if (end < len && body[end] != '\0')
+			jerr = json_tokener_error_parse_unexpected;
+	}
+	json_tokener_free(tok);
+	if (jerr != json_tokener_success) {
+		json_object_put(root);
+		return nsync__err(err, NSYNC_ERR_ARG, "request body is not valid JSON: %s",
+				  json_tokener_error_desc(jerr));
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		return nsync__err(err, NSYNC_ERR_ARG, "request body must be a JSON object");
+	}
+	if ((rc = get_string(root, "user_id", req->user_id, sizeof(req->user_id), &ignored, err)) ||
+	    (rc = check_id(req->user_id, "user_id", err)) ||
+	    (rc = get_string(root, "database_id", req->database_id, sizeof(req->database_id),
+			     &ignored, err)) ||
+	    (rc = check_id(req->database_id, "database_id", err)) ||
+	    (rc = get_string(root, "database_name", req->database_name, sizeof(req->database_name),
+			     &ignored, err)) ||
+	    (rc = get_bool(root, "full", &req->full, err)) ||
+	    (rc = get_bool(root, "async", &req->async, err)))
+		memset(req, 0, sizeof(*req));
+	json_object_put(root);
+	return rc;
+}

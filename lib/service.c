@@ -1,0 +1,524 @@
+/*
+ * service.c - what a front end calls: turn a sync request into the list of
+ * (user, database) pairs it covers, sync each under its advisory lock with
+ * a run record, and answer in the JSON shape of the design guide. Also the
+ * small administrative calls (migrate, set a token, register a database).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "error.h"
+#include "http.h"
+#include "mapping.h"
+#include "notion.h"
+#include "store.h"
+#include "sync.h"
+
+struct nsync_service {
+	struct nsync_config cfg;        /* deep copy of the caller's */
+	struct nsync_store store;
+	struct nsync_notion *notion;
+	struct nsync_pacer *pacers;     /* one per token seen, by hash */
+	size_t n_pacers;
+	struct nsync_stats last;        /* totals of the last run */
+};
+
+static char *dup_or_null(const char *s, int *failed)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*failed = 1;
+	return d;
+}
+
+struct nsync_service *nsync_service_new(const struct nsync_config *cfg, struct nsync_err *err)
+{
+	struct nsync_service *svc = calloc(1, sizeof(*svc));
+	int failed = 0;
+
+	if (!svc) {
+		nsync__err(err, NSYNC_ERR_NOMEM, "out of memory creating the service");
+		return NULL;
+	}
+	svc->cfg = *cfg;
+	svc->cfg.database_url = dup_or_null(cfg->database_url, &failed);
+	svc->cfg.notion_api_url = dup_or_null(cfg->notion_api_url, &failed);
+	svc->cfg.notion_version = dup_or_null(cfg->notion_version, &failed);
+	if (failed || !svc->cfg.notion_api_url || !svc->cfg.notion_version) {
+		nsync__err(err, failed ? NSYNC_ERR_NOMEM : NSYNC_ERR_CONFIG,
+			   "the configuration needs a Notion URL and version");
+		goto fail;
+	}
+	if (svc->cfg.batch_size < 1 || svc->cfg.max_attempts < 1) {
+		nsync__err(err, NSYNC_ERR_CONFIG, "batch size and attempts must be at least 1");
+		goto fail;
+	}
+	if (nsync__store_init(&svc->store, svc->cfg.database_url, err) != NSYNC_OK)
+		goto fail;
+	svc->notion = nsync__notion_new(&svc->cfg, err);
+	if (!svc->notion)
+		goto fail;
+	return svc;
+fail:
+	nsync_service_free(svc);
+	return NULL;
+}
+
+void nsync_service_free(struct nsync_service *svc)
+{
+	if (!svc)
+		return;
+	nsync__notion_free(svc->notion);
+	nsync__store_close(&svc->store);
+	free(svc->pacers);
+	nsync__secret_free(svc->cfg.database_url);
+	svc->cfg.database_url = NULL;
+	nsync_config_clear(&svc->cfg);
+	free(svc);
+}
+
+nsync_rc nsync_service_ping(struct nsync_service *svc, struct nsync_err *err)
+{
+	return nsync__store_ping(&svc->store, err);
+}
+
+const struct nsync_stats *nsync_service_last_stats(const struct nsync_service *svc)
+{
+	return &svc->last;
+}
+
+nsync_rc nsync_migrate(struct nsync_service *svc, const char *sql_dir, int *applied,
+		       struct nsync_err *err)
+{
+	if (nsync__store_ready(&svc->store, err) != NSYNC_OK)
+		return NSYNC_ERR_DB;
+	return nsync__store_migrate(&svc->store, sql_dir, applied, err);
+}
+
+nsync_rc nsync_user_set_token(struct nsync_service *svc, const char *user_id, const char *token,
+			      bool oauth, struct nsync_err *err)
+{
+	char id[37];
+
+	if (nsync_normalize_id(user_id, id, err) != NSYNC_OK)
+		return nsync__err_prefix(err, "user id");
+	if (!token || !*token)
+		return nsync__err(err, NSYNC_ERR_ARG, "the token is empty");
+	return nsync__store_set_token(&svc->store, id, token, oauth, err);
+}
+
+nsync_rc nsync_database_register(struct nsync_service *svc, const char *user_id,
+				 const char *database_id, const char *database_name,
+				 struct nsync_err *err)
+{
+	char uid[37], did[37];
+	const struct nsync_kind *kind = nsync__kind_find(database_name);
+
+	if (nsync_normalize_id(user_id, uid, err) != NSYNC_OK)
+		return nsync__err_prefix(err, "user id");
+	if (nsync_normalize_id(database_id, did, err) != NSYNC_OK)
+		return nsync__err_prefix(err, "database id");
+	if (!kind)
+		return nsync__err(err, NSYNC_ERR_ARG, "database name must be one of %s",
+				  nsync__kind_names());
+	return nsync__store_register(&svc->store, uid, did, kind->name, NULL, err);
+}
+
+/* The pacer of a token, created on first use. NULL only when out of
+ * memory, in which case the request goes unpaced. */
+static struct nsync_pacer *pacer_for(struct nsync_service *svc, const char *token)
+{
+	unsigned long h = nsync__token_hash(token);
+	struct nsync_pacer *grown;
+	size_t i;
+
+	for (i = 0; i < svc->n_pacers; i++)
+		if (svc->pacers[i].token_hash == h)
+			return &svc->pacers[i];
+	grown = realloc(svc->pacers, (svc->n_pacers + 1) * sizeof(*grown));
+	if (!grown)
+		return NULL;
+	svc->pacers = grown;
+	svc->pacers[svc->n_pacers].token_hash = h;
+	svc->pacers[svc->n_pacers].next_at = 0;
+	return &svc->pacers[svc->n_pacers++];
+}
+
+static void add_stats(struct nsync_stats *to, const struct nsync_stats *from)
+{
+	to->pages_seen += from->pages_seen;
+	to->inserted += from->inserted;
+	to->updated += from->updated;
+	to->unchanged += from->unchanged;
+	to->page_errors += from->page_errors;
+	to->notion_requests += from->notion_requests;
+	to->retries += from->retries;
+	to->wait_seconds += from->wait_seconds;
+	to->pacing_seconds += from->pacing_seconds;
+}
+
+/* The outcome of one database sync, for the log and the JSON answer. */
+struct outcome {
+	nsync_rc rc;
+	struct nsync_err err;
+	long run_id;
+	const char *name;          /* kind name, or the caller's hint */
+	struct nsync_stats stats;
+	double seconds;
+};
+
+static void log_outcome(struct nsync_service *svc, const char *user_id, const char *database_id,
+			const struct outcome *o)
+{
+	char line[1024];
+
+	if (!svc->cfg.log)
+		return;
+	snprintf(line, sizeof(line),
+		 "sync run=%ld user=%s database=%s name=\"%s\" status=%s pages=%ld inserted=%ld "
+		 "updated=%ld unchanged=%ld page_errors=%ld requests=%ld retries=%ld waited=%.1fs "
+		 "duration_ms=%.0f%s%s",
+		 o->run_id, user_id, database_id, o->name ? o->name : "", o->rc ? "error" : "success",
+		 o->stats.pages_seen, o->stats.inserted, o->stats.updated, o->stats.unchanged,
+		 o->stats.page_errors, o->stats.notion_requests, o->stats.retries,
+		 o->stats.wait_seconds, o->seconds * 1000, o->rc ? " error=" : "",
+		 o->rc ? o->err.msg : "");
+	svc->cfg.log(svc->cfg.log_data, line);
+}
+
+/* Sync one database of one user: lock, record the run, resolve its kind,
+ * walk it, record the outcome. */
+static void sync_one(struct nsync_service *svc, const char *user_id, const char *database_id,
+		     const char *name_hint, const char *trigger, struct outcome *o)
+{
+	struct nsync_database_info info;
+	struct nsync_sync_job job;
+	const struct nsync_kind *kind = NULL;
+	char *token = NULL;
+	double start = nsync__monotonic();
+	int locked = 0;
+
+	memset(o, 0, sizeof(*o));
+	memset(&info, 0, sizeof(info));
+	o->name = name_hint && *name_hint ? name_hint : NULL;
+	if (o->name && !(kind = nsync__kind_find(o->name))) {
+		o->rc = nsync__err(&o->err, NSYNC_ERR_ARG,
+				   "database_name \"%s\" is not one of %s", o->name, nsync__kind_names());
+		o->name = NULL;
+		goto out;
+	}
+	o->rc = nsync__store_user_token(&svc->store, user_id, &token, &o->err);
+	if (o->rc != NSYNC_OK)
+		goto out;
+	o->rc = nsync__store_lock(&svc->store, user_id, database_id, &o->err);
+	if (o->rc != NSYNC_OK)
+		goto out;
+	locked = 1;
+	o->rc = nsync__store_run_begin(&svc->store, user_id, database_id, kind ? kind->name : "",
+				       trigger, &o->run_id, &o->err);
+	if (o->rc != NSYNC_OK)
+		goto out;
+
+	memset(&job, 0, sizeof(job));
+	job.nctx.token = token;
+	job.nctx.pacer = pacer_for(svc, token);
+	job.nctx.stats = &o->stats;
+	o->rc = nsync__notion_get_database(svc->notion, &job.nctx, database_id, &info, &o->err);
+	if (o->rc == NSYNC_ERR_NOT_FOUND)
+		nsync__err_prefix(&o->err, "database %s was not found or is not shared with the "
+				  "integration", database_id);
+	if (o->rc == NSYNC_OK && !kind) {
+		kind = nsync__kind_find(info.title);
+		if (!kind)
+			o->rc = nsync__err(&o->err, NSYNC_ERR_ARG,
+					   "database %s is titled \"%.100s\", which is not one of %s; "
+					   "give database_name to choose its sync table",
+					   database_id, info.title, nsync__kind_names());
+	}
+	if (kind)
+		o->name = kind->name;
+	if (o->rc == NSYNC_OK)
+		o->rc = nsync__store_register(&svc->store, user_id, database_id, kind->name, info.title,
+					      &o->err);
+	if (o->rc == NSYNC_OK) {
+		job.cfg = &svc->cfg;
+		job.store = &svc->store;
+		job.notion = svc->notion;
+		job.kind = kind;
+		job.user_id = user_id;
+		job.database_id = database_id;
+		job.info = &info;
+		o->rc = nsync__sync_walk(&job, &o->err);
+		if (o->rc == NSYNC_OK && o->stats.page_errors)
+			snprintf(o->err.msg, sizeof(o->err.msg), "%ld page error%s; first: %s",
+				 o->stats.page_errors, o->stats.page_errors == 1 ? "" : "s",
+				 job.first_page_error);
+	}
+	{
+		struct nsync_err finish_err;
+		memset(&finish_err, 0, sizeof(finish_err));
+		/* Record even a failed run; a lost connection is reported by rc already. */
+		if (nsync__store_run_finish(&svc->store, o->run_id, &o->stats, o->rc == NSYNC_OK,
+					    o->rc != NSYNC_OK || o->stats.page_errors ? o->err.msg : NULL,
+					    &finish_err) != NSYNC_OK &&
+		    o->rc == NSYNC_OK) {
+			o->rc = finish_err.code;
+			o->err = finish_err;
+		}
+	}
+out:
+	if (locked)
+		nsync__store_unlock(&svc->store, user_id, database_id);
+	nsync__secret_free(token);
+	nsync__database_info_clear(&info);
+	o->seconds = nsync__monotonic() - start;
+	add_stats(&svc->last, &o->stats);
+	log_outcome(svc, user_id, database_id, o);
+}
+
+/* --- JSON answers ------------------------------------------------------ */
+
+static void put_counts(struct json_object *obj, const struct outcome *o)
+{
+	json_object_object_add(obj, "synced_count",
+			       json_object_new_int64(o->stats.inserted + o->stats.updated));
+	json_object_object_add(obj, "run_id", o->run_id ? json_object_new_int64(o->run_id) : NULL);
+	json_object_object_add(obj, "inserted", json_object_new_int64(o->stats.inserted));
+	json_object_object_add(obj, "updated", json_object_new_int64(o->stats.updated));
+	json_object_object_add(obj, "unchanged", json_object_new_int64(o->stats.unchanged));
+	json_object_object_add(obj, "pages_seen", json_object_new_int64(o->stats.pages_seen));
+	json_object_object_add(obj, "page_errors", json_object_new_int64(o->stats.page_errors));
+	json_object_object_add(obj, "notion_requests", json_object_new_int64(o->stats.notion_requests));
+	json_object_object_add(obj, "retries", json_object_new_int64(o->stats.retries));
+	json_object_object_add(obj, "duration_ms", json_object_new_int64((int64_t)(o->seconds * 1000)));
+}
+
+static struct json_object *error_object(const struct nsync_err *err)
+{
+	struct json_object *e = json_object_new_object();
+
+	json_object_object_add(e, "code", json_object_new_string(nsync_rc_name(err->code)));
+	json_object_object_add(e, "message", json_object_new_string(err->msg));
+	if (err->code == NSYNC_ERR_BUSY && err->run_id)
+		json_object_object_add(e, "run_id", json_object_new_int64(err->run_id));
+	return e;
+}
+
+/* One entry of "results". */
+static struct json_object *result_entry(const char *user_id, const char *database_id,
+					const struct outcome *o)
+{
+	struct json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "database_name", o->name ? json_object_new_string(o->name) : NULL);
+	json_object_object_add(r, "database_id", json_object_new_string(database_id));
+	json_object_object_add(r, "user_id", json_object_new_string(user_id));
+	json_object_object_add(r, "status",
+			       json_object_new_string(o->rc == NSYNC_OK ? "success" : "error"));
+	put_counts(r, o);
+	if (o->rc != NSYNC_OK)
+		json_object_object_add(r, "error", error_object(&o->err));
+	return r;
+}
+
+static nsync_rc finish_json(struct json_object *obj, char **out, struct nsync_err *err)
+{
+	const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	*out = text ? strdup(text) : NULL;
+	json_object_put(obj);
+	if (!*out)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building the answer");
+	return NSYNC_OK;
+}
+
+/* --- discovery --------------------------------------------------------- */
+
+struct discovery {
+	struct nsync_service *svc;
+	const char *user_id;
+	int found;
+};
+
+/* Register a search result whose title is one of the four kinds. */
+static nsync_rc discovered(void *data, struct json_object *result, struct nsync_err *err)
+{
+	struct discovery *d = data;
+	struct json_object *title = NULL, *parent, *v;
+	const struct nsync_kind *kind;
+	struct nsync_buf plain;
+	const char *db = NULL;
+	char id[37];
+	nsync_rc rc;
+
+	json_object_object_get_ex(result, "title", &title);
+	nsync__buf_init(&plain, 1 << 16);
+	if (nsync__rich_text_plain(&plain, title) != NSYNC_OK) {
+		nsync__buf_free(&plain);
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	}
+	kind = nsync__kind_find(plain.data ? plain.data : "");
+	nsync__buf_free(&plain);
+	if (!kind)
+		return NSYNC_OK;
+	/* A data source names its database in parent; a legacy result is the database. */
+	if (json_object_object_get_ex(result, "parent", &parent) &&
+	    json_object_object_get_ex(parent, "database_id", &v))
+		db = json_object_get_string(v);
+	else if (json_object_object_get_ex(result, "id", &v))
+		db = json_object_get_string(v);
+	if (!db || nsync_normalize_id(db, id, NULL) != NSYNC_OK)
+		return NSYNC_OK;
+	rc = nsync__store_register(&d->svc->store, d->user_id, id, kind->name, kind->name, err);
+	if (rc == NSYNC_OK)
+		d->found++;
+	return rc;
+}
+
+/* Find and register a user's databases with Notion search. */
+static nsync_rc discover(struct nsync_service *svc, const char *user_id, struct nsync_stats *stats,
+			 struct nsync_err *err)
+{
+	struct discovery d = {svc, user_id, 0};
+	struct nsync_notion_ctx ctx;
+	char *token = NULL;
+	nsync_rc rc;
+
+	rc = nsync__store_user_token(&svc->store, user_id, &token, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	ctx.token = token;
+	ctx.pacer = pacer_for(svc, token);
+	ctx.stats = stats;
+	rc = nsync__notion_search(svc->notion, &ctx, "", discovered, &d, err);
+	nsync__secret_free(token);
+	if (rc == NSYNC_OK && d.found == 0)
+		rc = nsync__err(err, NSYNC_ERR_NOT_FOUND,
+				"no database titled %s is shared with user %s's integration",
+				nsync__kind_names(), user_id);
+	return rc;
+}
+
+/* --- the request ------------------------------------------------------- */
+
+static nsync_rc run_single(struct nsync_service *svc, const struct nsync_request *req,
+			   char **out, struct nsync_err *err)
+{
+	struct outcome o;
+	struct json_object *obj;
+
+	sync_one(svc, req->user_id, req->database_id, req->database_name, req->trigger, &o);
+	if (o.rc != NSYNC_OK) {
+		if (err)
+			*err = o.err;
+		return o.rc;
+	}
+	obj = json_object_new_object();
+	json_object_object_add(obj, "success", json_object_new_boolean(1));
+	json_object_object_add(obj, "database_name", json_object_new_string(o.name));
+	json_object_object_add(obj, "database_id", json_object_new_string(req->database_id));
+	json_object_object_add(obj, "user_id", json_object_new_string(req->user_id));
+	put_counts(obj, &o);
+	if (o.stats.page_errors)
+		json_object_object_add(obj, "warning", json_object_new_string(o.err.msg));
+	return finish_json(obj, out, err);
+}
+
+/* Sync every registered database of the targets; users with nothing
+ * registered are discovered first. */
+static nsync_rc run_many(struct nsync_service *svc, const struct nsync_request *req, char **out,
+			 struct nsync_err *err)
+{
+	struct nsync_target *targets = NULL, *more = NULL;
+	size_t n = 0, n_more = 0, i, j;
+	struct json_object *obj, *results;
+	int all_ok = 1;
+	nsync_rc rc;
+
+	rc = nsync__store_targets(&svc->store, req->user_id, req->database_id, &targets, &n, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	if (n == 0 && req->user_id[0]) {
+		char *token = NULL;
+		rc = nsync__store_user_token(&svc->store, req->user_id, &token, err);
+		nsync__secret_free(token);
+		if (rc == NSYNC_OK)
+			rc = nsync__err(err, NSYNC_ERR_NOT_FOUND, "user %s has no such database registered",
+					req->user_id);
+		free(targets);
+		return rc;
+	}
+	if (n == 0 && req->database_id[0]) {
+		free(targets);
+		return nsync__err(err, NSYNC_ERR_NOT_FOUND,
+				  "no user has database %s registered; give user_id to sync it",
+				  req->database_id);
+	}
+	obj = json_object_new_object();
+	results = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		struct outcome o;
+
+		if (targets[i].database_id[0]) {
+			sync_one(svc, targets[i].user_id, targets[i].database_id,
+				 targets[i].database_name, req->trigger, &o);
+			all_ok &= o.rc == NSYNC_OK;
+			json_object_array_add(results, result_entry(targets[i].user_id,
+								    targets[i].database_id, &o));
+			continue;
+		}
+		/* Nothing registered for this user yet: discover, then sync what was found. */
+		memset(&o, 0, sizeof(o));
+		o.rc = discover(svc, targets[i].user_id, &o.stats, &o.err);
+		if (o.rc == NSYNC_OK)
+			o.rc = nsync__store_targets(&svc->store, targets[i].user_id, "", &more, &n_more,
+						    &o.err);
+		if (o.rc != NSYNC_OK) {
+			all_ok = 0;
+			add_stats(&svc->last, &o.stats);
+			log_outcome(svc, targets[i].user_id, "(discovery)", &o);
+			json_object_array_add(results, result_entry(targets[i].user_id, "", &o));
+			continue;
+		}
+		for (j = 0; j < n_more; j++) {
+			struct outcome mo;
+			if (!more[j].database_id[0])
+				continue;
+			sync_one(svc, more[j].user_id, more[j].database_id, more[j].database_name,
+				 req->trigger, &mo);
+			all_ok &= mo.rc == NSYNC_OK;
+			json_object_array_add(results,
+					      result_entry(more[j].user_id, more[j].database_id, &mo));
+		}
+		free(more);
+		more = NULL;
+	}
+	free(targets);
+	json_object_object_add(obj, "success", json_object_new_boolean(all_ok));
+	json_object_object_add(obj, "results", results);
+	return finish_json(obj, out, err);
+}
+
+nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request *req,
+			   char **response_json, struct nsync_err *err)
+{
+	*response_json = NULL;
+	memset(&svc->last, 0, sizeof(svc->last));
+	if (req->database_name[0] && !nsync__kind_find(req->database_name))
+		return nsync__err(err, NSYNC_ERR_ARG, "database_name \"%s\" is not one of %s",
+				  req->database_name, nsync__kind_names());
+	if (nsync__store_ready(&svc->store, err) != NSYNC_OK)
+		return NSYNC_ERR_DB;
+	if (req->user_id[0] && req->database_id[0])
+		return run_single(svc, req, response_json, err);
+	return run_many(svc, req, response_json, err);
+}

@@ -1,0 +1,107 @@
+/*
+ * store.h - everything the sync reads from or writes to PostgreSQL, through
+ * libpq. Every value reaches SQL as a bound parameter; the only SQL built
+ * at run time uses the static table and column names of mapping.c.
+ */
+#ifndef NSYNC_STORE_H
+#define NSYNC_STORE_H
+
+#include <libpq-fe.h>
+
+#include "mapping.h"
+#include "notionsync.h"
+#include "pagemap.h"
+
+struct nsync_store {
+	PGconn *conn;        /* owned; NULL until first use */
+	char *conninfo;      /* owned; NULL = libpq defaults */
+};
+
+/* nsync__store_init - remember conninfo (copied; may be NULL). */
+nsync_rc nsync__store_init(struct nsync_store *s, const char *conninfo, struct nsync_err *err);
+void nsync__store_close(struct nsync_store *s);
+
+/* nsync__store_ready - connect, or reconnect after a lost connection.
+ * NSYNC_ERR_DB with libpq's reason (the password, if any, is never part
+ * of libpq's messages). */
+nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err);
+
+/* nsync__store_ping - run "select 1". */
+nsync_rc nsync__store_ping(struct nsync_store *s, struct nsync_err *err);
+
+/* nsync__store_user_token - the token of user_id: notion_access_token when
+ * set, else notion_token. *token is new (free with nsync__secret_free).
+ * NSYNC_ERR_NOT_FOUND if the user is unknown or has no token. */
+nsync_rc nsync__store_user_token(struct nsync_store *s, const char *user_id, char **token,
+				 struct nsync_err *err);
+
+/* nsync__secret_free - wipe and free a secret string. Accepts NULL. */
+void nsync__secret_free(char *secret);
+
+/* A (user, database, name) triple from the registry. */
+struct nsync_target {
+	char user_id[37];
+	char database_id[37];
+	char database_name[129];
+};
+
+/* nsync__store_targets - the enabled registry entries matching user_id and
+ * database_id (either may be "" for any), in a stable order. When both are
+ * "", every user with a token and no registered database also appears once
+ * with an empty database_id (to be discovered). *list is new (free()). */
+nsync_rc nsync__store_targets(struct nsync_store *s, const char *user_id, const char *database_id,
+			      struct nsync_target **list, size_t *n, struct nsync_err *err);
+
+/* nsync__store_register - insert or update a registry entry. */
+nsync_rc nsync__store_register(struct nsync_store *s, const char *user_id,
+			       const char *database_id, const char *name, const char *title,
+			       struct nsync_err *err);
+
+/* nsync__store_set_token - upsert a user's token (see nsync_user_set_token). */
+nsync_rc nsync__store_set_token(struct nsync_store *s, const char *user_id, const char *token,
+				int oauth, struct nsync_err *err);
+
+/* nsync__store_lock - take the session advisory lock of (user, database)
+ * without waiting. NSYNC_ERR_BUSY with err->run_id = the running run when
+ * another session holds it. */
+nsync_rc nsync__store_lock(struct nsync_store *s, const char *user_id, const char *database_id,
+			   struct nsync_err *err);
+void nsync__store_unlock(struct nsync_store *s, const char *user_id, const char *database_id);
+
+/* nsync__store_run_begin - record a new run (status running) and return its
+ * id. Runs of the same user and database still marked running are closed as
+ * errors first: we hold the lock, so their worker is gone. */
+nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
+				const char *database_id, const char *name, const char *trigger,
+				long *run_id, struct nsync_err *err);
+
+/* nsync__store_run_finish - record the outcome of a run and update the
+ * registry's last_synced_at/last_status. message may be NULL. */
+nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struct nsync_stats *st,
+				 int ok, const char *message, struct nsync_err *err);
+
+/* nsync__store_load_hashes - fill map with (page id, content hash) of the
+ * rows of this user and database in kind's table. Streams the rows (single
+ * row mode) so memory does not peak with the table size. */
+nsync_rc nsync__store_load_hashes(struct nsync_store *s, const struct nsync_kind *kind,
+				  const char *user_id, const char *database_id,
+				  struct nsync_pagemap *map, struct nsync_err *err);
+
+/* nsync__store_upsert - one statement for a batch document: a JSON array
+ * of {"p","s","n","x","m","h","c","e","props"} objects (see sync.c). Adds
+ * the rows inserted and updated (rows whose hash did not change are not
+ * written) to *inserted and *updated. NSYNC_ERR_DB with err->sqlstate when
+ * the statement fails. */
+nsync_rc nsync__store_upsert(struct nsync_store *s, const struct nsync_kind *kind,
+			     const char *user_id, const char *database_id, const char *batch,
+			     long *inserted, long *updated, struct nsync_err *err);
+
+/* nsync__store_connection_ok - 0 when the connection is gone (a statement
+ * failure then means "PostgreSQL unavailable", not "bad row"). */
+int nsync__store_connection_ok(const struct nsync_store *s);
+
+/* nsync__store_migrate - see nsync_migrate. */
+nsync_rc nsync__store_migrate(struct nsync_store *s, const char *sql_dir, int *applied,
+			      struct nsync_err *err);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * sync.h - one database, end to end: walk every data source page by page,
+ * hash each page, skip what has not changed, and upsert the rest in
+ * batches. Pages are handled as each Notion answer arrives; nothing is
+ * collected across answers except the pending batch.
+ */
+#ifndef NSYNC_SYNC_H
+#define NSYNC_SYNC_H
+
+#include "mapping.h"
+#include "notion.h"
+#include "notionsync.h"
+#include "store.h"
+
+struct nsync_sync_job {
+	const struct nsync_config *cfg;     /* borrowed */
+	struct nsync_store *store;          /* borrowed; connected */
+	struct nsync_notion *notion;        /* borrowed */
+	struct nsync_notion_ctx nctx;       /* token, pacer, stats (borrowed) */
+	const struct nsync_kind *kind;      /* static */
+	const char *user_id;                /* dashed lowercase UUIDs */
+	const char *database_id;
+	const struct nsync_database_info *info; /* data sources to walk */
+	char first_page_error[256];         /* out: first page error, "" if none */
+};
+
+/* nsync__sync_walk - sync every data source of job->info into the kind's
+ * table, adding counts to job->nctx.stats. Page errors (a row PostgreSQL
+ * refuses even after cleaning) are counted and the walk goes on. Returns
+ * NSYNC_ERR_NOTION*, NSYNC_ERR_PROTOCOL, NSYNC_ERR_DB (connection lost) or
+ * NSYNC_ERR_NOMEM for what stops the walk; rows written before stay. */
+nsync_rc nsync__sync_walk(struct nsync_sync_job *job, struct nsync_err *err);
+
+#endif
