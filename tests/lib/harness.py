@@ -1,0 +1,417 @@
+"""harness.py - the real parts the integration tests run against.
+
+Starts, on this machine only, and always stops again (also on failure or a
+signal):
+  * a private PostgreSQL 15 cluster in a temporary folder: initdb as the
+    `postgres` user when we are root (PostgreSQL refuses root), fsync off,
+    no TCP (a unix socket in the folder), optionally pg_cron preloaded;
+  * the Notion API emulator (tests/emulator) on a loopback port;
+  * the FastCGI responder under spawn-fcgi, and nginx in front of it;
+and offers a TAP reporter for automake's tap-driver.
+
+Standard library only.
+"""
+
+import atexit
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SRCDIR = os.environ.get("top_srcdir") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILDDIR = os.environ.get("top_builddir") or SRCDIR
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+CLI = os.path.join(BUILDDIR, "cli", "notion-sync")
+FCGI = os.path.join(BUILDDIR, "fcgi", "notion-sync-fcgi")
+SQL_DIR = os.path.join(SRCDIR, "sql")
+EMULATOR = os.path.join(SRCDIR, "tests", "emulator", "notion_emulator.py")
+
+_cleanups = []
+
+
+def _run_cleanups(*_):
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception as exc:  # keep stopping the rest
+            print(f"# cleanup failed: {exc}", file=sys.stderr)
+
+
+def _on_signal(signum, _frame):
+    _run_cleanups()
+    sys.exit(128 + signum)
+
+
+atexit.register(_run_cleanups)
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGINT, _on_signal)
+
+
+def on_cleanup(fn):
+    """Run fn at exit (last registered runs first)."""
+    _cleanups.append(fn)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def _stop_process(proc, grace=5.0):
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def start_process(argv, env=None, stdout=None, stderr=None, **kw):
+    """Start argv in its own process group, stopped at exit."""
+    proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr,
+                            start_new_session=True, **kw)
+    on_cleanup(lambda: _stop_process(proc))
+    return proc
+
+
+# --- TAP -------------------------------------------------------------------
+
+class Tap:
+    """Minimal TAP producer: ok()/eq() print one line each; done() prints the
+    plan and exits 1 when anything failed."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, desc, detail=None):
+        self.n += 1
+        if not cond:
+            self.failed += 1
+        print(f"{'ok' if cond else 'not ok'} {self.n} - {desc}", flush=True)
+        if not cond and detail is not None:
+            for line in str(detail).splitlines()[:40]:
+                print(f"#   {line}", flush=True)
+        return cond
+
+    def eq(self, got, want, desc):
+        return self.ok(got == want, desc, f"got:  {got!r}\nwant: {want!r}")
+
+    def skip_all(self, why):
+        print(f"1..0 # SKIP {why}", flush=True)
+        sys.exit(0)
+
+    def done(self):
+        print(f"1..{self.n}", flush=True)
+        _run_cleanups()
+        sys.exit(1 if self.failed else 0)
+
+
+def note(msg):
+    for line in str(msg).splitlines():
+        print(f"# {line}", flush=True)
+
+
+# --- PostgreSQL ----------------------------------------------------------
+
+class Postgres:
+    """A throwaway PostgreSQL 15 cluster. Use .conninfo or .env()."""
+
+    def __init__(self, cron=False, dbname="notion_sync", extra_conf=()):
+        self.dir = tempfile.mkdtemp(prefix="nsync-pg-")
+        on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
+        self.data = os.path.join(self.dir, "data")
+        self.dbname = dbname
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self.superuser = "postgres"
+        else:
+            self.superuser = pwd.getpwuid(os.geteuid()).pw_name
+        os.chmod(self.dir, 0o755)
+        self._pg(["initdb", "-A", "trust", "--no-sync", "-E", "UTF8",
+                  "--locale=C", "-U", self.superuser, "-D", self.data])
+        conf = [
+            "fsync = off", "synchronous_commit = off", "full_page_writes = off",
+            "listen_addresses = ''", f"unix_socket_directories = '{self.dir}'",
+            "max_connections = 100", "shared_buffers = 128MB",
+            "log_min_messages = warning", "timezone = 'UTC'",
+        ]
+        if cron:
+            conf += ["shared_preload_libraries = 'pg_cron'",
+                     f"cron.database_name = '{dbname}'",
+                     f"cron.host = '{self.dir}'"]
+        conf += list(extra_conf)
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write("\n".join(conf) + "\n")
+        self.log = os.path.join(self.dir, "postgres.log")
+        self._pg(["pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "start"])
+        on_cleanup(self.stop)
+        self.psql(f"create database {dbname}", db="postgres")
+        self.conninfo = f"host={self.dir} dbname={dbname} user={self.superuser}"
+
+    def _pg(self, argv):
+        cmd = [os.path.join(PG_BIN, argv[0])] + argv[1:]
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, cwd=self.dir)
+
+    def stop(self):
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            try:
+                self._pg(["pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
+            except subprocess.CalledProcessError:
+                pass
+
+    def psql(self, sql, db=None, check=True):
+        """Run SQL; return stdout rows as lists of strings (unaligned, | separated)."""
+        out = subprocess.run(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "|",
+             "-h", self.dir, "-U", self.superuser, "-d", db or self.dbname, "-c", sql],
+            capture_output=True, text=True)
+        if check and out.returncode != 0:
+            raise RuntimeError(f"psql failed: {out.stderr.strip()}\nSQL: {sql[:500]}")
+        return [line.split("|") for line in out.stdout.splitlines() if line != ""]
+
+    def scalar(self, sql):
+        rows = self.psql(sql)
+        return rows[0][0] if rows else None
+
+    def env(self):
+        return {"DATABASE_URL": self.conninfo}
+
+
+# --- the Notion emulator -------------------------------------------------
+
+class Emulator:
+    """The Notion API emulator on a loopback port; .control() drives it."""
+
+    def __init__(self, result_cap=None, cursor_ttl=None):
+        self.dir = tempfile.mkdtemp(prefix="nsync-emu-")
+        on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
+        port_file = os.path.join(self.dir, "port")
+        argv = [sys.executable, EMULATOR, "--port", "0", "--port-file", port_file, "--quiet"]
+        if result_cap:
+            argv += ["--result-cap", str(result_cap)]
+        if cursor_ttl:
+            argv += ["--cursor-ttl", str(cursor_ttl)]
+        self.log = open(os.path.join(self.dir, "emulator.log"), "w")
+        self.proc = start_process(argv, stdout=self.log, stderr=self.log)
+        wait_for(lambda: os.path.exists(port_file) or self.proc.poll() is not None,
+                 what="the emulator to listen")
+        if self.proc.poll() is not None:
+            raise RuntimeError("emulator exited: " + open(self.log.name).read()[-2000:])
+        self.port = int(open(port_file).read().strip())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def control(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + "/_emulator" + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"emulator {method} {path}: {exc.code} {exc.read()[:500]!r}")
+        return json.loads(raw) if raw else None
+
+    def requests(self):
+        return self.control("GET", "/requests")
+
+    def clear_requests(self):
+        self.control("DELETE", "/requests")
+
+
+# --- running the CLI -----------------------------------------------------
+
+def base_env(pg, emulator, **extra):
+    env = dict(os.environ)
+    env.update(pg.env())
+    env["NOTION_API_URL"] = emulator.url
+    env.setdefault("NOTION_RATE_LIMIT", "0")
+    env.setdefault("NOTION_BACKOFF_BASE", "0.05")
+    env.pop("NOTION_VERSION", None)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_cli(args, env, input_text=None, timeout=600):
+    """Run the CLI; returns (exit code, parsed JSON or None, stdout, stderr)."""
+    out = subprocess.run([CLI] + list(args), env=env, capture_output=True, text=True,
+                         input=input_text, timeout=timeout)
+    parsed = None
+    try:
+        parsed = json.loads(out.stdout) if out.stdout.strip().startswith("{") else None
+    except json.JSONDecodeError:
+        pass
+    return out.returncode, parsed, out.stdout, out.stderr
+
+
+def migrate(pg):
+    code, _, out, err = run_cli(["migrate", "--sql-dir", SQL_DIR], pg_env(pg))
+    if code != 0:
+        raise RuntimeError(f"migrate failed ({code}): {out}{err}")
+
+
+def pg_env(pg):
+    env = dict(os.environ)
+    env.update(pg.env())
+    return env
+
+
+# --- spawn-fcgi and nginx ------------------------------------------------
+
+class Responder:
+    """notion-sync-fcgi under spawn-fcgi on a loopback port (-n: the
+    responder runs in the foreground, so we own its process)."""
+
+    def __init__(self, env, processes=1):
+        self.dir = tempfile.mkdtemp(prefix="nsync-fcgi-")
+        on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
+        self.port = free_port()
+        self.log_path = os.path.join(self.dir, "responder.log")
+        self.log = open(self.log_path, "w")
+        self.procs = []
+        # Each spawn-fcgi -n binds its own socket; SO_REUSEPORT is not used,
+        # so several processes share one socket through -F without -n.
+        if processes == 1:
+            argv = ["spawn-fcgi", "-n", "-a", "127.0.0.1", "-p", str(self.port), "--", FCGI]
+            self.procs.append(start_process(argv, env=env, stdout=self.log, stderr=self.log))
+        else:
+            pidfile = os.path.join(self.dir, "pids")
+            argv = ["spawn-fcgi", "-a", "127.0.0.1", "-p", str(self.port), "-F", str(processes),
+                    "-P", pidfile, "--", FCGI]
+            subprocess.run(argv, env=env, check=True, stdout=self.log, stderr=self.log)
+            pids = [int(p) for p in open(pidfile).read().split()]
+            for pid in pids:
+                on_cleanup(lambda pid=pid: _kill_pid(pid))
+            self.pids = pids
+        wait_for(self._listening, what="spawn-fcgi to listen")
+
+    def _listening(self):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def alive(self):
+        if self.procs:
+            return all(p.poll() is None for p in self.procs)
+        return all(_pid_alive(p) for p in self.pids)
+
+    def log_text(self):
+        self.log.flush()
+        return open(self.log_path, errors="replace").read()
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _kill_pid(pid):
+    try:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if not _pid_alive(pid):
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/body;
+    fastcgi_temp_path {dir}/fastcgi;
+    proxy_temp_path {dir}/proxy;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 1m;
+        location / {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_read_timeout 600s;
+            fastcgi_pass 127.0.0.1:{fcgi_port};
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """A plain-HTTP nginx on loopback passing every path to the responder
+    (the production site config with TLS lives in nginx/)."""
+
+    def __init__(self, fcgi_port, conf_template=NGINX_CONF, **fmt):
+        self.dir = tempfile.mkdtemp(prefix="nsync-nginx-")
+        on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(conf_template.format(dir=self.dir, port=self.port, fcgi_port=fcgi_port, **fmt))
+        self.log = open(os.path.join(self.dir, "stderr.log"), "w")
+        self.proc = start_process(["nginx", "-c", conf, "-p", self.dir], stdout=self.log,
+                                  stderr=self.log)
+        wait_for(self._listening, what="nginx to listen")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _listening(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("nginx exited: " + open(self.log.name).read())
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+
+def http(method, url, body=None, headers=None, timeout=600):
+    """One HTTP request; returns (status, headers dict, parsed JSON or raw text)."""
+    data = body if isinstance(body, (bytes, type(None))) else body.encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, hdrs, raw = resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        status, hdrs, raw = exc.code, dict(exc.headers), exc.read()
+    text = raw.decode("utf-8", "replace")
+    try:
+        return status, hdrs, json.loads(text)
+    except json.JSONDecodeError:
+        return status, hdrs, text
