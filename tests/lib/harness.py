@@ -201,6 +201,16 @@ class Postgres:
             raise RuntimeError(f"psql failed: {out.stderr.strip()}\nSQL: {sql[:500]}")
         return [line.split("|") for line in out.stdout.splitlines() if line != ""]
 
+    def raw(self, sql):
+        """Run SQL returning one value; the exact text, newlines included."""
+        out = subprocess.run(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", self.dir, "-U", self.superuser, "-d", self.dbname, "-c", sql],
+            capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"psql failed: {out.stderr.strip()}\nSQL: {sql[:500]}")
+        return out.stdout[:-1] if out.stdout.endswith("\n") else out.stdout
+
     def scalar(self, sql):
         rows = self.psql(sql)
         return rows[0][0] if rows else None
@@ -244,7 +254,8 @@ class Emulator:
         return json.loads(raw) if raw else None
 
     def requests(self):
-        return self.control("GET", "/requests")
+        """The emulator's log of /v1 calls (never holds tokens)."""
+        return self.control("GET", "/requests")["requests"]
 
     def clear_requests(self):
         self.control("DELETE", "/requests")
@@ -415,3 +426,125 @@ def http(method, url, body=None, headers=None, timeout=600):
         return status, hdrs, json.loads(text)
     except json.JSONDecodeError:
         return status, hdrs, text
+
+
+# --- Notion ground truth, as the sync sees it ------------------------------
+
+KINDS = {
+    # kind: (table, title column, title property, text column, text properties)
+    "Characters": ("notion_characters_sync", "name", "Name", "description",
+                   ["Description", "Bio", "Backstory"]),
+    "Worlds": ("notion_worlds_sync", "name", "World Name", "description", ["Concept/Premise"]),
+    "Stories": ("notion_stories_sync", "title", "Story Title", "description", ["Premise"]),
+    "Chat Sessions": ("notion_chat_sessions_sync", "title", "Session Title", "transcript",
+                      ["Raw Transcript"]),
+}
+TITLE_MAX_CHARS = 1000
+
+
+def notion_query_all(emu, token, source_id, version="2025-09-03"):
+    """Every page of a data source (a database under 2022-06-28), exactly as
+    the query endpoint returns them, following cursors."""
+    pages, cursor = [], None
+    path = (f"/v1/databases/{source_id}/query" if version < "2025-09-03"
+            else f"/v1/data_sources/{source_id}/query")
+    while True:
+        body = {"page_size": 100}
+        if cursor:
+            body["start_cursor"] = cursor
+        status, _, answer = http("POST", emu.url + path, json.dumps(body), {
+            "Authorization": f"Bearer {token}", "Notion-Version": version,
+            "Content-Type": "application/json"})
+        if status != 200:
+            raise RuntimeError(f"query {source_id}: {status} {answer}")
+        pages += answer["results"]
+        if not answer["has_more"]:
+            return pages
+        cursor = answer["next_cursor"]
+
+
+def plain_text(value):
+    """Plain text of a title/rich_text property value (pieces joined)."""
+    if not value:
+        return None
+    items = value.get(value.get("type"), [])
+    if not isinstance(items, list):
+        return None
+    return "".join(i.get("plain_text", i.get("text", {}).get("content", "")) for i in items)
+
+
+def clean_text(s):
+    """What the sync stores for text: NUL removed; a lone UTF-16 surrogate
+    (json-c already decodes it as U+FFFD) becomes U+FFFD."""
+    if s is None:
+        return None
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s.replace("\x00", ""))
+
+
+def expected_columns(kind, props):
+    """The mapped columns of the design guide, computed independently of the C code."""
+    table, title_col, title_prop, text_col, text_props = KINDS[kind]
+    title_value = props.get(title_prop) or next(
+        (v for v in props.values() if v.get("type") == "title"), None)
+    title = clean_text(plain_text(title_value) or "")[:TITLE_MAX_CHARS]
+    text = None
+    present = [p for p in text_props if p in props]
+    for p in text_props:
+        t = plain_text(props.get(p))
+        if t:
+            text = clean_text(t)
+            break
+    if text is None and present:
+        text = ""
+    cols = {title_col: title, text_col: text}
+    if kind == "Chat Sessions":
+        n = (props.get("Message Count") or {}).get("number")
+        cols["message_count"] = int(n) if isinstance(n, (int, float)) and abs(n) < 2**31 else None
+    return cols
+
+
+def normalize_files(value):
+    """Drop what Notion re-signs on every request (file URL query, expiry)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "file" and isinstance(v, dict):
+                v = {fk: (fv.split("?")[0] if fk == "url" and isinstance(fv, str) else fv)
+                     for fk, fv in v.items() if fk != "expiry_time"}
+            out[k] = normalize_files(v)
+        return out
+    if isinstance(value, list):
+        return [normalize_files(v) for v in value]
+    return value
+
+
+def table_rows(pg, table, user_id, extra_cols=()):
+    """{page_id: row dict} of one user's rows in a sync table."""
+    title_col = "name" if table in ("notion_characters_sync", "notion_worlds_sync") else "title"
+    text_col = "transcript" if table == "notion_chat_sessions_sync" else "description"
+    cols = ["notion_page_id", "notion_database_id", "coalesce(notion_data_source_id::text,'')",
+            title_col, f"{text_col} is null", f"coalesce({text_col}, '')",
+            "properties::text", "content_hash", "updated_at::text", "xmin::text",
+            "to_char(notion_created_time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')",
+            "to_char(notion_last_edited_time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"]
+    cols += list(extra_cols)
+    sql = (f"select json_agg(json_build_array({', '.join(cols)})) from {table} "
+           f"where user_id = '{user_id}'")
+    raw = pg.raw(sql)
+    rows = {}
+    for r in json.loads(raw) if raw else []:
+        rows[r[0]] = {
+            "database_id": r[1], "data_source_id": r[2] or None, title_col: r[3],
+            text_col: None if r[4] else r[5], "properties": json.loads(r[6]),
+            "content_hash": r[7], "updated_at": r[8], "xmin": r[9],
+            "created_time": r[10], "last_edited_time": r[11], "extra": r[12:],
+        }
+    return rows
+
+
+def write_counters(pg, tables):
+    """Rows inserted, updated and deleted in tables since the cluster started."""
+    names = ", ".join(f"'{t}'" for t in tables)
+    row = pg.psql(f"select coalesce(sum(n_tup_ins),0), coalesce(sum(n_tup_upd),0), "
+                  f"coalesce(sum(n_tup_del),0) from pg_stat_user_tables where relname in ({names})")
+    return tuple(int(x) for x in row[0])
