@@ -106,10 +106,11 @@ static struct json_object *find_title_property(struct json_object *properties)
 }
 
 /* Append the plain text of value as an escaped JSON string literal, keeping
- * at most max_chars characters (0 = no limit). A scratch buffer holds the
- * joined text: rich text arrives in pieces of up to 2000 characters. */
+ * at most max_chars characters and max_bytes bytes (0 = no limit), never
+ * splitting a character. A scratch buffer holds the joined text: rich text
+ * arrives in pieces of up to 2000 characters. */
 static nsync_rc add_text_literal(struct nsync_buf *b, struct json_object *value,
-				 size_t max_chars, long *cleaned)
+				 size_t max_chars, size_t max_bytes, long *cleaned)
 {
 	struct nsync_buf scratch;
 	size_t len;
@@ -118,10 +119,16 @@ static nsync_rc add_text_literal(struct nsync_buf *b, struct json_object *value,
 	nsync__buf_init(&scratch, b->limit);
 	rc = nsync__plain_text(&scratch, value);
 	if (rc == NSYNC_OK) {
+		const char *text = scratch.data ? scratch.data : "";
 		len = scratch.len;
+		if (max_bytes && len > max_bytes) {
+			len = max_bytes;
+			while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
+				len--; /* do not cut inside a character */
+		}
 		if (max_chars)
-			len = nsync__utf8_prefix(scratch.data ? scratch.data : "", len, max_chars);
-		rc = nsync__json_add_string(b, scratch.data ? scratch.data : "", len, cleaned);
+			len = nsync__utf8_prefix(text, len, max_chars);
+		rc = nsync__json_add_string(b, text, len, cleaned);
 	}
 	nsync__buf_free(&scratch);
 	return rc;
@@ -136,7 +143,7 @@ nsync_rc nsync__add_title(struct nsync_buf *b, const struct nsync_kind *kind,
 		value = find_title_property(properties);
 	if (!value)
 		return nsync__buf_add(b, "\"\"", 2);
-	return add_text_literal(b, value, NSYNC_TITLE_MAX_CHARS, cleaned);
+	return add_text_literal(b, value, NSYNC_TITLE_MAX_CHARS, NSYNC_TITLE_MAX_BYTES, cleaned);
 }
 
 /* True when the rich-text property value holds at least one character. */
@@ -171,7 +178,7 @@ nsync_rc nsync__add_text(struct nsync_buf *b, const struct nsync_kind *kind,
 		struct json_object *value;
 		if (json_object_object_get_ex(properties, kind->text_props[i], &value) &&
 		    has_text(value))
-			return add_text_literal(b, value, 0, cleaned);
+			return add_text_literal(b, value, 0, 0, cleaned);
 	}
 	/* Present but empty is "", absent is null. */
 	for (i = 0; kind->text_props[i]; i++)

@@ -12,11 +12,13 @@
 
 #include "buf.h"
 
-/* Longest title stored in the indexed title column, in characters. The full
+/* Longest title stored in the indexed title column: at most this many
+ * characters and at most this many bytes, whichever is shorter. The full
  * title always stays in the properties jsonb. Why: a btree entry must fit
- * in a third of a page (~2.7 kB), so a 70,000-character title would make the
- * upsert fail. */
+ * in a third of a page (~2.7 kB), so a 70,000-character title (or 1,000
+ * emoji of 4 bytes) would make the upsert fail. */
 #define NSYNC_TITLE_MAX_CHARS 1000
+#define NSYNC_TITLE_MAX_BYTES 2048
 
 /* One kind of database and its sync table. All strings are static. */
 struct nsync_kind {
@@ -47,7 +49,7 @@ struct nsync_mapped {
 
 /* nsync__add_title - append the page's title as a JSON string literal: the
  * kind's title property, or else the property whose type is "title";
- * capped at NSYNC_TITLE_MAX_CHARS characters. "" when there is none.
+ * capped at NSYNC_TITLE_MAX_CHARS characters and NSYNC_TITLE_MAX_BYTES. "" when there is none.
  * *cleaned counts text that had to be repaired. */
 nsync_rc nsync__add_title(struct nsync_buf *b, const struct nsync_kind *kind,
 			  struct json_object *properties, long *cleaned);

@@ -440,6 +440,15 @@ KINDS = {
                       ["Raw Transcript"]),
 }
 TITLE_MAX_CHARS = 1000
+TITLE_MAX_BYTES = 2048
+
+
+def cap_title(s):
+    """The indexed title column keeps <= 1000 characters and <= 2048 bytes."""
+    s = s[:TITLE_MAX_CHARS]
+    while len(s.encode("utf-8", "surrogatepass")) > TITLE_MAX_BYTES:
+        s = s[:-1]
+    return s
 
 
 def notion_query_all(emu, token, source_id, version="2025-09-03"):
@@ -486,7 +495,7 @@ def expected_columns(kind, props):
     table, title_col, title_prop, text_col, text_props = KINDS[kind]
     title_value = props.get(title_prop) or next(
         (v for v in props.values() if v.get("type") == "title"), None)
-    title = clean_text(plain_text(title_value) or "")[:TITLE_MAX_CHARS]
+    title = cap_title(clean_text(plain_text(title_value) or ""))
     text = None
     present = [p for p in text_props if p in props]
     for p in text_props:

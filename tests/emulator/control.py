@@ -1,0 +1,347 @@
+"""Control API of the Notion emulator (paths under /_emulator; no Notion auth).
+
+control.handle(emu, method, path, query, body) -> (status, parts) where parts is an open
+JSON object (see render.to_parts). See notion_emulator.py for the endpoint list.
+"""
+
+import json
+import re
+import time
+import urllib.parse
+
+from api import Fault
+from common import ControlError, dashed, norm_id, parse_iso
+from generator import generate as generate_pages
+from render import open_object, page_parts, to_parts
+
+
+class Parts(list):
+    """Already rendered open-object parts (returned as is)."""
+
+
+def _body(raw):
+    if not raw or not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ControlError("body is not valid JSON")
+    if not isinstance(body, dict):
+        raise ControlError("body must be a JSON object")
+    return body
+
+
+def _int(body, key, lo=0, default=None):
+    v = body.get(key, default)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
+        raise ControlError("%s must be an integer >= %d" % (key, lo))
+    return v
+
+
+def _ds(emu, raw):
+    h = norm_id(raw)
+    ds = emu.ws.data_sources.get(h) if h else None
+    if ds is None:
+        raise ControlError("unknown data_source_id %r" % (raw,), 404)
+    return ds
+
+
+def _page(emu, raw):
+    h = norm_id(urllib.parse.unquote(raw))
+    page = emu.ws.pages.get(h) if h else None
+    if page is None:
+        raise ControlError("unknown page id %r" % (raw,), 404)
+    return page
+
+
+def _truth(page):
+    """Ground truth page: 2025-09-03 shape, untruncated."""
+    return page_parts(page, "2025", truncated=False)
+
+
+# ---------------------------------------------------------------- handlers (emu.lock held)
+
+def reset(emu, body, q):
+    emu.reset()
+    return {"ok": True}
+
+
+def health(emu, body, q):
+    return {"ok": True}
+
+
+def tokens(emu, body, q):
+    tok = emu.ws.set_token(body.get("token"), body.get("integration_name"),
+                           body.get("databases") or [])
+    return {"ok": True, "integration_id": dashed(tok.integration_id), "bot_id": dashed(tok.bot_id),
+            "databases": sorted(dashed(d) for d in tok.databases)}
+
+
+def share(emu, body, q):
+    shared = body.get("shared", True)
+    if not isinstance(shared, bool):
+        raise ControlError("shared must be a boolean")
+    emu.ws.share(body.get("token"), body.get("database_id"), shared)
+    return {"ok": True}
+
+
+def _fill_data_source(emu, ds, spec):
+    """Optional "pages" and "generate" members of a data source spec."""
+    now = emu.clock.now()
+    for p in spec.get("pages") or []:
+        emu.ws.add_page(ds, p, now)
+    if spec.get("generate"):
+        _generate(emu, ds, spec["generate"])
+
+
+def create_database(emu, body, q):
+    db = emu.ws.create_database(body, emu.clock.now())
+    for dsid, spec in zip(db.ds_ids, body.get("data_sources") or [{}]):
+        _fill_data_source(emu, emu.ws.data_sources[dsid], spec)
+    return {"database_id": dashed(db.id), "data_source_ids": [dashed(i) for i in db.ds_ids]}
+
+
+def create_data_source(emu, body, q):
+    h = norm_id(body.get("database_id"))
+    db = emu.ws.databases.get(h) if h else None
+    if db is None:
+        raise ControlError("unknown database_id", 404)
+    ds = emu.ws.add_data_source(db, body, emu.clock.now())
+    _fill_data_source(emu, ds, body)
+    return {"database_id": dashed(db.id), "data_source_id": dashed(ds.id)}
+
+
+def create_page(emu, body, q):
+    ds = _ds(emu, body.get("data_source_id"))
+    return Parts(open_object(_truth(emu.ws.add_page(ds, body, emu.clock.now()))))
+
+
+def list_pages(emu, body, q):
+    include_trashed = q.get("include_trashed", "0") in ("1", "true")
+    if q.get("data_source_id"):
+        pages = list(_ds(emu, q["data_source_id"]).pages.values())
+    else:
+        pages = list(emu.ws.pages.values())
+    pages = [p for p in pages if include_trashed or not p.in_trash]
+    parts = Parts(['{"object":"list","count":%d,"results":[' % len(pages)])
+    for i, p in enumerate(pages):
+        if i:
+            parts.append(",")
+        parts.extend(_truth(p))
+    parts.append("]")
+    return parts
+
+
+def get_page(emu, body, q, raw):
+    return Parts(open_object(_truth(_page(emu, raw))))
+
+
+def patch_page(emu, body, q, raw):
+    page = _page(emu, raw)
+    spec = dict(body)
+    if spec.get("touch") is False and "last_edited_time" not in spec:
+        spec["last_edited_time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(page.edited))
+    emu.ws.patch_page(page, spec, emu.clock.now())
+    return Parts(open_object(_truth(page)))
+
+
+def trash_page(emu, body, q, raw):
+    page = _page(emu, raw)
+    emu.ws.patch_page(page, {"in_trash": body.get("in_trash", True)}, emu.clock.now())
+    return Parts(open_object(_truth(page)))
+
+
+def delete_page(emu, body, q, raw):
+    emu.ws.delete_page(_page(emu, raw))
+    return {"ok": True}
+
+
+def _generate(emu, ds, body):
+    start = body.get("created_start")
+    if start is not None:
+        try:
+            start = parse_iso(start)[0]
+        except (ValueError, TypeError):
+            raise ControlError("created_start must be an ISO timestamp")
+    t0 = time.monotonic()
+    pages = generate_pages(emu.ws, ds, _int(body, "count", 0, 0), body.get("seed", 0),
+                           body.get("kind", "generic"), start,
+                           _int(body, "created_step_seconds", 0, 20), emu.clock.now())
+    return {"data_source_id": dashed(ds.id), "count": len(pages),
+            "page_ids": [dashed(p.id) for p in pages],
+            "seconds": round(time.monotonic() - t0, 3)}
+
+
+def generate(emu, body, q):
+    return _generate(emu, _ds(emu, body.get("data_source_id")), body)
+
+
+def clock(emu, body, q):
+    c = emu.clock
+    if "now" in body:
+        try:
+            at = parse_iso(body["now"])[0]
+        except (ValueError, TypeError):
+            raise ControlError("now must be an ISO timestamp")
+        if body.get("frozen", True):
+            c.frozen, c.offset = at, 0.0
+        else:
+            c.frozen, c.offset = None, at - time.time()
+    if "advance_seconds" in body:
+        n = body["advance_seconds"]
+        if isinstance(n, bool) or not isinstance(n, (int, float)):
+            raise ControlError("advance_seconds must be a number")
+        if c.frozen is not None:
+            c.frozen += n
+        else:
+            c.offset += n
+    if body.get("real"):
+        c.frozen, c.offset = None, 0.0
+    return c.state()
+
+
+def config(emu, body, q):
+    cap = _int(body, "result_cap", 1)
+    ttl = _int(body, "cursor_ttl", 0)
+    latency = _int(body, "latency_ms", 0)
+    if cap is not None and cap != emu.cap:
+        emu.cap = cap
+        for ds in emu.ws.data_sources.values():
+            ds.prerender = None
+    if ttl is not None:
+        emu.cursors.ttl = ttl
+    if latency is not None:
+        emu.latency_ms = latency
+    return {"result_cap": emu.cap, "cursor_ttl": emu.cursors.ttl, "latency_ms": emu.latency_ms}
+
+
+def expire_cursors(emu, body, q):
+    n = len(emu.cursors.map)
+    emu.cursors.expire_all()
+    return {"expired": n}
+
+
+def faults(emu, body, q, method):
+    with emu.meta:
+        if method == "DELETE":
+            emu.faults = []
+        elif method == "POST":
+            specs = body.get("faults")
+            if not isinstance(specs, list):
+                raise ControlError("faults must be a list")
+            emu.faults.extend(Fault(s) for s in specs)
+        return {"faults": [f.describe() for f in emu.faults]}
+
+
+def rate_limit(emu, body, q, method):
+    with emu.meta:
+        if method == "POST":
+            rps = body.get("requests_per_second", 0)
+            if isinstance(rps, bool) or not isinstance(rps, (int, float)) or rps < 0:
+                raise ControlError("requests_per_second must be a number >= 0")
+            burst = body.get("burst", max(1, int(rps)))
+            if isinstance(burst, bool) or not isinstance(burst, (int, float)) or burst < 1:
+                raise ControlError("burst must be a number >= 1")
+            emu.rate = (float(rps), float(burst)) if rps > 0 else None
+            emu.buckets = {}
+        r = emu.rate
+        return {"requests_per_second": r[0] if r else 0, "burst": r[1] if r else 0}
+
+
+def requests(emu, body, q, method):
+    with emu.meta:
+        if method == "DELETE":
+            emu.log = []
+            return {"ok": True}
+        since = int(q.get("since", "0") or 0)
+        return {"requests": [e for e in emu.log if e["seq"] > since]}
+
+
+def stats(emu, body, q):
+    with emu.meta:
+        total = sum(sum(v.values()) for v in emu.stats.values())
+        return {"total": total, "endpoints": emu.stats}
+
+
+def prerender(emu, body, q):
+    ds = _ds(emu, body.get("data_source_id"))
+    t0 = time.monotonic()
+    pre = emu.prerender(ds)
+    return {"data_source_id": dashed(ds.id), "pages": pre.pages,
+            "responses": 1 + len(pre.by_cursor), "seconds": round(time.monotonic() - t0, 3)}
+
+
+def _rx(p):
+    return re.compile("^/_emulator" + p + "$")
+
+
+ROUTES = [  # methods, regex, handler, pass_method
+    (("POST",), _rx("/reset"), reset, False),
+    (("GET",), _rx("/health"), health, False),
+    (("POST",), _rx("/tokens"), tokens, False),
+    (("POST",), _rx("/share"), share, False),
+    (("POST",), _rx("/databases"), create_database, False),
+    (("POST",), _rx("/data_sources"), create_data_source, False),
+    (("POST",), _rx("/pages"), create_page, False),
+    (("GET",), _rx("/pages"), list_pages, False),
+    (("GET",), _rx("/pages/([^/]+)"), get_page, False),
+    (("PATCH",), _rx("/pages/([^/]+)"), patch_page, False),
+    (("DELETE",), _rx("/pages/([^/]+)"), delete_page, False),
+    (("POST",), _rx("/pages/([^/]+)/trash"), trash_page, False),
+    (("POST",), _rx("/generate"), generate, False),
+    (("GET", "POST"), _rx("/clock"), clock, False),
+    (("GET", "POST"), _rx("/config"), config, False),
+    (("POST",), _rx("/cursors/expire"), expire_cursors, False),
+    (("GET", "POST", "DELETE"), _rx("/faults"), faults, True),
+    (("GET", "POST"), _rx("/rate_limit"), rate_limit, True),
+    (("GET", "DELETE"), _rx("/requests"), requests, True),
+    (("GET",), _rx("/stats"), stats, False),
+    (("POST",), _rx("/prerender"), prerender, False),
+]
+
+
+def handle(emu, method, path, query, raw):
+    """Run one control request; returns (status, open parts)."""
+    try:
+        q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        path_known = False
+        for methods, rx, fn, pass_method in ROUTES:
+            m = rx.match(path)
+            if m is None:
+                continue
+            path_known = True
+            if method not in methods:
+                continue  # another route may take this method on the same path
+            body = _body(raw) if method in ("POST", "PATCH", "DELETE") else {}
+            args = m.groups() + ((method,) if pass_method else ())
+            with emu.lock:
+                out = fn(emu, body, q, *args)
+            return 200, out if isinstance(out, Parts) else open_object(to_parts(out))
+        if path_known:
+            raise ControlError("method %s not allowed on %s" % (method, path), 405)
+        raise ControlError("unknown control endpoint %s %s" % (method, path), 404)
+    except ControlError as e:
+        return e.status, open_object(to_parts({"error": e.message}))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        return 400, open_object(to_parts({"error": "bad request: %s: %s" % (type(e).__name__, e)}))
+
+
+def load_workspace(emu, spec):
+    """Apply a --workspace JSON file: {"workspace":{id,name}, "clock":{...}, "config":{...},
+    "databases":[<POST /_emulator/databases body>...], "tokens":[<POST /_emulator/tokens body>...]}."""
+    if not isinstance(spec, dict):
+        raise ControlError("workspace file must hold a JSON object")
+    with emu.lock:
+        w = spec.get("workspace") or {}
+        if w:
+            h = norm_id(w.get("id")) if w.get("id") else None
+            emu.ws.id = h or emu.ws.id
+            emu.ws.name = w.get("name", emu.ws.name)
+        if spec.get("clock"):
+            clock(emu, spec["clock"], {})
+        if spec.get("config"):
+            config(emu, spec["config"], {})
+        for db in spec.get("databases") or []:
+            create_database(emu, db, {})
+        for tok in spec.get("tokens") or []:
+            tokens(emu, tok, {})
