@@ -3,7 +3,7 @@
  * page id, read once at the start of a sync so that unchanged pages cost
  * no round trip to PostgreSQL.
  *
- * Compact on purpose (34 bytes a slot, open addressing, binary ids and
+ * Compact on purpose (35 bytes a slot, open addressing, binary ids and
  * digests): 20,000 pages take about 1 MB, so memory stays flat as a
  * database grows.
  */
@@ -20,6 +20,7 @@ struct nsync_pagemap_slot {
 	uint8_t hash[16];
 	uint8_t used;
 	uint8_t queued;   /* in the batch not yet written */
+	uint8_t seen;     /* returned by Notion in this walk (windows overlap) */
 };
 
 struct nsync_pagemap {

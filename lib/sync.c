@@ -33,6 +33,8 @@ struct row {
 
 struct walker {
 	struct nsync_sync_job *job;
+	char last_created[40];        /* created_time of the last result seen */
+	long new_in_window;           /* pages not seen before in this window */
 	struct nsync_stats *stats;
 	struct nsync_pagemap map;
 	struct nsync_buf batch;       /* "[row,row,..." (closed on flush) */
@@ -244,24 +246,33 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 		struct nsync_err page_err;
 		uint8_t digest[16];
 
-		w->stats->pages_seen++;
+		const char *created = string_member(page, "created_time");
+
+		if (created)
+			snprintf(w->last_created, sizeof(w->last_created), "%s", created);
 		memset(&page_err, 0, sizeof(page_err));
 		if (!page_id || nsync_normalize_id(page_id, norm, NULL) != NSYNC_OK ||
 		    !json_object_object_get_ex(page, "properties", &props) ||
 		    !json_object_is_type(props, json_type_object) || w->slices[i].len == 0) {
+			w->stats->pages_seen++;
 			nsync__err(&page_err, NSYNC_ERR_PROTOCOL,
 				   "result has no id or no properties (does the integration have "
 				   "read-content capability?)");
 			note_page_error(w, page_id ? page_id : "(no id)", &page_err);
 			continue;
 		}
+		slot = nsync__pagemap_get(&w->map, norm);
+		if (slot && slot->seen)
+			continue; /* repeated at a window boundary */
+		w->stats->pages_seen++;
+		w->new_in_window++;
 		rc = nsync__content_hash(props, edited, hash, err);
 		if (rc != NSYNC_OK)
 			return rc;
-		slot = nsync__pagemap_get(&w->map, norm);
 		if (slot && !slot->queued && nsync__hex_to_bytes(hash, digest, 16) &&
 		    memcmp(slot->hash, digest, 16) == 0) {
 			w->stats->unchanged++;
+			slot->seen = 1;
 			continue;
 		}
 		/* The same page twice in one batch would make the upsert fail
@@ -274,7 +285,7 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 		if (rc == NSYNC_OK) {
 			slot = nsync__pagemap_put(&w->map, norm, hash, &rc);
 			if (slot)
-				slot->queued = 1;
+				slot->queued = slot->seen = 1;
 		}
 		if (rc != NSYNC_OK)
 			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a batch");
@@ -284,8 +295,14 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 	return NSYNC_OK;
 }
 
-/* Walk one data source from its first page to its last. */
-static nsync_rc walk_source(struct walker *w, const char *source_id, struct nsync_err *err)
+/* Sorted by created_time, which never changes, so that a query stopped by
+ * Notion's result cap can go on from where it stopped. */
+static const char sort_created[] = "[{\"timestamp\":\"created_time\",\"direction\":\"ascending\"}]";
+
+/* Walk one window: one query (filter + sorts) followed cursor by cursor
+ * until it ends. *capped is set when Notion stopped it at its result cap. */
+static nsync_rc walk_window(struct walker *w, const char *source_id, const char *filter,
+			    int *capped, struct nsync_err *err)
 {
 	struct nsync_sync_job *job = w->job;
 	unsigned long seen[64];
@@ -294,24 +311,22 @@ static nsync_rc walk_source(struct walker *w, const char *source_id, struct nsyn
 	char *cursor = NULL;
 	nsync_rc rc = NSYNC_OK;
 
+	*capped = 0;
 	for (;;) {
 		struct nsync_query_page qp;
 		unsigned long h;
 
-		rc = nsync__notion_query(job->notion, &job->nctx, source_id, cursor, NULL, NULL, &qp,
-					 err);
+		rc = nsync__notion_query(job->notion, &job->nctx, source_id, cursor, filter,
+					 sort_created, &qp, err);
 		if (rc == NSYNC_OK)
 			rc = take_page_of_results(w, source_id, &qp, err);
 		if (rc == NSYNC_OK && job->cfg->progress)
 			job->cfg->progress(job->cfg->progress_data, job->kind->name, w->stats->pages_seen);
-		if (rc == NSYNC_OK && qp.incomplete)
-			rc = nsync__err(err, NSYNC_ERR_NOTION,
-					"Notion stopped the query of data source %s at its result cap "
-					"(request_status incomplete); the walk is not complete",
-					source_id);
 		free(cursor);
 		cursor = NULL;
-		if (rc != NSYNC_OK || !qp.has_more) {
+		if (rc == NSYNC_OK && qp.incomplete)
+			*capped = 1;
+		if (rc != NSYNC_OK || !qp.has_more || qp.incomplete) {
 			nsync__query_page_clear(&qp);
 			break;
 		}
@@ -329,14 +344,13 @@ static nsync_rc walk_source(struct walker *w, const char *source_id, struct nsyn
 		}
 		if (n_cursors == sizeof(seen) / sizeof(seen[0]) && cursors == seen) {
 			cursors = malloc(MAX_CURSORS * sizeof(*cursors));
-			if (cursors)
-				memcpy(cursors, seen, sizeof(seen));
-		}
-		if (!cursors) {
-			cursors = seen; /* keep freeing logic simple */
-			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
-			nsync__query_page_clear(&qp);
-			break;
+			if (!cursors) {
+				cursors = seen;
+				rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+				nsync__query_page_clear(&qp);
+				break;
+			}
+			memcpy(cursors, seen, sizeof(seen));
 		}
 		cursors[n_cursors++] = h;
 		cursor = strdup(qp.next_cursor);
@@ -349,6 +363,42 @@ static nsync_rc walk_source(struct walker *w, const char *source_id, struct nsyn
 	if (cursors != seen)
 		free(cursors);
 	return rc;
+}
+
+/* Walk one data source completely. A query returns at most 10,000 rows
+ * (then has_more is false and request_status says "incomplete"); the walk
+ * then starts a new query on_or_after the last row's created_time, as
+ * Notion's guide to large data sources says, and pages repeated at the
+ * boundary are skipped by id. */
+static nsync_rc walk_source(struct walker *w, const char *source_id, struct nsync_err *err)
+{
+	char filter[160], window_start[40] = "";
+	int capped = 0;
+	nsync_rc rc;
+
+	for (;;) {
+		if (window_start[0])
+			snprintf(filter, sizeof(filter),
+				 "{\"timestamp\":\"created_time\",\"created_time\":{\"on_or_after\":\"%s\"}}",
+				 window_start);
+		w->new_in_window = 0;
+		w->last_created[0] = '\0';
+		rc = walk_window(w, source_id, window_start[0] ? filter : NULL, &capped, err);
+		if (rc != NSYNC_OK || !capped)
+			return rc;
+		/* No new page in a full window: more rows share one created_time
+		 * than one query can return, and no filter can split them. */
+		if (w->new_in_window == 0 || !w->last_created[0] ||
+		    strcmp(w->last_created, window_start) == 0)
+			return nsync__err(err, NSYNC_ERR_NOTION,
+					  "data source %s has more pages created at %s than one Notion "
+					  "query returns; it cannot be walked completely",
+					  source_id, w->last_created[0] ? w->last_created : "one instant");
+		if (strspn(w->last_created, "0123456789-:.TZ+") != strlen(w->last_created))
+			return nsync__err(err, NSYNC_ERR_PROTOCOL,
+					  "data source %s: a page has an unexpected created_time", source_id);
+		memcpy(window_start, w->last_created, sizeof(window_start));
+	}
 }
 
 nsync_rc nsync__sync_walk(struct nsync_sync_job *job, struct nsync_err *err)
