@@ -95,6 +95,8 @@ def _fill_data_source(emu, ds, spec):
 
 
 def create_database(emu, body, q):
+    if body.get("token") is not None and body["token"] not in emu.ws.tokens:
+        raise ControlError("unknown token (create it with POST /_emulator/tokens first)", 404)
     db = emu.ws.create_database(body, emu.clock.now())
     for dsid, spec in zip(db.ds_ids, body.get("data_sources") or [{}]):
         _fill_data_source(emu, emu.ws.data_sources[dsid], spec)
@@ -123,12 +125,12 @@ def list_pages(emu, body, q):
     else:
         pages = list(emu.ws.pages.values())
     pages = [p for p in pages if include_trashed or not p.in_trash]
-    parts = Parts(['{"object":"list","count":%d,"results":[' % len(pages)])
+    parts = Parts([b'{"object":"list","count":%d,"results":[' % len(pages)])
     for i, p in enumerate(pages):
         if i:
-            parts.append(",")
+            parts.append(b",")
         parts.extend(_truth(p))
-    parts.append("]")
+    parts.append(b"]")
     return parts
 
 
@@ -218,6 +220,8 @@ def config(emu, body, q):
 def expire_cursors(emu, body, q):
     n = len(emu.cursors.map)
     emu.cursors.expire_all()
+    for ds in emu.ws.data_sources.values():   # their first page names a now-invalid cursor
+        ds.prerender = None
     return {"expired": n}
 
 
