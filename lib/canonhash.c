@@ -4,7 +4,6 @@
  * The canonical stream is a tagged encoding, not JSON: every string is
  * length-prefixed so that no two different values encode alike.
  */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +40,11 @@ static void feed(struct hasher *h, const void *p, size_t n)
 
 static void feed_tagged(struct hasher *h, char tag, const char *s, size_t n)
 {
-	uint32_t len = (uint32_t)n;
+	/* Little-endian on every host, so stored hashes do not depend on the CPU. */
+	unsigned char head[5] = {(unsigned char)tag, (unsigned char)n, (unsigned char)(n >> 8),
+				 (unsigned char)(n >> 16), (unsigned char)(n >> 24)};
 
-	feed(h, &tag, 1);
-	feed(h, &len, sizeof(len));
+	feed(h, head, sizeof(head));
 	feed(h, s, n);
 }
 
@@ -66,6 +66,7 @@ static int hash_object(struct hasher *h, struct json_object *obj, int is_file_ob
 	struct member *members = stack_members;
 	size_t n = 0, count = (size_t)json_object_object_length(obj), i;
 	struct json_object_iterator it, end;
+	int holds_file = 0;
 
 	if (count > sizeof(stack_members) / sizeof(stack_members[0])) {
 		members = malloc(count * sizeof(*members));
@@ -82,6 +83,15 @@ static int hash_object(struct hasher *h, struct json_object *obj, int is_file_ob
 	}
 	if (n > 1)
 		qsort(members, n, sizeof(*members), cmp_member);
+	/* Only a real file object ({"type":"file","file":{url,expiry_time}})
+	 * has a re-signed URL; a user property that happens to be called
+	 * "file" keeps every byte of its value. */
+	for (i = 0; i < n; i++)
+		if (strcmp(members[i].key, "type") == 0) {
+			holds_file = json_object_is_type(members[i].val, json_type_string) &&
+				     strcmp(json_object_get_string(members[i].val), "file") == 0;
+			break;
+		}
 
 	feed(h, "{", 1);
 	for (i = 0; i < n; i++) {
@@ -99,7 +109,7 @@ static int hash_object(struct hasher *h, struct json_object *obj, int is_file_ob
 			feed_tagged(h, 's', url, q ? (size_t)(q - url) : strlen(url));
 			continue;
 		}
-		if (!hash_value(h, val, strcmp(key, "file") == 0))
+		if (!hash_value(h, val, holds_file && strcmp(key, "file") == 0))
 			goto fail;
 	}
 	feed(h, "}", 1);

@@ -6,9 +6,9 @@
  * when the content does:
  *  - object keys are visited in sorted order (Notion does not promise key
  *    order, and json-c keeps arrival order);
- *  - Notion-hosted file URLs are re-signed on every request: inside any
- *    object that is the value of a "file" member, "expiry_time" is left out
- *    and "url" counts only up to its query string.
+ *  - Notion-hosted file URLs are re-signed on every request: in a file
+ *    object {"type":"file","file":{"url","expiry_time"}}, "expiry_time" is
+ *    left out and "url" counts only up to its query string.
  * The hash walks the json-c tree already parsed for the page: no second
  * parse and no serialisation.
  */

@@ -67,15 +67,24 @@ nsync_rc nsync__rich_text_plain(struct nsync_buf *b, struct json_object *array)
 	return NSYNC_OK;
 }
 
+/* The "type" member of a property value, or "" when absent or not a string
+ * (Notion always sends one; a malformed answer must not crash us). */
+static const char *type_of(struct json_object *value)
+{
+	struct json_object *type;
+
+	if (!json_object_object_get_ex(value, "type", &type) ||
+	    !json_object_is_type(type, json_type_string))
+		return "";
+	return json_object_get_string(type);
+}
+
 nsync_rc nsync__plain_text(struct nsync_buf *b, struct json_object *value)
 {
-	struct json_object *type, *inner, *name;
-	const char *t;
+	struct json_object *inner, *name;
+	const char *t = type_of(value);
 
-	if (!json_object_object_get_ex(value, "type", &type))
-		return NSYNC_OK;
-	t = json_object_get_string(type);
-	if (!t || !json_object_object_get_ex(value, t, &inner))
+	if (!*t || !json_object_object_get_ex(value, t, &inner))
 		return NSYNC_OK;
 	if (json_object_is_type(inner, json_type_array))
 		return nsync__rich_text_plain(b, inner);
@@ -96,10 +105,8 @@ static struct json_object *find_title_property(struct json_object *properties)
 {
 	json_object_object_foreach(properties, key, val)
 	{
-		struct json_object *type;
 		(void)key;
-		if (json_object_object_get_ex(val, "type", &type) &&
-		    strcmp(json_object_get_string(type), "title") == 0)
+		if (strcmp(type_of(val), "title") == 0)
 			return val;
 	}
 	return NULL;
@@ -107,20 +114,25 @@ static struct json_object *find_title_property(struct json_object *properties)
 
 /* Append the plain text of value as an escaped JSON string literal, keeping
  * at most max_chars characters and max_bytes bytes (0 = no limit), never
- * splitting a character. A scratch buffer holds the joined text: rich text
- * arrives in pieces of up to 2000 characters. */
+ * splitting a character. The text is cleaned first (NUL dropped, invalid
+ * UTF-8 replaced) so that the caps hold for what is stored. Scratch
+ * buffers hold the joined text: rich text arrives in pieces of up to 2000
+ * characters. */
 static nsync_rc add_text_literal(struct nsync_buf *b, struct json_object *value,
 				 size_t max_chars, size_t max_bytes, long *cleaned)
 {
-	struct nsync_buf scratch;
+	struct nsync_buf joined, clean;
 	size_t len;
 	nsync_rc rc;
 
-	nsync__buf_init(&scratch, b->limit);
-	rc = nsync__plain_text(&scratch, value);
+	nsync__buf_init(&joined, b->limit);
+	nsync__buf_init(&clean, b->limit);
+	rc = nsync__plain_text(&joined, value);
+	if (rc == NSYNC_OK)
+		rc = nsync__utf8_clean(&clean, joined.data ? joined.data : "", joined.len, cleaned);
 	if (rc == NSYNC_OK) {
-		const char *text = scratch.data ? scratch.data : "";
-		len = scratch.len;
+		const char *text = clean.data ? clean.data : "";
+		len = clean.len;
 		if (max_bytes && len > max_bytes) {
 			len = max_bytes;
 			while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
@@ -128,9 +140,10 @@ static nsync_rc add_text_literal(struct nsync_buf *b, struct json_object *value,
 		}
 		if (max_chars)
 			len = nsync__utf8_prefix(text, len, max_chars);
-		rc = nsync__json_add_string(b, text, len, cleaned);
+		rc = nsync__json_add_string(b, text, len, NULL);
 	}
-	nsync__buf_free(&scratch);
+	nsync__buf_free(&joined);
+	nsync__buf_free(&clean);
 	return rc;
 }
 
@@ -146,14 +159,14 @@ nsync_rc nsync__add_title(struct nsync_buf *b, const struct nsync_kind *kind,
 	return add_text_literal(b, value, NSYNC_TITLE_MAX_CHARS, NSYNC_TITLE_MAX_BYTES, cleaned);
 }
 
-/* True when the rich-text property value holds at least one character. */
+/* True when the property value holds at least one character of text. */
 static int has_text(struct json_object *value)
 {
-	struct json_object *type, *inner;
+	struct json_object *inner, *s, *text;
+	const char *t = type_of(value);
 	size_t i, n;
 
-	if (!json_object_object_get_ex(value, "type", &type) ||
-	    !json_object_object_get_ex(value, json_object_get_string(type), &inner))
+	if (!*t || !json_object_object_get_ex(value, t, &inner))
 		return 0;
 	if (json_object_is_type(inner, json_type_string))
 		return json_object_get_string_len(inner) > 0;
@@ -161,9 +174,13 @@ static int has_text(struct json_object *value)
 		return 0;
 	n = json_object_array_length(inner);
 	for (i = 0; i < n; i++) {
-		struct json_object *s;
-		if (json_object_object_get_ex(json_object_array_get_idx(inner, i), "plain_text", &s) &&
-		    json_object_get_string_len(s) > 0)
+		struct json_object *item = json_object_array_get_idx(inner, i);
+		/* Same fallback as nsync__rich_text_plain: plain_text, else text.content.
+		 * json_object_object_get_ex sets s to NULL when the key is absent. */
+		if (!json_object_object_get_ex(item, "plain_text", &s) &&
+		    json_object_object_get_ex(item, "text", &text))
+			json_object_object_get_ex(text, "content", &s);
+		if (json_object_is_type(s, json_type_string) && json_object_get_string_len(s) > 0)
 			return 1;
 	}
 	return 0;

@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "notionsync.h"
+#include "text.h"
 
 /* Bodies are tiny; anything nested deeper than this is not a sync request. */
 #define REQUEST_JSON_DEPTH 8
@@ -44,15 +45,34 @@ nsync_rc nsync_normalize_id(const char *in, char out[37], struct nsync_err *err)
 	return NSYNC_OK;
 }
 
+/* 1 when s (len bytes) is valid UTF-8 without NUL. json-c's own check
+ * only looks at the byte structure and lets surrogates and overlong forms
+ * through, which PostgreSQL would then refuse. */
+static int valid_utf8(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n;
+
+	while (i < len) {
+		if (p[i] == 0)
+			return 0;
+		n = nsync__utf8_seq_len(p + i, len - i);
+		if (!n)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
 /* Read an optional string member into out (size bytes). Absent or null
- * leaves out empty. */
+ * leaves out empty; *present tells an empty string from absence. */
 static nsync_rc get_string(struct json_object *root, const char *key, char *out, size_t size,
-			   struct json_object **value, struct nsync_err *err)
+			   int *present, struct nsync_err *err)
 {
 	struct json_object *v;
 
 	out[0] = '\0';
-	*value = NULL;
+	*present = 0;
 	if (!json_object_object_get_ex(root, key, &v) || json_object_is_type(v, json_type_null))
 		return NSYNC_OK;
 	if (!json_object_is_type(v, json_type_string))
@@ -60,9 +80,9 @@ static nsync_rc get_string(struct json_object *root, const char *key, char *out,
 	if ((size_t)json_object_get_string_len(v) >= size)
 		return nsync__err(err, NSYNC_ERR_ARG, "\"%s\" is too long (at most %zu characters)",
 				  key, size - 1);
-	if (memchr(json_object_get_string(v), '\0', (size_t)json_object_get_string_len(v)))
-		return nsync__err(err, NSYNC_ERR_ARG, "\"%s\" contains a NUL character", key);
-	*value = v;
+	if (!valid_utf8(json_object_get_string(v), (size_t)json_object_get_string_len(v)))
+		return nsync__err(err, NSYNC_ERR_ARG, "\"%s\" is not valid UTF-8 text", key);
+	*present = 1;
 	snprintf(out, size, "%s", json_object_get_string(v));
 	return NSYNC_OK;
 }
@@ -81,12 +101,14 @@ static nsync_rc get_bool(struct json_object *root, const char *key, bool *out,
 	return NSYNC_OK;
 }
 
-/* Normalise an id member in place; the message names the field. */
-static nsync_rc check_id(char *id, const char *key, struct nsync_err *err)
+/* Normalise an id member in place; the message names the field. An empty
+ * string is not "absent" (that is null or no member): it must not widen
+ * the request to every user or every database. */
+static nsync_rc check_id(char *id, int present, const char *key, struct nsync_err *err)
 {
 	char norm[37];
 
-	if (!id[0])
+	if (!present)
 		return NSYNC_OK;
 	if (nsync_normalize_id(id, norm, err) != NSYNC_OK)
 		return nsync__err(err, NSYNC_ERR_ARG, "\"%s\" is not a UUID (32 hexadecimal digits, "
@@ -99,7 +121,8 @@ nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request 
 			     struct nsync_err *err)
 {
 	struct json_tokener *tok;
-	struct json_object *root = NULL, *ignored;
+	struct json_object *root = NULL;
+	int has_user = 0, has_db = 0, has_name = 0;
 	enum json_tokener_error jerr;
 	size_t i;
 	nsync_rc rc = NSYNC_OK;
@@ -126,7 +149,7 @@ nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request 
 		size_t end = json_tokener_get_parse_end(tok);
 		for (; end < len && isspace((unsigned char)body[end]); end++)
 			;
-		if (end < len && body[end] != '\0')
+		if (end < len)
 			jerr = json_tokener_error_parse_unexpected;
 	}
 	json_tokener_free(tok);
@@ -139,13 +162,13 @@ nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request 
 		json_object_put(root);
 		return nsync__err(err, NSYNC_ERR_ARG, "request body must be a JSON object");
 	}
-	if ((rc = get_string(root, "user_id", req->user_id, sizeof(req->user_id), &ignored, err)) ||
-	    (rc = check_id(req->user_id, "user_id", err)) ||
+	if ((rc = get_string(root, "user_id", req->user_id, sizeof(req->user_id), &has_user, err)) ||
+	    (rc = check_id(req->user_id, has_user, "user_id", err)) ||
 	    (rc = get_string(root, "database_id", req->database_id, sizeof(req->database_id),
-			     &ignored, err)) ||
-	    (rc = check_id(req->database_id, "database_id", err)) ||
+			     &has_db, err)) ||
+	    (rc = check_id(req->database_id, has_db, "database_id", err)) ||
 	    (rc = get_string(root, "database_name", req->database_name, sizeof(req->database_name),
-			     &ignored, err)) ||
+			     &has_name, err)) ||
 	    (rc = get_bool(root, "full", &req->full, err)) ||
 	    (rc = get_bool(root, "async", &req->async, err)))
 		memset(req, 0, sizeof(*req));

@@ -54,6 +54,32 @@ size_t nsync__utf8_prefix(const char *s, size_t len, size_t max_chars)
 	return i;
 }
 
+nsync_rc nsync__utf8_clean(struct nsync_buf *b, const char *s, size_t len, long *cleaned)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, run = 0, n;
+	int dirty = 0;
+	nsync_rc rc = NSYNC_OK;
+
+	while (i < len && rc == NSYNC_OK) {
+		if (p[i] != 0 && (p[i] < 0x80 || (n = nsync__utf8_seq_len(p + i, len - i)) > 0)) {
+			i += p[i] < 0x80 ? 1 : n;
+			continue;
+		}
+		rc = nsync__buf_add(b, p + run, i - run);
+		if (rc == NSYNC_OK && p[i] != 0)
+			rc = nsync__buf_add(b, replacement, 3);
+		dirty = 1;
+		i++;
+		run = i;
+	}
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_add(b, p + run, len - run);
+	if (dirty && cleaned)
+		(*cleaned)++;
+	return rc;
+}
+
 nsync_rc nsync__json_add_string(struct nsync_buf *b, const char *s, size_t len, long *cleaned)
 {
 	const unsigned char *p = (const unsigned char *)s;

@@ -27,6 +27,11 @@ nsync_rc nsync__json_add_string(struct nsync_buf *b, const char *s, size_t len, 
  * syntactically valid JSON (it was parsed before). */
 nsync_rc nsync__json_add_raw(struct nsync_buf *b, const char *s, size_t len, long *cleaned);
 
+/* nsync__utf8_clean - append s (len bytes) to b as raw text (not JSON):
+ * NUL bytes dropped, each invalid UTF-8 sequence replaced by U+FFFD.
+ * *cleaned (may be NULL) is incremented once if anything changed. */
+nsync_rc nsync__utf8_clean(struct nsync_buf *b, const char *s, size_t len, long *cleaned);
+
 /* nsync__utf8_prefix - byte length of the longest prefix of s (len bytes)
  * holding at most max_chars UTF-8 characters, never splitting a character. */
 size_t nsync__utf8_prefix(const char *s, size_t len, size_t max_chars);
