@@ -70,18 +70,36 @@ static int fail_usage(const char *msg)
 static char *read_token(void)
 {
 	const char *env = getenv("NOTION_TOKEN");
-	char line[4096];
-	size_t len;
+	char *line = NULL, *start, *end;
+	size_t cap = 0;
+	ssize_t n;
 
 	if (env && *env)
-		return strdup(env);
-	if (isatty(0))
-		fprintf(stderr, "Notion token: ");
-	if (!fgets(line, sizeof(line), stdin))
+		line = strdup(env);
+	else {
+		if (isatty(0))
+			fprintf(stderr, "Notion token: ");
+		n = getline(&line, &cap, stdin);
+		if (n <= 0) {
+			free(line);
+			return NULL;
+		}
+	}
+	if (!line)
 		return NULL;
-	len = strcspn(line, "\r\n");
-	line[len] = '\0';
-	return len ? strdup(line) : NULL;
+	/* Copy-paste brings blanks and line ends along; a token has none. */
+	for (start = line; *start == ' ' || *start == '\t'; start++)
+		;
+	end = start + strcspn(start, "\r\n");
+	while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*end = '\0';
+	memmove(line, start, (size_t)(end - start) + 1);
+	if (!*line) {
+		free(line);
+		return NULL;
+	}
+	return line;
 }
 
 static int cmd_sync(struct nsync_service *svc, int argc, char **argv)

@@ -72,8 +72,10 @@ static int handle_health(struct fcgi_app *app, FCGX_Request *req)
 
 	memset(&err, 0, sizeof(err));
 	if (nsync_service_ping(app->svc, &err) != NSYNC_OK) {
+		fprintf(stderr, "notion-sync-fcgi: health check: %s\n", err.msg);
 		fcgi_send_json(req->out, 503, NULL,
-			       "{\"status\":\"unavailable\",\"postgres\":\"unreachable\"}");
+			       "{\"success\":false,\"status\":\"unavailable\",\"error\":{\"code\":"
+			       "\"database_unavailable\",\"message\":\"PostgreSQL does not answer\"}}");
 		return 503;
 	}
 	fcgi_send_json(req->out, 200, NULL, "{\"status\":\"ok\",\"postgres\":\"ok\"}");
@@ -117,7 +119,13 @@ static int handle_sync(struct fcgi_app *app, FCGX_Request *req)
 		status = fcgi_status_for(rc);
 		if (status == 500)
 			fprintf(stderr, "notion-sync-fcgi: internal error: %s\n", err.msg);
-		fcgi_send_error(req->out, status, nsync_rc_name(rc), err.msg, err.run_id, NULL);
+		/* libpq's text names sockets and hosts: log it, answer plainly. */
+		if (rc == NSYNC_ERR_DB)
+			fprintf(stderr, "notion-sync-fcgi: %s\n", err.msg);
+		fcgi_send_error(req->out, status, nsync_rc_name(rc),
+				rc == NSYNC_ERR_DB ? "PostgreSQL is unavailable; see the server log"
+						   : err.msg,
+				err.run_id, NULL);
 		return status;
 	}
 	fcgi_send_json(req->out, 200, NULL, answer);

@@ -41,6 +41,27 @@ const char *nsync_rc_name(nsync_rc code)
 	return rc_text[code].name;
 }
 
+/* Messages end up in one-line logs and JSON: fold line breaks and tabs
+ * (libpq's messages have them) into single spaces. */
+static void one_line(char *msg)
+{
+	char *out = msg;
+	const char *in;
+	int space = 0;
+
+	for (in = msg; *in; in++) {
+		if (*in == '\n' || *in == '\r' || *in == '\t' || *in == ' ') {
+			space = out != msg;
+			continue;
+		}
+		if (space)
+			*out++ = ' ';
+		space = 0;
+		*out++ = *in;
+	}
+	*out = '\0';
+}
+
 nsync_rc nsync__err(struct nsync_err *err, nsync_rc code, const char *fmt, ...)
 {
 	va_list ap;
@@ -51,6 +72,7 @@ nsync_rc nsync__err(struct nsync_err *err, nsync_rc code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
+	one_line(err->msg);
 	return code;
 }
 
@@ -75,5 +97,6 @@ nsync_rc nsync__err_prefix(struct nsync_err *err, const char *fmt, ...)
 	snprintf(joined + n, sizeof(joined) - n, ": %s", err->msg);
 	memcpy(err->msg, joined, sizeof(err->msg) - 1);
 	err->msg[sizeof(err->msg) - 1] = '\0';
+	one_line(err->msg);
 	return err->code;
 }

@@ -63,6 +63,8 @@ struct nsync_service *nsync_service_new(const struct nsync_config *cfg, struct n
 	}
 	if (nsync__store_init(&svc->store, svc->cfg.database_url, err) != NSYNC_OK)
 		goto fail;
+	svc->store.log = svc->cfg.log;
+	svc->store.log_data = svc->cfg.log_data;
 	svc->notion = nsync__notion_new(&svc->cfg, err);
 	if (!svc->notion)
 		goto fail;
@@ -87,7 +89,7 @@ void nsync_service_free(struct nsync_service *svc)
 
 nsync_rc nsync_service_ping(struct nsync_service *svc, struct nsync_err *err)
 {
-	return nsync__store_ping(&svc->store, err);
+	return nsync__store_refresh(&svc->store, err);
 }
 
 const struct nsync_stats *nsync_service_last_stats(const struct nsync_service *svc)
@@ -186,7 +188,8 @@ static void log_outcome(struct nsync_service *svc, const char *user_id, const ch
 		 "sync run=%ld user=%s database=%s name=\"%s\" status=%s pages=%ld inserted=%ld "
 		 "updated=%ld unchanged=%ld page_errors=%ld requests=%ld retries=%ld waited=%.1fs "
 		 "duration_ms=%.0f%s%s",
-		 o->run_id, user_id, database_id, o->name ? o->name : "", o->rc ? "error" : "success",
+		 o->run_id, user_id, database_id, o->name ? o->name : "",
+		 o->rc == NSYNC_ERR_BUSY ? "busy" : o->rc ? "error" : "success",
 		 o->stats.pages_seen, o->stats.inserted, o->stats.updated, o->stats.unchanged,
 		 o->stats.page_errors, o->stats.notion_requests, o->stats.retries,
 		 o->stats.wait_seconds, o->seconds * 1000, o->rc ? " error=" : "",
@@ -516,7 +519,7 @@ nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request
 	if (req->database_name[0] && !nsync__kind_find(req->database_name))
 		return nsync__err(err, NSYNC_ERR_ARG, "database_name \"%s\" is not one of %s",
 				  req->database_name, nsync__kind_names());
-	if (nsync__store_ready(&svc->store, err) != NSYNC_OK)
+	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
 		return NSYNC_ERR_DB;
 	if (req->user_id[0] && req->database_id[0])
 		return run_single(svc, req, response_json, err);

@@ -59,6 +59,25 @@ int nsync__store_connection_ok(const struct nsync_store *s)
 	return s->conn && PQstatus(s->conn) == CONNECTION_OK;
 }
 
+/* Server notices (WARNING: terminating connection...) go to the log sink
+ * as one line, not to stderr behind the caller's back. */
+static void on_notice(void *arg, const char *message)
+{
+	struct nsync_store *s = arg;
+	char line[600];
+	size_t i;
+
+	if (!s->log)
+		return;
+	snprintf(line, sizeof(line), "postgres: %s", message);
+	for (i = 0; line[i]; i++)
+		if (line[i] == '\n' || line[i] == '\r' || line[i] == '\t')
+			line[i] = ' ';
+	while (i > 0 && line[i - 1] == ' ')
+		line[--i] = '\0';
+	s->log(s->log_data, line);
+}
+
 nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err)
 {
 	PGresult *res;
@@ -81,6 +100,7 @@ nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err)
 		s->conn = NULL;
 		return rc;
 	}
+	PQsetNoticeProcessor(s->conn, on_notice, s);
 	/* Timestamps go out as UTC ISO text; clients never depend on the server's zone. */
 	res = PQexec(s->conn, "set time zone 'UTC'; set application_name = 'notion-sync'");
 	PQclear(res);
@@ -105,6 +125,23 @@ static PGresult *exec(struct nsync_store *s, const char *what, const char *sql, 
 		 res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
 	PQclear(res);
 	return NULL;
+}
+
+nsync_rc nsync__store_refresh(struct nsync_store *s, struct nsync_err *err)
+{
+	PGresult *res;
+
+	if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
+		res = PQexec(s->conn, "select 1");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+			PQclear(res);
+			return NSYNC_OK;
+		}
+		PQclear(res);
+		PQfinish(s->conn); /* dead or unusable: start over */
+		s->conn = NULL;
+	}
+	return nsync__store_ready(s, err);
 }
 
 nsync_rc nsync__store_ping(struct nsync_store *s, struct nsync_err *err)

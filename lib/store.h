@@ -15,6 +15,8 @@
 struct nsync_store {
 	PGconn *conn;        /* owned; NULL until first use */
 	char *conninfo;      /* owned; NULL = libpq defaults */
+	nsync_log_fn log;    /* where server notices go; may be NULL */
+	void *log_data;
 };
 
 /* nsync__store_init - remember conninfo (copied; may be NULL). */
@@ -25,6 +27,12 @@ void nsync__store_close(struct nsync_store *s);
  * NSYNC_ERR_DB with libpq's reason (the password, if any, is never part
  * of libpq's messages). */
 nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err);
+
+/* nsync__store_refresh - make sure the connection is alive before a
+ * request: a connection whose server restarted while we were idle still
+ * says CONNECTION_OK until used, so probe it and reconnect once if the
+ * probe fails. NSYNC_ERR_DB if PostgreSQL cannot be reached. */
+nsync_rc nsync__store_refresh(struct nsync_store *s, struct nsync_err *err);
 
 /* nsync__store_ping - run "select 1". */
 nsync_rc nsync__store_ping(struct nsync_store *s, struct nsync_err *err);

@@ -342,10 +342,13 @@ class Responder:
 
 
 def _pid_alive(pid):
+    """True while pid exists and is not a zombie: a responder forked by
+    spawn-fcgi -F is not our child, and until init reaps it a dead one still
+    answers kill(pid, 0)."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
 
 
