@@ -194,8 +194,8 @@ static void pace(struct nsync_pacer *pacer, double rate, struct nsync_stats *sta
 	pacer->next_at = now + 1.0 / rate;
 }
 
-nsync_rc nsync__http_call(struct nsync_http *h, const char *method, const char *path,
-			  const char *body, const char *token, struct nsync_pacer *pacer,
+nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *body,
+			  const char *token, struct nsync_pacer *pacer,
 			  struct nsync_stats *stats, const char **resp, size_t *resp_len,
 			  struct nsync_err *err)
 {
@@ -237,7 +237,6 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *method, const char *
 	} else {
 		curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
 	}
-	(void)method;
 
 	memset(&a, 0, sizeof(a));
 	for (a.attempt = 1;; a.attempt++) {

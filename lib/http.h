@@ -33,15 +33,15 @@ struct nsync_http *nsync__http_new(const struct nsync_config *cfg, struct nsync_
 void nsync__http_free(struct nsync_http *h);
 
 /* nsync__http_call - send one request (with retries) to cfg's base URL plus
- * path. body is the JSON to POST, or NULL for GET. pacer may be NULL.
+ * path: a POST of body (JSON) when body is not NULL, else a GET. pacer may be NULL.
  * stats (may be NULL) counts requests, retries and seconds waited.
  * On a 2xx answer returns NSYNC_OK and *resp and *resp_len point to the body,
  * borrowed until the next call on h. On a final failure returns
  * NSYNC_ERR_NOTION_AUTH (401/403), NSYNC_ERR_NOT_FOUND (404),
  * NSYNC_ERR_NOTION (anything else, or transport failure after retries),
  * with err->notion_status, err->notion_code and Notion's message filled. */
-nsync_rc nsync__http_call(struct nsync_http *h, const char *method, const char *path,
-			  const char *body, const char *token, struct nsync_pacer *pacer,
+nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *body,
+			  const char *token, struct nsync_pacer *pacer,
 			  struct nsync_stats *stats, const char **resp, size_t *resp_len,
 			  struct nsync_err *err);
 

@@ -107,7 +107,7 @@ nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_n
 	memset(info, 0, sizeof(*info));
 	snprintf(info->id, sizeof(info->id), "%s", database_id);
 	snprintf(path, sizeof(path), "/v1/databases/%s", database_id);
-	rc = nsync__http_call(n->http, "GET", path, NULL, ctx->token, ctx->pacer, ctx->stats, &text,
+	rc = nsync__http_call(n->http, path, NULL, ctx->token, ctx->pacer, ctx->stats, &text,
 			      &len, err);
 	if (rc != NSYNC_OK)
 		return rc;
@@ -222,7 +222,7 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 		nsync__buf_free(&body);
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a query");
 	}
-	rc = nsync__http_call(n->http, "POST", path, body.data, ctx->token, ctx->pacer, ctx->stats,
+	rc = nsync__http_call(n->http, path, body.data, ctx->token, ctx->pacer, ctx->stats,
 			      &page->raw, &page->raw_len, err);
 	nsync__buf_free(&body);
 	if (rc != NSYNC_OK)
@@ -268,7 +268,7 @@ nsync_rc nsync__notion_search(struct nsync_notion *n, const struct nsync_notion_
 			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a search");
 			break;
 		}
-		rc = nsync__http_call(n->http, "POST", "/v1/search", body.data, ctx->token, ctx->pacer,
+		rc = nsync__http_call(n->http, "/v1/search", body.data, ctx->token, ctx->pacer,
 				      ctx->stats, &page.raw, &page.raw_len, err);
 		if (rc != NSYNC_OK)
 			break;
