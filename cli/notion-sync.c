@@ -148,18 +148,10 @@ static int cmd_sync(struct nsync_service *svc, int argc, char **argv)
 	if (show_progress)
 		fputs("\r\033[K", stderr);
 	if (rc != NSYNC_OK) {
-		printf("{\"success\":false,\"error\":{\"code\":\"%s\",\"message\":", nsync_rc_name(rc));
-		/* The message is plain text; print it as a JSON string. */
-		putchar('"');
-		for (const char *p = err.msg; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				putchar('\\');
-			if ((unsigned char)*p < 0x20)
-				printf("\\u%04x", (unsigned char)*p);
-			else
-				putchar(*p);
-		}
-		printf("\"}}\n");
+		answer = nsync_error_json(nsync_rc_name(rc), err.msg, err.run_id);
+		if (answer)
+			puts(answer);
+		free(answer);
 		fprintf(stderr, "notion-sync: %s\n", err.msg);
 		return rc == NSYNC_ERR_ARG || rc == NSYNC_ERR_CONFIG ? 2 : 1;
 	}

@@ -3,9 +3,8 @@
  * respond.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-#include <json-c/json.h>
 
 #include "respond.h"
 
@@ -64,21 +63,15 @@ void fcgi_send_json(FCGX_Stream *out, int status, const char *extra_headers, con
 void fcgi_send_error(FCGX_Stream *out, int status, const char *code, const char *message,
 		     long run_id, const char *extra_headers)
 {
-	struct json_object *obj = json_object_new_object();
-	struct json_object *e = json_object_new_object();
+	char *body;
 
 	if (status >= 500 && status != 502 && status != 503) {
 		code = "internal_error";
 		message = "The server failed to handle the request; see its log.";
 	}
-	json_object_object_add(e, "code", json_object_new_string(code));
-	json_object_object_add(e, "message", json_object_new_string(message));
-	if (run_id > 0)
-		json_object_object_add(e, "run_id", json_object_new_int64(run_id));
-	json_object_object_add(obj, "success", json_object_new_boolean(0));
-	json_object_object_add(obj, "error", e);
+	body = nsync_error_json(code, message, run_id);
 	fcgi_send_json(out, status, extra_headers,
-		       json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-							    JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(obj);
+		       body ? body : "{\"success\":false,\"error\":{\"code\":\"internal_error\","
+				     "\"message\":\"out of memory\"}}");
+	free(body);
 }

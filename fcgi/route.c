@@ -108,11 +108,10 @@ static int handle_sync(struct fcgi_app *app, FCGX_Request *req)
 	rc = nsync_request_parse(body ? body : "", len, &sync_req, &err);
 	free(body);
 	if (rc == NSYNC_OK) {
+		const char *agent = FCGX_GetParam("HTTP_USER_AGENT", req->envp);
+		/* pg_net sends "User-Agent: pg_net/<version>". */
 		snprintf(sync_req.trigger, sizeof(sync_req.trigger), "%s",
-			 FCGX_GetParam("HTTP_USER_AGENT", req->envp) &&
-				 strncmp(FCGX_GetParam("HTTP_USER_AGENT", req->envp), "pg_net/", 7) == 0
-			     ? "pg_net"
-			     : "http");
+			 agent && strncmp(agent, "pg_net/", 7) == 0 ? "pg_net" : "http");
 		rc = nsync_service_run(app->svc, &sync_req, &answer, &err);
 	}
 	if (rc != NSYNC_OK) {

@@ -61,6 +61,12 @@ const char *nsync_strerror(nsync_rc code);
  * used as "code" in JSON error bodies. Never NULL. */
 const char *nsync_rc_name(nsync_rc code);
 
+/* nsync_error_json - the error body both front ends answer with:
+ * {"success":false,"error":{"code":code_name,"message":message[,"run_id":N]}}
+ * (run_id only when > 0). code_name is usually nsync_rc_name(). Returns a
+ * new string the caller frees with free(), or NULL when out of memory. */
+char *nsync_error_json(const char *code_name, const char *message, long run_id);
+
 /* Log sink: one complete line, without a trailing newline. The line never
  * holds a token or secret. Called from the thread that runs the sync. */
 typedef void (*nsync_log_fn)(void *data, const char *line);

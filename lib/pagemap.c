@@ -102,33 +102,44 @@ static int grow(struct nsync_pagemap *m)
 	return 1;
 }
 
+struct nsync_pagemap_slot *nsync__pagemap_set(struct nsync_pagemap *m, const uint8_t id[16],
+					      const uint8_t hash[16])
+{
+	struct nsync_pagemap_slot *s = find(m, id);
+	size_t i;
+
+	if (!s) {
+		/* Keep the load under 3/4 so probes stay short. */
+		if ((m->count + 1) * 4 > m->cap * 3 && !grow(m))
+			return NULL;
+		for (i = slot_of(id, m->cap); m->slots[i].used; i = (i + 1) & (m->cap - 1))
+			;
+		s = &m->slots[i];
+		s->used = 1;
+		memcpy(s->id, id, 16);
+		m->count++;
+	}
+	memcpy(s->hash, hash, 16);
+	return s;
+}
+
+struct nsync_pagemap_slot *nsync__pagemap_find(const struct nsync_pagemap *m, const uint8_t id[16])
+{
+	return find(m, id);
+}
+
 struct nsync_pagemap_slot *nsync__pagemap_put(struct nsync_pagemap *m, const char *id,
 					      const char *hash_hex, nsync_rc *rc)
 {
 	uint8_t key[16], hash[16];
 	struct nsync_pagemap_slot *s;
-	size_t i;
 
 	if (!nsync__hex_to_bytes(id, key, 16) || !nsync__hex_to_bytes(hash_hex, hash, 16)) {
 		*rc = NSYNC_ERR_ARG;
 		return NULL;
 	}
-	s = find(m, key);
-	if (!s) {
-		/* Keep the load under 3/4 so probes stay short. */
-		if ((m->count + 1) * 4 > m->cap * 3 && !grow(m)) {
-			*rc = NSYNC_ERR_NOMEM;
-			return NULL;
-		}
-		for (i = slot_of(key, m->cap); m->slots[i].used; i = (i + 1) & (m->cap - 1))
-			;
-		s = &m->slots[i];
-		s->used = 1;
-		memcpy(s->id, key, 16);
-		m->count++;
-	}
-	memcpy(s->hash, hash, 16);
-	*rc = NSYNC_OK;
+	s = nsync__pagemap_set(m, key, hash);
+	*rc = s ? NSYNC_OK : NSYNC_ERR_NOMEM;
 	return s;
 }
 

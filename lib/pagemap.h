@@ -40,6 +40,15 @@ void nsync__pagemap_free(struct nsync_pagemap *m);
 struct nsync_pagemap_slot *nsync__pagemap_put(struct nsync_pagemap *m, const char *id,
 					      const char *hash_hex, nsync_rc *rc);
 
+/* nsync__pagemap_set - the binary form of nsync__pagemap_put, for callers
+ * that already hold the 16 id bytes and 16 digest bytes. NULL only when
+ * memory runs out. */
+struct nsync_pagemap_slot *nsync__pagemap_set(struct nsync_pagemap *m, const uint8_t id[16],
+					      const uint8_t hash[16]);
+
+/* nsync__pagemap_find - the slot of a binary page id, or NULL. */
+struct nsync_pagemap_slot *nsync__pagemap_find(const struct nsync_pagemap *m, const uint8_t id[16]);
+
 /* nsync__pagemap_get - the slot of page id, or NULL. */
 struct nsync_pagemap_slot *nsync__pagemap_get(const struct nsync_pagemap *m, const char *id);
 

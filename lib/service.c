@@ -289,6 +289,18 @@ out:
 
 /* --- JSON answers ------------------------------------------------------ */
 
+static nsync_rc finish_json(struct json_object *obj, char **out, struct nsync_err *err)
+{
+	const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	*out = text ? strdup(text) : NULL;
+	json_object_put(obj);
+	if (!*out)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building the answer");
+	return NSYNC_OK;
+}
+
 static void put_counts(struct json_object *obj, const struct outcome *o)
 {
 	json_object_object_add(obj, "synced_count",
@@ -304,15 +316,33 @@ static void put_counts(struct json_object *obj, const struct outcome *o)
 	json_object_object_add(obj, "duration_ms", json_object_new_int64((int64_t)(o->seconds * 1000)));
 }
 
-static struct json_object *error_object(const struct nsync_err *err)
+/* The "error" member of answers: {"code","message"[,"run_id"]}. */
+static struct json_object *error_member(const char *code_name, const char *message, long run_id)
 {
 	struct json_object *e = json_object_new_object();
 
-	json_object_object_add(e, "code", json_object_new_string(nsync_rc_name(err->code)));
-	json_object_object_add(e, "message", json_object_new_string(err->msg));
-	if (err->code == NSYNC_ERR_BUSY && err->run_id)
-		json_object_object_add(e, "run_id", json_object_new_int64(err->run_id));
+	json_object_object_add(e, "code", json_object_new_string(code_name));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	if (run_id > 0)
+		json_object_object_add(e, "run_id", json_object_new_int64(run_id));
 	return e;
+}
+
+static struct json_object *error_object(const struct nsync_err *err)
+{
+	return error_member(nsync_rc_name(err->code), err->msg,
+			    err->code == NSYNC_ERR_BUSY ? err->run_id : 0);
+}
+
+char *nsync_error_json(const char *code_name, const char *message, long run_id)
+{
+	struct json_object *obj = json_object_new_object();
+	char *out = NULL;
+
+	json_object_object_add(obj, "success", json_object_new_boolean(0));
+	json_object_object_add(obj, "error", error_member(code_name, message, run_id));
+	finish_json(obj, &out, NULL);
+	return out;
 }
 
 /* One entry of "results". */
@@ -332,17 +362,6 @@ static struct json_object *result_entry(const char *user_id, const char *databas
 	return r;
 }
 
-static nsync_rc finish_json(struct json_object *obj, char **out, struct nsync_err *err)
-{
-	const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-							       JSON_C_TO_STRING_NOSLASHESCAPE);
-
-	*out = text ? strdup(text) : NULL;
-	json_object_put(obj);
-	if (!*out)
-		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building the answer");
-	return NSYNC_OK;
-}
 
 /* --- discovery --------------------------------------------------------- */
 

@@ -144,16 +144,6 @@ nsync_rc nsync__store_refresh(struct nsync_store *s, struct nsync_err *err)
 	return nsync__store_ready(s, err);
 }
 
-nsync_rc nsync__store_ping(struct nsync_store *s, struct nsync_err *err)
-{
-	PGresult *res = exec(s, "health check", "select 1", 0, NULL, err);
-
-	if (!res)
-		return NSYNC_ERR_DB;
-	PQclear(res);
-	return NSYNC_OK;
-}
-
 nsync_rc nsync__store_user_token(struct nsync_store *s, const char *user_id, char **token,
 				 struct nsync_err *err)
 {

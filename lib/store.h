@@ -34,9 +34,6 @@ nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err);
  * probe fails. NSYNC_ERR_DB if PostgreSQL cannot be reached. */
 nsync_rc nsync__store_refresh(struct nsync_store *s, struct nsync_err *err);
 
-/* nsync__store_ping - run "select 1". */
-nsync_rc nsync__store_ping(struct nsync_store *s, struct nsync_err *err);
-
 /* nsync__store_user_token - the token of user_id: notion_access_token when
  * set, else notion_token. *token is new (free with nsync__secret_free).
  * NSYNC_ERR_NOT_FOUND if the user is unknown or has no token. */

@@ -77,12 +77,9 @@ static void format_id(const uint8_t id[16], char out[37])
 static void unqueue_all(struct walker *w)
 {
 	size_t i;
-	char id[37];
 
 	for (i = 0; i < w->n_rows; i++) {
-		struct nsync_pagemap_slot *slot;
-		format_id(w->rows[i].id, id);
-		slot = nsync__pagemap_get(&w->map, id);
+		struct nsync_pagemap_slot *slot = nsync__pagemap_find(&w->map, w->rows[i].id);
 		if (slot)
 			slot->queued = 0;
 	}
@@ -170,8 +167,9 @@ static const char *string_member(struct json_object *obj, const char *key)
 }
 
 /* Append one changed page to the batch document. */
-static nsync_rc append_row(struct walker *w, const char *page_id, const char *source_id,
-			   struct json_object *page, struct json_object *props, const char *raw,
+static nsync_rc append_row(struct walker *w, const char *page_id, const uint8_t id[16],
+			   const char *source_id, struct json_object *page,
+			   struct json_object *props, const char *raw,
 			   const struct nsync_slice *slice, const char *hash)
 {
 	struct nsync_buf *b = &w->batch;
@@ -179,7 +177,6 @@ static nsync_rc append_row(struct walker *w, const char *page_id, const char *so
 	const char *created = string_member(page, "created_time");
 	const char *edited = string_member(page, "last_edited_time");
 	size_t off;
-	uint8_t id[16];
 	nsync_rc rc;
 
 	rc = nsync__buf_addc(b, w->n_rows ? ',' : '[');
@@ -216,7 +213,7 @@ static nsync_rc append_row(struct walker *w, const char *page_id, const char *so
 		rc = nsync__json_add_raw(b, raw + slice->off, slice->len, &w->cleaned);
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_addc(b, '}');
-	if (rc == NSYNC_OK && nsync__hex_to_bytes(page_id, id, 16))
+	if (rc == NSYNC_OK)
 		rc = add_row_meta(w, id, off);
 	return rc;
 }
@@ -244,7 +241,7 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 		char hash[NSYNC_HASH_HEX], norm[37];
 		struct nsync_pagemap_slot *slot;
 		struct nsync_err page_err;
-		uint8_t digest[16];
+		uint8_t id[16], digest[16];
 
 		const char *created = string_member(page, "created_time");
 
@@ -252,6 +249,7 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 			snprintf(w->last_created, sizeof(w->last_created), "%s", created);
 		memset(&page_err, 0, sizeof(page_err));
 		if (!page_id || nsync_normalize_id(page_id, norm, NULL) != NSYNC_OK ||
+		    !nsync__hex_to_bytes(norm, id, 16) ||
 		    !json_object_object_get_ex(page, "properties", &props) ||
 		    !json_object_is_type(props, json_type_object) || w->slices[i].len == 0) {
 			w->stats->pages_seen++;
@@ -261,7 +259,7 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 			note_page_error(w, page_id ? page_id : "(no id)", &page_err);
 			continue;
 		}
-		slot = nsync__pagemap_get(&w->map, norm);
+		slot = nsync__pagemap_find(&w->map, id);
 		if (slot && slot->seen)
 			continue; /* repeated at a window boundary */
 		w->stats->pages_seen++;
@@ -269,8 +267,8 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 		rc = nsync__content_hash(props, edited, hash, err);
 		if (rc != NSYNC_OK)
 			return rc;
-		if (slot && !slot->queued && nsync__hex_to_bytes(hash, digest, 16) &&
-		    memcmp(slot->hash, digest, 16) == 0) {
+		nsync__hex_to_bytes(hash, digest, 16); /* 32 hex digits: cannot fail */
+		if (slot && !slot->queued && memcmp(slot->hash, digest, 16) == 0) {
 			w->stats->unchanged++;
 			slot->seen = 1;
 			continue;
@@ -280,12 +278,14 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 		if (slot && slot->queued && (rc = flush(w, err)) != NSYNC_OK)
 			return rc;
 		/* Under 2022-06-28 the "source" is the database itself. */
-		rc = append_row(w, norm, nsync__notion_legacy(job->notion) ? NULL : source_id, page,
-				props, qp->raw, &w->slices[i], hash);
+		rc = append_row(w, norm, id, nsync__notion_legacy(job->notion) ? NULL : source_id,
+				page, props, qp->raw, &w->slices[i], hash);
 		if (rc == NSYNC_OK) {
-			slot = nsync__pagemap_put(&w->map, norm, hash, &rc);
+			slot = nsync__pagemap_set(&w->map, id, digest);
 			if (slot)
 				slot->queued = slot->seen = 1;
+			else
+				rc = NSYNC_ERR_NOMEM;
 		}
 		if (rc != NSYNC_OK)
 			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a batch");
