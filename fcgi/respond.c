@@ -18,6 +18,7 @@ int fcgi_status_for(nsync_rc code)
 	case NSYNC_ERR_NOT_FOUND:
 		return 404;
 	case NSYNC_ERR_BUSY:
+	case NSYNC_ERR_DUPLICATE:
 		return 409;
 	case NSYNC_ERR_NOTION:
 	case NSYNC_ERR_NOTION_AUTH:

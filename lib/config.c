@@ -57,6 +57,7 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	cfg->rate_per_token = 3.0;
 	cfg->max_request_wait = 900;
 	cfg->backoff_base = 1.0;
+	cfg->full_interval = 86400;
 	if ((rc = set_string(&cfg->notion_api_url, "https://api.notion.com", err)) ||
 	    (rc = set_string(&cfg->notion_version, "2025-09-03", err)))
 		return rc;
@@ -84,7 +85,9 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	    (rc = env_number("NOTION_CONNECT_TIMEOUT_MS", 100, 600000, &connect, err)) ||
 	    (rc = env_number("NOTION_MAX_ATTEMPTS", 1, 100, &attempts, err)) ||
 	    (rc = env_number("NOTION_MAX_RETRY_WAIT", 0, 86400, &max_wait, err)) ||
-	    (rc = env_number("NOTION_BACKOFF_BASE", 0, 60, &cfg->backoff_base, err)))
+	    (rc = env_number("NOTION_BACKOFF_BASE", 0, 60, &cfg->backoff_base, err)) ||
+	    (rc = env_number("NOTION_SYNC_FULL_INTERVAL", 0, 366 * 86400.0, &cfg->full_interval,
+			     err)))
 		return rc;
 	cfg->batch_size = (int)batch;
 	cfg->request_timeout_ms = (long)timeout;

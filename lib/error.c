@@ -25,6 +25,8 @@ static const struct {
 	[NSYNC_ERR_CONFIG] = {"configuration_error", "The configuration is missing or invalid."},
 	[NSYNC_ERR_IO] = {"io_error", "A local file could not be read."},
 	[NSYNC_ERR_INTERNAL] = {"internal_error", "Internal error."},
+	[NSYNC_ERR_DUPLICATE] = {"duplicate_title",
+				 "Two databases have the same title; register the one to sync."},
 };
 
 const char *nsync_strerror(nsync_rc code)

@@ -12,14 +12,18 @@
 
 static const struct nsync_kind kinds[] = {
 	{"Characters", "notion_characters_sync", "name", {"Name", NULL},
-	 "description", {"Description", "Bio", "Backstory", NULL}, NULL, NULL},
+	 "description", {"Description", "Bio", "Backstory", NULL}, NULL, NULL, 0},
 	{"Worlds", "notion_worlds_sync", "name", {"World Name", NULL},
-	 "description", {"Concept/Premise", NULL}, NULL, NULL},
+	 "description", {"Concept/Premise", NULL}, NULL, NULL, 0},
 	{"Stories", "notion_stories_sync", "title", {"Story Title", NULL},
-	 "description", {"Premise", NULL}, NULL, NULL},
+	 "description", {"Premise", NULL}, NULL, NULL, 0},
 	{"Chat Sessions", "notion_chat_sessions_sync", "title", {"Session Title", NULL},
-	 "transcript", {"Raw Transcript", NULL}, "message_count", "Message Count"},
+	 "transcript", {"Raw Transcript", NULL}, "message_count", "Message Count", 0},
+	/* Any other database: its title property and, if it has one, a Description. */
+	{"Other", "notion_other_sync", "title", {"Name", NULL},
+	 "description", {"Description", NULL}, NULL, NULL, 1},
 };
+#define GENERIC_KIND (&kinds[sizeof(kinds) / sizeof(kinds[0]) - 1])
 
 const struct nsync_kind *nsync__kind_find(const char *name)
 {
@@ -36,6 +40,18 @@ const struct nsync_kind *nsync__kind_find(const char *name)
 		if (strlen(kinds[i].name) == len && strncasecmp(kinds[i].name, name, len) == 0)
 			return &kinds[i];
 	return NULL;
+}
+
+const struct nsync_kind *nsync__kind_for_title(const char *title)
+{
+	const struct nsync_kind *kind = nsync__kind_find(title);
+
+	return kind && !kind->generic ? kind : NULL;
+}
+
+const struct nsync_kind *nsync__kind_generic(void)
+{
+	return GENERIC_KIND;
 }
 
 const char *nsync__kind_names(void)

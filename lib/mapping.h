@@ -30,11 +30,20 @@ struct nsync_kind {
 	const char *text_props[4];      /* first non-empty wins, NULL-terminated */
 	const char *count_column;       /* "message_count", or NULL */
 	const char *count_prop;         /* "Message Count", or NULL */
+	int generic;                    /* 1 for "Other": never matched by title */
 };
 
 /* nsync__kind_find - the kind named name (case-insensitive, surrounding
- * blanks ignored), or NULL. Borrowed, static. */
+ * blanks ignored), or NULL. "Other" finds the generic kind. Borrowed, static. */
 const struct nsync_kind *nsync__kind_find(const char *name);
+
+/* nsync__kind_for_title - the kind whose name is a database title: one of
+ * the four of the design guide, never the generic one. NULL if none. */
+const struct nsync_kind *nsync__kind_for_title(const char *title);
+
+/* nsync__kind_generic - the "Other" kind (notion_other_sync): title and
+ * properties, for databases that are none of the four. */
+const struct nsync_kind *nsync__kind_generic(void);
 
 /* nsync__kind_names - "Characters, Worlds, Stories, Chat Sessions" (static). */
 const char *nsync__kind_names(void);

@@ -233,6 +233,59 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 	return read_list(page, "query", err);
 }
 
+/* Append s to b percent-encoded, leaving unreserved bytes and existing
+ * escapes ('%') as they are. */
+static nsync_rc add_url_part(struct nsync_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	nsync_rc rc = NSYNC_OK;
+
+	for (; *s && rc == NSYNC_OK; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~' || c == '%')
+			rc = nsync__buf_addc(b, (char)c);
+		else
+			rc = nsync__buf_printf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+	}
+	return rc;
+}
+
+nsync_rc nsync__notion_property_items(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+				      const char *page_id, const char *property_id,
+				      const char *cursor, struct nsync_query_page *page,
+				      struct nsync_err *err)
+{
+	struct nsync_buf path;
+	nsync_rc rc;
+
+	memset(page, 0, sizeof(*page));
+	nsync__buf_init(&path, 1 << 16);
+	rc = nsync__buf_printf(&path, "/v1/pages/%s/properties/", page_id);
+	if (rc == NSYNC_OK)
+		rc = add_url_part(&path, property_id);
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_adds(&path, "?page_size=100");
+	if (rc == NSYNC_OK && cursor) {
+		rc = nsync__buf_adds(&path, "&start_cursor=");
+		if (rc == NSYNC_OK)
+			rc = add_url_part(&path, cursor);
+	}
+	if (rc != NSYNC_OK) {
+		nsync__buf_free(&path);
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a request");
+	}
+	rc = nsync__http_call(n->http, path.data, NULL, ctx->token, ctx->pacer, ctx->stats,
+			      &page->raw, &page->raw_len, err);
+	nsync__buf_free(&path);
+	if (rc != NSYNC_OK)
+		return rc;
+	page->root = parse(n, page->raw, page->raw_len, "retrieve a page property", err);
+	if (!page->root)
+		return NSYNC_ERR_PROTOCOL;
+	return read_list(page, "retrieve a page property", err);
+}
+
 nsync_rc nsync__notion_search(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
 			      const char *query, nsync_search_fn fn, void *data,
 			      struct nsync_err *err)

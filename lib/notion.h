@@ -69,6 +69,17 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 			     struct nsync_err *err);
 void nsync__query_page_clear(struct nsync_query_page *page);
 
+/* nsync__notion_property_items - GET one page of a paginated property value
+ * (/v1/pages/{page_id}/properties/{property_id}, page_size 100), starting
+ * at cursor (NULL for the first). property_id is the id the page object
+ * gives (already URL-encoded by Notion); other unsafe bytes are encoded
+ * here. Fills page as nsync__notion_query does: results are property_item
+ * objects holding one element each. Counted in ctx->stats like any call. */
+nsync_rc nsync__notion_property_items(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+				      const char *page_id, const char *property_id,
+				      const char *cursor, struct nsync_query_page *page,
+				      struct nsync_err *err);
+
 /* Called for each search result (a data_source object, or a database object
  * under 2022-06-28). result is borrowed for the call. Return NSYNC_OK to go
  * on; any other code stops the search and is returned. */

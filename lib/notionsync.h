@@ -39,6 +39,7 @@ typedef enum nsync_rc {
 	NSYNC_ERR_CONFIG = 9,      /* configuration missing or invalid */
 	NSYNC_ERR_IO = 10,         /* a local file could not be read */
 	NSYNC_ERR_INTERNAL = 11,   /* a bug: an invariant did not hold */
+	NSYNC_ERR_DUPLICATE = 12,  /* discovery found two databases of one kind title */
 	NSYNC_ERR__COUNT
 } nsync_rc;
 
@@ -88,6 +89,7 @@ struct nsync_config {
 	double max_retry_wait;     /* seconds: cap on one wait (Retry-After or backoff) */
 	double max_request_wait;   /* seconds: cap on all waits of one request */
 	double backoff_base;       /* seconds: first backoff step for 5xx and resets */
+	double full_interval;      /* seconds between full walks of a data source; 0 = always */
 	nsync_log_fn log;          /* may be NULL */
 	void *log_data;
 	nsync_progress_fn progress; /* may be NULL */
@@ -97,7 +99,7 @@ struct nsync_config {
 /* nsync_config_from_env - defaults, then the environment: DATABASE_URL,
  * NOTION_API_URL, NOTION_VERSION, NOTION_RATE_LIMIT, NOTION_SYNC_BATCH_SIZE,
  * NOTION_TIMEOUT_MS, NOTION_CONNECT_TIMEOUT_MS, NOTION_MAX_ATTEMPTS,
- * NOTION_MAX_RETRY_WAIT. Returns NSYNC_ERR_CONFIG naming the variable when a
+ * NOTION_MAX_RETRY_WAIT, NOTION_BACKOFF_BASE, NOTION_SYNC_FULL_INTERVAL. Returns NSYNC_ERR_CONFIG naming the variable when a
  * value does not parse; cfg is then still usable (defaults) and must be
  * cleared by the caller either way. */
 nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err);
@@ -110,7 +112,7 @@ struct nsync_request {
 	char user_id[37];          /* dashed lowercase UUID, or "" for every user */
 	char database_id[37];      /* dashed lowercase UUID, or "" for every database */
 	char database_name[129];   /* mapping hint ("Characters"), or "" */
-	bool full;                 /* ask for a full walk (incremental sync is issue 3) */
+	bool full;                 /* walk every page (and delete what is gone), not only edits */
 	bool async;                /* answer at once, run afterwards (scheduling) */
 	char trigger[24];          /* who asked: "http", "cli", "cron", "pg_net" */
 };
@@ -139,6 +141,8 @@ struct nsync_stats {
 	long retries;
 	double wait_seconds;       /* waited on 429/529 Retry-After and on backoff */
 	double pacing_seconds;     /* waited to keep under the per-token rate */
+	long deleted;              /* rows removed after a complete full walk */
+	long property_requests;    /* property-item fetches for truncated values */
 };
 
 struct nsync_service;

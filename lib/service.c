@@ -129,7 +129,7 @@ nsync_rc nsync_database_register(struct nsync_service *svc, const char *user_id,
 	if (nsync_normalize_id(database_id, did, err) != NSYNC_OK)
 		return nsync__err_prefix(err, "database id");
 	if (!kind)
-		return nsync__err(err, NSYNC_ERR_ARG, "database name must be one of %s",
+		return nsync__err(err, NSYNC_ERR_ARG, "database name must be one of %s, Other",
 				  nsync__kind_names());
 	return nsync__store_register(&svc->store, uid, did, kind->name, NULL, err);
 }
@@ -165,6 +165,8 @@ static void add_stats(struct nsync_stats *to, const struct nsync_stats *from)
 	to->retries += from->retries;
 	to->wait_seconds += from->wait_seconds;
 	to->pacing_seconds += from->pacing_seconds;
+	to->deleted += from->deleted;
+	to->property_requests += from->property_requests;
 }
 
 /* The outcome of one database sync, for the log and the JSON answer. */
@@ -173,6 +175,8 @@ struct outcome {
 	struct nsync_err err;
 	long run_id;
 	const char *name;          /* kind name, or the caller's hint */
+	const char *table;         /* the sync table written, or NULL */
+	const char *mode;          /* "full", "incremental", or NULL before the walk */
 	struct nsync_stats stats;
 	double seconds;
 };
@@ -185,22 +189,24 @@ static void log_outcome(struct nsync_service *svc, const char *user_id, const ch
 	if (!svc->cfg.log)
 		return;
 	snprintf(line, sizeof(line),
-		 "sync run=%ld user=%s database=%s name=\"%s\" status=%s pages=%ld inserted=%ld "
-		 "updated=%ld unchanged=%ld page_errors=%ld requests=%ld retries=%ld waited=%.1fs "
-		 "duration_ms=%.0f%s%s",
-		 o->run_id, user_id, database_id, o->name ? o->name : "",
+		 "sync run=%ld user=%s database=%s name=\"%s\" mode=%s status=%s pages=%ld "
+		 "inserted=%ld updated=%ld unchanged=%ld deleted=%ld page_errors=%ld requests=%ld "
+		 "property_requests=%ld retries=%ld waited=%.1fs duration_ms=%.0f%s%s",
+		 o->run_id, user_id, database_id, o->name ? o->name : "", o->mode ? o->mode : "-",
 		 o->rc == NSYNC_ERR_BUSY ? "busy" : o->rc ? "error" : "success",
 		 o->stats.pages_seen, o->stats.inserted, o->stats.updated, o->stats.unchanged,
-		 o->stats.page_errors, o->stats.notion_requests, o->stats.retries,
+		 o->stats.deleted, o->stats.page_errors, o->stats.notion_requests,
+		 o->stats.property_requests, o->stats.retries,
 		 o->stats.wait_seconds, o->seconds * 1000, o->rc ? " error=" : "",
 		 o->rc ? o->err.msg : "");
 	svc->cfg.log(svc->cfg.log_data, line);
 }
 
-/* Sync one database of one user: lock, record the run, resolve its kind,
- * walk it, record the outcome. */
+/* Sync one database of one user: lock, record the run, resolve its kind
+ * (by the caller's name, else by title; a title that is none of the four
+ * kinds goes to the generic table), walk it, record the outcome. */
 static void sync_one(struct nsync_service *svc, const char *user_id, const char *database_id,
-		     const char *name_hint, const char *trigger, struct outcome *o)
+		     const char *name_hint, const char *trigger, bool full, struct outcome *o)
 {
 	struct nsync_database_info info;
 	struct nsync_sync_job job;
@@ -214,7 +220,8 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 	o->name = name_hint && *name_hint ? name_hint : NULL;
 	if (o->name && !(kind = nsync__kind_find(o->name))) {
 		o->rc = nsync__err(&o->err, NSYNC_ERR_ARG,
-				   "database_name \"%s\" is not one of %s", o->name, nsync__kind_names());
+				   "database_name \"%s\" is not one of %s, Other", o->name,
+				   nsync__kind_names());
 		o->name = NULL;
 		goto out;
 	}
@@ -238,16 +245,12 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 	if (o->rc == NSYNC_ERR_NOT_FOUND)
 		nsync__err_prefix(&o->err, "database %s was not found or is not shared with the "
 				  "integration", database_id);
-	if (o->rc == NSYNC_OK && !kind) {
-		kind = nsync__kind_find(info.title);
-		if (!kind)
-			o->rc = nsync__err(&o->err, NSYNC_ERR_ARG,
-					   "database %s is titled \"%.100s\", which is not one of %s; "
-					   "give database_name to choose its sync table",
-					   database_id, info.title, nsync__kind_names());
-	}
-	if (kind)
+	if (o->rc == NSYNC_OK && !kind && !(kind = nsync__kind_for_title(info.title)))
+		kind = nsync__kind_generic();
+	if (kind) {
 		o->name = kind->name;
+		o->table = kind->table;
+	}
 	if (o->rc == NSYNC_OK)
 		o->rc = nsync__store_register(&svc->store, user_id, database_id, kind->name, info.title,
 					      &o->err);
@@ -259,7 +262,9 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 		job.user_id = user_id;
 		job.database_id = database_id;
 		job.info = &info;
+		job.full_requested = full;
 		o->rc = nsync__sync_walk(&job, &o->err);
+		o->mode = job.mode;
 		if (o->rc == NSYNC_OK && o->stats.page_errors)
 			snprintf(o->err.msg, sizeof(o->err.msg), "%ld page error%s; first: %s",
 				 o->stats.page_errors, o->stats.page_errors == 1 ? "" : "s",
@@ -270,6 +275,7 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 		memset(&finish_err, 0, sizeof(finish_err));
 		/* Record even a failed run; a lost connection is reported by rc already. */
 		if (nsync__store_run_finish(&svc->store, o->run_id, &o->stats, o->rc == NSYNC_OK,
+					    o->mode,
 					    o->rc != NSYNC_OK || o->stats.page_errors ? o->err.msg : NULL,
 					    &finish_err) != NSYNC_OK &&
 		    o->rc == NSYNC_OK) {
@@ -309,9 +315,14 @@ static void put_counts(struct json_object *obj, const struct outcome *o)
 	json_object_object_add(obj, "inserted", json_object_new_int64(o->stats.inserted));
 	json_object_object_add(obj, "updated", json_object_new_int64(o->stats.updated));
 	json_object_object_add(obj, "unchanged", json_object_new_int64(o->stats.unchanged));
+	json_object_object_add(obj, "deleted", json_object_new_int64(o->stats.deleted));
 	json_object_object_add(obj, "pages_seen", json_object_new_int64(o->stats.pages_seen));
 	json_object_object_add(obj, "page_errors", json_object_new_int64(o->stats.page_errors));
 	json_object_object_add(obj, "notion_requests", json_object_new_int64(o->stats.notion_requests));
+	json_object_object_add(obj, "property_requests",
+			       json_object_new_int64(o->stats.property_requests));
+	json_object_object_add(obj, "mode", o->mode ? json_object_new_string(o->mode) : NULL);
+	json_object_object_add(obj, "table", o->table ? json_object_new_string(o->table) : NULL);
 	json_object_object_add(obj, "retries", json_object_new_int64(o->stats.retries));
 	json_object_object_add(obj, "duration_ms", json_object_new_int64((int64_t)(o->seconds * 1000)));
 }
@@ -365,22 +376,32 @@ static struct json_object *result_entry(const char *user_id, const char *databas
 
 /* --- discovery --------------------------------------------------------- */
 
-struct discovery {
-	struct nsync_service *svc;
-	const char *user_id;
-	int found;
+/* Most distinct databases remembered per kind title (more are counted). */
+#define MAX_CANDIDATES 8
+
+/* The databases search found under one kind title. */
+struct candidates {
+	const struct nsync_kind *kind;
+	size_t n;                           /* distinct database ids seen */
+	char ids[MAX_CANDIDATES][37];
 };
 
-/* Register a search result whose title is one of the four kinds. */
+struct discovery {
+	struct candidates kinds[8];
+	size_t n_kinds;
+};
+
+/* Remember a search result whose title is one of the four kinds. */
 static nsync_rc discovered(void *data, struct json_object *result, struct nsync_err *err)
 {
 	struct discovery *d = data;
 	struct json_object *title = NULL, *parent, *v;
 	const struct nsync_kind *kind;
+	struct candidates *c;
 	struct nsync_buf plain;
 	const char *db = NULL;
 	char id[37];
-	nsync_rc rc;
+	size_t i;
 
 	json_object_object_get_ex(result, "title", &title);
 	nsync__buf_init(&plain, 1 << 16);
@@ -388,11 +409,12 @@ static nsync_rc discovered(void *data, struct json_object *result, struct nsync_
 		nsync__buf_free(&plain);
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 	}
-	kind = nsync__kind_find(plain.data ? plain.data : "");
+	kind = nsync__kind_for_title(plain.data ? plain.data : "");
 	nsync__buf_free(&plain);
 	if (!kind)
 		return NSYNC_OK;
-	/* A data source names its database in parent; a legacy result is the database. */
+	/* A data source names its database in parent; a legacy result is the
+	 * database. Two data sources of one database are one candidate. */
 	if (json_object_object_get_ex(result, "parent", &parent) &&
 	    json_object_object_get_ex(parent, "database_id", &v))
 		db = json_object_get_string(v);
@@ -400,34 +422,84 @@ static nsync_rc discovered(void *data, struct json_object *result, struct nsync_
 		db = json_object_get_string(v);
 	if (!db || nsync_normalize_id(db, id, NULL) != NSYNC_OK)
 		return NSYNC_OK;
-	rc = nsync__store_register(&d->svc->store, d->user_id, id, kind->name, kind->name, err);
-	if (rc == NSYNC_OK)
-		d->found++;
-	return rc;
+	for (i = 0; i < d->n_kinds && d->kinds[i].kind != kind; i++)
+		;
+	if (i == d->n_kinds) {
+		if (i == sizeof(d->kinds) / sizeof(d->kinds[0]))
+			return NSYNC_OK;
+		d->kinds[d->n_kinds++].kind = kind;
+	}
+	c = &d->kinds[i];
+	for (i = 0; i < c->n && i < MAX_CANDIDATES && strcmp(c->ids[i], id) != 0; i++)
+		;
+	if (i < c->n && i < MAX_CANDIDATES)
+		return NSYNC_OK;
+	if (c->n < MAX_CANDIDATES)
+		memcpy(c->ids[c->n], id, sizeof(id));
+	c->n++;
+	return NSYNC_OK;
 }
 
-/* Find and register a user's databases with Notion search. */
+/* Find a user's databases with Notion search and register each kind whose
+ * title names exactly one database. Kinds with several databases are left
+ * in d (n > 1) for the caller to report: syncing both into one table would
+ * merge two unrelated databases, picking one would be a guess. */
 static nsync_rc discover(struct nsync_service *svc, const char *user_id, struct nsync_stats *stats,
-			 struct nsync_err *err)
+			 struct discovery *d, struct nsync_err *err)
 {
-	struct discovery d = {svc, user_id, 0};
 	struct nsync_notion_ctx ctx;
 	char *token = NULL;
+	size_t i;
 	nsync_rc rc;
 
+	memset(d, 0, sizeof(*d));
 	rc = nsync__store_user_token(&svc->store, user_id, &token, err);
 	if (rc != NSYNC_OK)
 		return rc;
 	ctx.token = token;
 	ctx.pacer = pacer_for(svc, token);
 	ctx.stats = stats;
-	rc = nsync__notion_search(svc->notion, &ctx, "", discovered, &d, err);
+	rc = nsync__notion_search(svc->notion, &ctx, "", discovered, d, err);
 	nsync__secret_free(token);
-	if (rc == NSYNC_OK && d.found == 0)
+	for (i = 0; rc == NSYNC_OK && i < d->n_kinds; i++) {
+		if (d->kinds[i].n != 1)
+			continue;
+		rc = nsync__store_register(&svc->store, user_id, d->kinds[i].ids[0],
+					   d->kinds[i].kind->name, d->kinds[i].kind->name, err);
+	}
+	if (rc == NSYNC_OK && d->n_kinds == 0)
 		rc = nsync__err(err, NSYNC_ERR_NOT_FOUND,
 				"no database titled %s is shared with user %s's integration",
 				nsync__kind_names(), user_id);
 	return rc;
+}
+
+/* The answer entry for a kind title that several databases share. */
+static struct json_object *duplicate_entry(struct nsync_service *svc, const char *user_id,
+					   const struct candidates *c)
+{
+	struct json_object *r = json_object_new_object(), *ids = json_object_new_array();
+	char message[NSYNC_ERR_MSG_MAX];
+	size_t i;
+
+	for (i = 0; i < c->n && i < MAX_CANDIDATES; i++)
+		json_object_array_add(ids, json_object_new_string(c->ids[i]));
+	snprintf(message, sizeof(message),
+		 "%zu databases titled \"%s\" are shared with the integration (%s, %s%s); none was "
+		 "synced: register the one to sync (notion-sync register) or give its database_id",
+		 c->n, c->kind->name, c->ids[0], c->ids[1], c->n > 2 ? ", ..." : "");
+	if (svc->cfg.log) {
+		char line[NSYNC_ERR_MSG_MAX + 64];
+		snprintf(line, sizeof(line), "discovery user=%s: %s", user_id, message);
+		svc->cfg.log(svc->cfg.log_data, line);
+	}
+	json_object_object_add(r, "database_name", json_object_new_string(c->kind->name));
+	json_object_object_add(r, "database_id", NULL);
+	json_object_object_add(r, "user_id", json_object_new_string(user_id));
+	json_object_object_add(r, "status", json_object_new_string("error"));
+	json_object_object_add(r, "error", error_member(nsync_rc_name(NSYNC_ERR_DUPLICATE), message, 0));
+	json_object_object_add(r, "candidates", ids);
+	return r;
 }
 
 /* --- the request ------------------------------------------------------- */
@@ -438,7 +510,8 @@ static nsync_rc run_single(struct nsync_service *svc, const struct nsync_request
 	struct outcome o;
 	struct json_object *obj;
 
-	sync_one(svc, req->user_id, req->database_id, req->database_name, req->trigger, &o);
+	sync_one(svc, req->user_id, req->database_id, req->database_name, req->trigger, req->full,
+		 &o);
 	if (o.rc != NSYNC_OK) {
 		if (err)
 			*err = o.err;
@@ -463,6 +536,7 @@ static nsync_rc run_many(struct nsync_service *svc, const struct nsync_request *
 	struct nsync_target *targets = NULL, *more = NULL;
 	size_t n = 0, n_more = 0, i, j;
 	struct json_object *obj, *results;
+	struct discovery found;
 	int all_ok = 1;
 	nsync_rc rc;
 
@@ -492,7 +566,7 @@ static nsync_rc run_many(struct nsync_service *svc, const struct nsync_request *
 
 		if (targets[i].database_id[0]) {
 			sync_one(svc, targets[i].user_id, targets[i].database_id,
-				 targets[i].database_name, req->trigger, &o);
+				 targets[i].database_name, req->trigger, req->full, &o);
 			all_ok &= o.rc == NSYNC_OK;
 			json_object_array_add(results, result_entry(targets[i].user_id,
 								    targets[i].database_id, &o));
@@ -500,7 +574,14 @@ static nsync_rc run_many(struct nsync_service *svc, const struct nsync_request *
 		}
 		/* Nothing registered for this user yet: discover, then sync what was found. */
 		memset(&o, 0, sizeof(o));
-		o.rc = discover(svc, targets[i].user_id, &o.stats, &o.err);
+		o.rc = discover(svc, targets[i].user_id, &o.stats, &found, &o.err);
+		for (j = 0; o.rc == NSYNC_OK && j < found.n_kinds; j++) {
+			if (found.kinds[j].n < 2)
+				continue;
+			all_ok = 0;
+			json_object_array_add(results,
+					      duplicate_entry(svc, targets[i].user_id, &found.kinds[j]));
+		}
 		if (o.rc == NSYNC_OK)
 			o.rc = nsync__store_targets(&svc->store, targets[i].user_id, "", &more, &n_more,
 						    &o.err);
@@ -516,7 +597,7 @@ static nsync_rc run_many(struct nsync_service *svc, const struct nsync_request *
 			if (!more[j].database_id[0])
 				continue;
 			sync_one(svc, more[j].user_id, more[j].database_id, more[j].database_name,
-				 req->trigger, &mo);
+				 req->trigger, req->full, &mo);
 			all_ok &= mo.rc == NSYNC_OK;
 			json_object_array_add(results,
 					      result_entry(more[j].user_id, more[j].database_id, &mo));
@@ -536,7 +617,7 @@ nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request
 	*response_json = NULL;
 	memset(&svc->last, 0, sizeof(svc->last));
 	if (req->database_name[0] && !nsync__kind_find(req->database_name))
-		return nsync__err(err, NSYNC_ERR_ARG, "database_name \"%s\" is not one of %s",
+		return nsync__err(err, NSYNC_ERR_ARG, "database_name \"%s\" is not one of %s, Other",
 				  req->database_name, nsync__kind_names());
 	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
 		return NSYNC_ERR_DB;

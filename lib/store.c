@@ -107,10 +107,8 @@ nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err)
 	return NSYNC_OK;
 }
 
-/* Run a statement with text parameters. On success returns the result
- * (caller PQclears); on failure NULL with err filled. */
-static PGresult *exec(struct nsync_store *s, const char *what, const char *sql, int n,
-		      const char *const *params, struct nsync_err *err)
+PGresult *nsync__store_exec(struct nsync_store *s, const char *what, const char *sql, int n,
+			    const char *const *params, struct nsync_err *err)
 {
 	PGresult *res;
 	ExecStatusType st;
@@ -151,7 +149,7 @@ nsync_rc nsync__store_user_token(struct nsync_store *s, const char *user_id, cha
 	PGresult *res;
 
 	*token = NULL;
-	res = exec(s, "reading the user's token",
+	res = nsync__store_exec(s, "reading the user's token",
 		   "select coalesce(nullif(notion_access_token, ''), nullif(notion_token, ''))"
 		   " from user_settings where user_id = $1::uuid",
 		   1, params, err);
@@ -199,7 +197,7 @@ nsync_rc nsync__store_targets(struct nsync_store *s, const char *user_id, const 
 
 	*list = NULL;
 	*n = 0;
-	res = exec(s, "listing databases to sync", sql, 2, params, err);
+	res = nsync__store_exec(s, "listing databases to sync", sql, 2, params, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	rows = PQntuples(res);
@@ -224,7 +222,7 @@ nsync_rc nsync__store_register(struct nsync_store *s, const char *user_id,
 			       struct nsync_err *err)
 {
 	const char *params[] = {user_id, database_id, name, title};
-	PGresult *res = exec(s, "registering a database",
+	PGresult *res = nsync__store_exec(s, "registering a database",
 			     "insert into notion_databases (user_id, database_id, database_name, notion_title)"
 			     " values ($1::uuid, $2::uuid, $3, $4)"
 			     " on conflict (user_id, database_id) do update"
@@ -245,7 +243,7 @@ nsync_rc nsync__store_set_token(struct nsync_store *s, const char *user_id, cons
 				int oauth, struct nsync_err *err)
 {
 	const char *params[] = {user_id, token};
-	PGresult *res = exec(s, "saving the user's token",
+	PGresult *res = nsync__store_exec(s, "saving the user's token",
 			     oauth ? "insert into user_settings (user_id, notion_access_token) values ($1::uuid, $2)"
 				     " on conflict (user_id) do update set notion_access_token = excluded.notion_access_token,"
 				     " updated_at = now()"
@@ -267,7 +265,7 @@ nsync_rc nsync__store_lock(struct nsync_store *s, const char *user_id, const cha
 			   struct nsync_err *err)
 {
 	const char *params[] = {user_id, database_id};
-	PGresult *res = exec(s, "locking the database", "select pg_try_advisory_lock(" LOCK_KEY ")", 2,
+	PGresult *res = nsync__store_exec(s, "locking the database", "select pg_try_advisory_lock(" LOCK_KEY ")", 2,
 			     params, err);
 	int got;
 
@@ -277,7 +275,7 @@ nsync_rc nsync__store_lock(struct nsync_store *s, const char *user_id, const cha
 	PQclear(res);
 	if (got)
 		return NSYNC_OK;
-	res = exec(s, "finding the running sync",
+	res = nsync__store_exec(s, "finding the running sync",
 		   "select id from notion_sync_runs where user_id = $1::uuid and database_id = $2::uuid"
 		   " and status = 'running' order by id desc limit 1",
 		   2, params, err);
@@ -308,7 +306,7 @@ nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 	const char *params[] = {user_id, database_id, name, trigger};
 	PGresult *res;
 
-	res = exec(s, "closing abandoned runs",
+	res = nsync__store_exec(s, "closing abandoned runs",
 		   "update notion_sync_runs set status = 'error', finished_at = now(),"
 		   " error_message = 'the worker running this sync stopped before it finished'"
 		   " where user_id = $1::uuid and database_id = $2::uuid and status = 'running'",
@@ -316,7 +314,7 @@ nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 	if (!res)
 		return NSYNC_ERR_DB;
 	PQclear(res);
-	res = exec(s, "recording the run",
+	res = nsync__store_exec(s, "recording the run",
 		   "insert into notion_sync_runs (user_id, database_id, database_name, trigger)"
 		   " values ($1::uuid, $2::uuid, nullif($3, ''), $4) returning id",
 		   4, params, err);
@@ -328,11 +326,12 @@ nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 }
 
 nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struct nsync_stats *st,
-				 int ok, const char *message, struct nsync_err *err)
+				 int ok, const char *mode, const char *message,
+				 struct nsync_err *err)
 {
 	char id[24], seen[24], ins[24], upd[24], unch[24], perr[24], req[24], retr[24], wait[32],
-		pacing[32];
-	const char *params[12];
+		pacing[32], del[24], preq[24];
+	const char *params[15];
 	PGresult *res;
 
 	snprintf(id, sizeof(id), "%ld", run_id);
@@ -345,6 +344,8 @@ nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struc
 	snprintf(retr, sizeof(retr), "%ld", st->retries);
 	snprintf(wait, sizeof(wait), "%.3f", st->wait_seconds);
 	snprintf(pacing, sizeof(pacing), "%.3f", st->pacing_seconds);
+	snprintf(del, sizeof(del), "%ld", st->deleted);
+	snprintf(preq, sizeof(preq), "%ld", st->property_requests);
 	params[0] = id;
 	params[1] = ok ? "success" : "error";
 	params[2] = seen;
@@ -357,16 +358,20 @@ nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struc
 	params[9] = wait;
 	params[10] = pacing;
 	params[11] = message;
-	res = exec(s, "recording the run's outcome",
+	params[12] = mode;
+	params[13] = del;
+	params[14] = preq;
+	res = nsync__store_exec(s, "recording the run's outcome",
 		   "with r as (update notion_sync_runs set status = $2, finished_at = now(),"
 		   " pages_seen = $3, inserted = $4, updated = $5, unchanged = $6, page_errors = $7,"
 		   " notion_requests = $8, retries = $9, rate_limit_wait_seconds = $10,"
-		   " pacing_wait_seconds = $11, error_message = $12"
+		   " pacing_wait_seconds = $11, error_message = $12, mode = $13,"
+		   " deleted = $14, property_requests = $15"
 		   " where id = $1::bigint returning user_id, database_id, status, finished_at, id)"
 		   " update notion_databases d set last_synced_at = r.finished_at,"
 		   " last_status = r.status, last_run_id = r.id"
 		   " from r where d.user_id = r.user_id and d.database_id = r.database_id",
-		   12, params, err);
+		   15, params, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	PQclear(res);
@@ -445,7 +450,7 @@ nsync_rc nsync__store_upsert(struct nsync_store *s, const struct nsync_kind *kin
 		 kind->table, kind->title_column, kind->text_column, count_col, count_val,
 		 kind->title_column, kind->title_column, kind->text_column, kind->text_column,
 		 count_set);
-	res = exec(s, "writing pages", sql, 3, params, err);
+	res = nsync__store_exec(s, "writing pages", sql, 3, params, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	rows = PQntuples(res);
@@ -587,14 +592,14 @@ nsync_rc nsync__store_migrate(struct nsync_store *s, const char *sql_dir, int *a
 	qsort(names, n, sizeof(*names), cmp_names);
 
 	/* One migrator at a time: a second waits, then finds nothing to do. */
-	res = exec(s, "preparing migrations",
+	res = nsync__store_exec(s, "preparing migrations",
 		   "select pg_advisory_lock(hashtextextended('notion-sync:migrate', 0))", 0, NULL, err);
 	if (!res) {
 		rc = NSYNC_ERR_DB;
 		goto out;
 	}
 	PQclear(res);
-	res = exec(s, "preparing migrations",
+	res = nsync__store_exec(s, "preparing migrations",
 		   "create table if not exists notion_sync_schema_migrations ("
 		   " version text primary key, applied_at timestamptz not null default now())",
 		   0, NULL, err);
@@ -605,7 +610,7 @@ nsync_rc nsync__store_migrate(struct nsync_store *s, const char *sql_dir, int *a
 		const char *params[] = {names[i]};
 		int done;
 
-		res = exec(s, "reading applied migrations",
+		res = nsync__store_exec(s, "reading applied migrations",
 			   "select 1 from notion_sync_schema_migrations where version = $1", 1, params,
 			   err);
 		if (!res) {

@@ -28,6 +28,12 @@ void nsync__store_close(struct nsync_store *s);
  * of libpq's messages). */
 nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err);
 
+/* nsync__store_exec - run one statement with text parameters (connecting
+ * first if needed). Returns the result, which the caller PQclears, or NULL
+ * with err filled (NSYNC_ERR_DB naming `what`, with the SQLSTATE). */
+PGresult *nsync__store_exec(struct nsync_store *s, const char *what, const char *sql, int n,
+			    const char *const *params, struct nsync_err *err);
+
 /* nsync__store_refresh - make sure the connection is alive before a
  * request: a connection whose server restarted while we were idle still
  * says CONNECTION_OK until used, so probe it and reconnect once if the
@@ -81,9 +87,11 @@ nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 				long *run_id, struct nsync_err *err);
 
 /* nsync__store_run_finish - record the outcome of a run and update the
- * registry's last_synced_at/last_status. message may be NULL. */
+ * registry's last_synced_at/last_status. mode ("full", "incremental") and
+ * message may be NULL. */
 nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struct nsync_stats *st,
-				 int ok, const char *message, struct nsync_err *err);
+				 int ok, const char *mode, const char *message,
+				 struct nsync_err *err);
 
 /* nsync__store_load_hashes - fill map with (page id, content hash) of the
  * rows of this user and database in kind's table. Streams the rows (single

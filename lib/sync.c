@@ -12,10 +12,12 @@
 
 #include "buf.h"
 #include "canonhash.h"
+#include "complete.h"
 #include "error.h"
 #include "jsonslice.h"
 #include "pagemap.h"
 #include "sync.h"
+#include "syncstate.h"
 #include "text.h"
 
 /* Most pages Notion returns per query answer. */
@@ -24,6 +26,8 @@
 #define MAX_CURSORS 1000
 /* The batch document stays well below PostgreSQL's 1 GB limit. */
 #define BATCH_LIMIT (256u << 20)
+/* Page ids per DELETE statement. */
+#define DELETE_CHUNK 1000
 
 struct row {
 	size_t off;        /* in batch text: the row's '{' */
@@ -31,10 +35,26 @@ struct row {
 	uint8_t id[16];
 };
 
+/* A changed page whose values may be truncated: completed after the whole
+ * answer is handled, because fetching them reuses the HTTP buffer that the
+ * raw slices of the other pages point into. */
+struct deferred {
+	size_t index;                 /* in the answer's results */
+	uint8_t id[16];
+	char norm[37];
+	char hash[NSYNC_HASH_HEX];
+};
+
 struct walker {
 	struct nsync_sync_job *job;
-	char last_created[40];        /* created_time of the last result seen */
+	const char *sort_field;       /* "created_time" (full) or "last_edited_time" */
+	char last_value[40];          /* sort_field of the last result seen */
+	char newest_edit[40];         /* newest last_edited_time seen in this source */
 	long new_in_window;           /* pages not seen before in this window */
+	int restarted;                /* this source's walk restarted after a bad cursor */
+	long unidentified;            /* results without a usable id: deleting is unsafe */
+	struct deferred deferred[PAGE_SIZE];
+	size_t n_deferred;
 	struct nsync_stats *stats;
 	struct nsync_pagemap map;
 	struct nsync_buf batch;       /* "[row,row,..." (closed on flush) */
@@ -166,11 +186,13 @@ static const char *string_member(struct json_object *obj, const char *key)
 	return json_object_get_string(v);
 }
 
-/* Append one changed page to the batch document. */
+/* Append one changed page to the batch document; props_text is the JSON
+ * text of its properties (raw from Notion, or re-serialised after
+ * completion). */
 static nsync_rc append_row(struct walker *w, const char *page_id, const uint8_t id[16],
 			   const char *source_id, struct json_object *page,
-			   struct json_object *props, const char *raw,
-			   const struct nsync_slice *slice, const char *hash)
+			   struct json_object *props, const char *props_text, size_t props_len,
+			   const char *hash)
 {
 	struct nsync_buf *b = &w->batch;
 	const struct nsync_kind *kind = w->job->kind;
@@ -210,7 +232,7 @@ static nsync_rc append_row(struct walker *w, const char *page_id, const uint8_t 
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_adds(b, ",\"props\":");
 	if (rc == NSYNC_OK)
-		rc = nsync__json_add_raw(b, raw + slice->off, slice->len, &w->cleaned);
+		rc = nsync__json_add_raw(b, props_text, props_len, &w->cleaned);
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_addc(b, '}');
 	if (rc == NSYNC_OK)
@@ -218,11 +240,85 @@ static nsync_rc append_row(struct walker *w, const char *page_id, const uint8_t 
 	return rc;
 }
 
+/* Queue one changed page for writing, flushing first if the same page is
+ * already queued (one statement cannot update a row twice) and after when
+ * the batch is full. */
+static nsync_rc queue_page(struct walker *w, const char *norm, const uint8_t id[16],
+			   const char *source_id, struct json_object *page,
+			   struct json_object *props, const char *props_text, size_t props_len,
+			   const char *hash, struct nsync_err *err)
+{
+	struct nsync_sync_job *job = w->job;
+	struct nsync_pagemap_slot *slot = nsync__pagemap_find(&w->map, id);
+	uint8_t digest[16];
+	nsync_rc rc;
+
+	if (slot && slot->queued && (rc = flush(w, err)) != NSYNC_OK)
+		return rc;
+	/* Under 2022-06-28 the "source" is the database itself. */
+	rc = append_row(w, norm, id, nsync__notion_legacy(job->notion) ? NULL : source_id, page,
+			props, props_text, props_len, hash);
+	if (rc == NSYNC_OK) {
+		nsync__hex_to_bytes(hash, digest, 16); /* 32 hex digits: cannot fail */
+		slot = nsync__pagemap_set(&w->map, id, digest);
+		if (slot)
+			slot->queued = slot->seen = 1;
+		else
+			rc = NSYNC_ERR_NOMEM;
+	}
+	if (rc != NSYNC_OK)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a batch");
+	if (w->n_rows >= (size_t)job->cfg->batch_size)
+		return flush(w, err);
+	return NSYNC_OK;
+}
+
+/* Fetch the complete values of the deferred pages and queue them. A value
+ * that cannot be fetched is a page error: the page is not written, so its
+ * stored row (if any) keeps the old hash and the next sync tries again. */
+static nsync_rc complete_deferred(struct walker *w, const char *source_id,
+				  struct json_object *results, struct nsync_err *err)
+{
+	struct nsync_sync_job *job = w->job;
+	size_t i;
+	nsync_rc rc;
+
+	for (i = 0; i < w->n_deferred; i++) {
+		const struct deferred *d = &w->deferred[i];
+		struct json_object *page = json_object_array_get_idx(results, d->index), *props;
+		struct nsync_err page_err;
+		const char *text;
+
+		json_object_object_get_ex(page, "properties", &props);
+		memset(&page_err, 0, sizeof(page_err));
+		rc = nsync__complete_props(job->notion, &job->nctx, d->norm, props,
+					   &w->stats->property_requests, &page_err);
+		if (rc == NSYNC_ERR_NOMEM || rc == NSYNC_ERR_NOTION_AUTH) {
+			if (err)
+				*err = page_err;
+			return rc;
+		}
+		if (rc != NSYNC_OK) {
+			note_page_error(w, d->norm, &page_err);
+			continue;
+		}
+		text = json_object_to_json_string_ext(props, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE);
+		if (!text)
+			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+		rc = queue_page(w, d->norm, d->id, source_id, page, props, text, strlen(text), d->hash,
+				err);
+		if (rc != NSYNC_OK)
+			return rc;
+	}
+	w->n_deferred = 0;
+	return NSYNC_OK;
+}
+
 /* Handle every page of one Notion answer. */
 static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 				     const struct nsync_query_page *qp, struct nsync_err *err)
 {
-	struct nsync_sync_job *job = w->job;
 	size_t i, count = json_object_array_length(qp->results);
 	long sliced;
 	nsync_rc rc;
@@ -233,26 +329,30 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 				  "Notion's query answer for data source %s has %zu results that could "
 				  "not be located in its text",
 				  source_id, count);
+	w->n_deferred = 0;
 	for (i = 0; i < count; i++) {
 		struct json_object *page = json_object_array_get_idx(qp->results, i);
 		struct json_object *props = NULL;
 		const char *page_id = string_member(page, "id");
 		const char *edited = string_member(page, "last_edited_time");
+		const char *sort_value = string_member(page, w->sort_field);
 		char hash[NSYNC_HASH_HEX], norm[37];
 		struct nsync_pagemap_slot *slot;
 		struct nsync_err page_err;
 		uint8_t id[16], digest[16];
 
-		const char *created = string_member(page, "created_time");
-
-		if (created)
-			snprintf(w->last_created, sizeof(w->last_created), "%s", created);
+		if (sort_value)
+			snprintf(w->last_value, sizeof(w->last_value), "%s", sort_value);
+		if (edited && strlen(edited) < sizeof(w->newest_edit) &&
+		    strcmp(edited, w->newest_edit) > 0)
+			memcpy(w->newest_edit, edited, strlen(edited) + 1);
 		memset(&page_err, 0, sizeof(page_err));
 		if (!page_id || nsync_normalize_id(page_id, norm, NULL) != NSYNC_OK ||
 		    !nsync__hex_to_bytes(norm, id, 16) ||
 		    !json_object_object_get_ex(page, "properties", &props) ||
 		    !json_object_is_type(props, json_type_object) || w->slices[i].len == 0) {
 			w->stats->pages_seen++;
+			w->unidentified++;
 			nsync__err(&page_err, NSYNC_ERR_PROTOCOL,
 				   "result has no id or no properties (does the integration have "
 				   "read-content capability?)");
@@ -261,7 +361,7 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 		}
 		slot = nsync__pagemap_find(&w->map, id);
 		if (slot && slot->seen)
-			continue; /* repeated at a window boundary */
+			continue; /* repeated at a window boundary or after a restart */
 		w->stats->pages_seen++;
 		w->new_in_window++;
 		rc = nsync__content_hash(props, edited, hash, err);
@@ -273,53 +373,85 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 			slot->seen = 1;
 			continue;
 		}
-		/* The same page twice in one batch would make the upsert fail
-		 * ("cannot affect row a second time"): write the first one now. */
-		if (slot && slot->queued && (rc = flush(w, err)) != NSYNC_OK)
-			return rc;
-		/* Under 2022-06-28 the "source" is the database itself. */
-		rc = append_row(w, norm, id, nsync__notion_legacy(job->notion) ? NULL : source_id,
-				page, props, qp->raw, &w->slices[i], hash);
-		if (rc == NSYNC_OK) {
-			slot = nsync__pagemap_set(&w->map, id, digest);
-			if (slot)
-				slot->queued = slot->seen = 1;
-			else
-				rc = NSYNC_ERR_NOMEM;
+		/* The hash is of the page as the query shows it (truncated or
+		 * not), so an unchanged page never costs a property request. */
+		if (nsync__props_may_be_truncated(props)) {
+			struct deferred *d = &w->deferred[w->n_deferred++];
+			static const uint8_t never[16];
+
+			d->index = i;
+			memcpy(d->id, id, 16);
+			memcpy(d->norm, norm, sizeof(norm));
+			memcpy(d->hash, hash, sizeof(hash));
+			if (!slot && !(slot = nsync__pagemap_set(&w->map, id, never)))
+				return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+			slot->seen = 1;
+			continue;
 		}
+		rc = queue_page(w, norm, id, source_id, page, props, qp->raw + w->slices[i].off,
+				w->slices[i].len, hash, err);
 		if (rc != NSYNC_OK)
-			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a batch");
-		if (w->n_rows >= (size_t)job->cfg->batch_size && (rc = flush(w, err)) != NSYNC_OK)
 			return rc;
 	}
-	return NSYNC_OK;
+	return complete_deferred(w, source_id, qp->results, err);
 }
 
-/* Sorted by created_time, which never changes, so that a query stopped by
- * Notion's result cap can go on from where it stopped. */
-static const char sort_created[] = "[{\"timestamp\":\"created_time\",\"direction\":\"ascending\"}]";
+/* 400 validation_error on a request that carried a start_cursor: the
+ * cursor expired or became invalid. */
+static int is_bad_cursor(const struct nsync_err *e)
+{
+	return e->code == NSYNC_ERR_NOTION && e->notion_status == 400 &&
+	       strcmp(e->notion_code, "validation_error") == 0;
+}
 
 /* Walk one window: one query (filter + sorts) followed cursor by cursor
- * until it ends. *capped is set when Notion stopped it at its result cap. */
+ * until it ends. *capped is set when Notion stopped it at its result cap.
+ * A rejected cursor restarts the window once per data source; pages seen
+ * before the restart are skipped by id. */
 static nsync_rc walk_window(struct walker *w, const char *source_id, const char *filter,
-			    int *capped, struct nsync_err *err)
+			    const char *sorts, int *capped, struct nsync_err *err)
 {
 	struct nsync_sync_job *job = w->job;
 	unsigned long seen[64];
 	unsigned long *cursors = seen;
 	size_t n_cursors = 0, i;
 	char *cursor = NULL;
+	struct nsync_err qerr;
 	nsync_rc rc = NSYNC_OK;
 
 	*capped = 0;
+	memset(&qerr, 0, sizeof(qerr));
 	for (;;) {
 		struct nsync_query_page qp;
 		unsigned long h;
 
-		rc = nsync__notion_query(job->notion, &job->nctx, source_id, cursor, filter,
-					 sort_created, &qp, err);
+		rc = nsync__notion_query(job->notion, &job->nctx, source_id, cursor, filter, sorts,
+					 &qp, &qerr);
+		if (rc != NSYNC_OK && cursor && is_bad_cursor(&qerr)) {
+			nsync__query_page_clear(&qp);
+			free(cursor);
+			cursor = NULL;
+			if (w->restarted) {
+				rc = nsync__err(&qerr, NSYNC_ERR_NOTION,
+						"Notion rejected a query cursor of data source %s twice "
+						"(expired or invalid); the walk stopped and nothing was "
+						"deleted",
+						source_id);
+				break;
+			}
+			w->restarted = 1;
+			n_cursors = 0;
+			if (job->cfg->log) {
+				char line[200];
+				snprintf(line, sizeof(line),
+					 "cursor rejected, restarting the walk of data source %s",
+					 source_id);
+				job->cfg->log(job->cfg->log_data, line);
+			}
+			continue;
+		}
 		if (rc == NSYNC_OK)
-			rc = take_page_of_results(w, source_id, &qp, err);
+			rc = take_page_of_results(w, source_id, &qp, &qerr);
 		if (rc == NSYNC_OK && job->cfg->progress)
 			job->cfg->progress(job->cfg->progress_data, job->kind->name, w->stats->pages_seen);
 		free(cursor);
@@ -335,7 +467,7 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 		for (i = 0; i < n_cursors && cursors[i] != h; i++)
 			;
 		if (i < n_cursors || n_cursors >= MAX_CURSORS) {
-			rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
+			rc = nsync__err(&qerr, NSYNC_ERR_PROTOCOL,
 					"Notion returned a cursor it had returned before for data "
 					"source %s; stopping instead of looping",
 					source_id);
@@ -346,7 +478,7 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 			cursors = malloc(MAX_CURSORS * sizeof(*cursors));
 			if (!cursors) {
 				cursors = seen;
-				rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+				rc = nsync__err(&qerr, NSYNC_ERR_NOMEM, "out of memory");
 				nsync__query_page_clear(&qp);
 				break;
 			}
@@ -356,79 +488,192 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 		cursor = strdup(qp.next_cursor);
 		nsync__query_page_clear(&qp);
 		if (!cursor) {
-			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+			rc = nsync__err(&qerr, NSYNC_ERR_NOMEM, "out of memory");
 			break;
 		}
 	}
 	if (cursors != seen)
 		free(cursors);
+	if (rc != NSYNC_OK && err)
+		*err = qerr;
 	return rc;
 }
 
-/* Walk one data source completely. A query returns at most 10,000 rows
- * (then has_more is false and request_status says "incomplete"); the walk
- * then starts a new query on_or_after the last row's created_time, as
+/* Walk one data source completely, from `since` (sort field on_or_after;
+ * "" for everything). A query returns at most 10,000 rows (then has_more
+ * is false and request_status says "incomplete"); the walk then starts a
+ * new query on_or_after the last row's value of the sort field, as
  * Notion's guide to large data sources says, and pages repeated at the
  * boundary are skipped by id. */
-static nsync_rc walk_source(struct walker *w, const char *source_id, struct nsync_err *err)
+static nsync_rc walk_source(struct walker *w, const char *source_id, const char *since,
+			    struct nsync_err *err)
 {
-	char filter[160], window_start[40] = "";
+	const char *field = w->sort_field;
+	char filter[200], sorts[100], window_start[40];
 	int capped = 0;
 	nsync_rc rc;
 
+	snprintf(sorts, sizeof(sorts), "[{\"timestamp\":\"%s\",\"direction\":\"ascending\"}]", field);
+	snprintf(window_start, sizeof(window_start), "%s", since);
 	for (;;) {
 		if (window_start[0])
 			snprintf(filter, sizeof(filter),
-				 "{\"timestamp\":\"created_time\",\"created_time\":{\"on_or_after\":\"%s\"}}",
+				 "{\"timestamp\":\"%s\",\"%s\":{\"on_or_after\":\"%s\"}}", field, field,
 				 window_start);
 		w->new_in_window = 0;
-		w->last_created[0] = '\0';
-		rc = walk_window(w, source_id, window_start[0] ? filter : NULL, &capped, err);
+		w->last_value[0] = '\0';
+		rc = walk_window(w, source_id, window_start[0] ? filter : NULL, sorts, &capped, err);
 		if (rc != NSYNC_OK || !capped)
 			return rc;
-		/* No new page in a full window: more rows share one created_time
+		/* No new page in a full window: more rows share one timestamp
 		 * than one query can return, and no filter can split them. */
-		if (w->new_in_window == 0 || !w->last_created[0] ||
-		    strcmp(w->last_created, window_start) == 0)
+		if (w->new_in_window == 0 || !w->last_value[0] ||
+		    strcmp(w->last_value, window_start) == 0)
 			return nsync__err(err, NSYNC_ERR_NOTION,
-					  "data source %s has more pages created at %s than one Notion "
-					  "query returns; it cannot be walked completely",
-					  source_id, w->last_created[0] ? w->last_created : "one instant");
-		if (strspn(w->last_created, "0123456789-:.TZ+") != strlen(w->last_created))
+					  "data source %s has more pages %s at %s than one Notion "
+					  "query returns; it cannot be walked completely, so it was "
+					  "not synced in full and nothing was deleted",
+					  source_id,
+					  strcmp(field, "created_time") == 0 ? "created" : "last edited",
+					  w->last_value[0] ? w->last_value : "one instant");
+		if (strspn(w->last_value, "0123456789-:.TZ+") != strlen(w->last_value))
 			return nsync__err(err, NSYNC_ERR_PROTOCOL,
-					  "data source %s: a page has an unexpected created_time", source_id);
-		memcpy(window_start, w->last_created, sizeof(window_start));
+					  "data source %s: a page has an unexpected %s", source_id, field);
+		memcpy(window_start, w->last_value, sizeof(window_start));
 	}
+}
+
+/* After a complete full walk: delete the stored rows whose pages Notion
+ * did not return (trashed, deleted, no longer shared). */
+static nsync_rc delete_unseen(struct walker *w, struct nsync_err *err)
+{
+	struct nsync_sync_job *job = w->job;
+	struct nsync_buf ids;
+	size_t i, in_chunk = 0;
+	nsync_rc rc = NSYNC_OK;
+
+	nsync__buf_init(&ids, BATCH_LIMIT);
+	for (i = 0; i <= w->map.cap && rc == NSYNC_OK; i++) {
+		int last = i == w->map.cap;
+		char id[37];
+
+		if (!last) {
+			const struct nsync_pagemap_slot *slot = &w->map.slots[i];
+			if (!slot->used || slot->seen)
+				continue;
+			format_id(slot->id, id);
+			rc = nsync__buf_addc(&ids, in_chunk ? ',' : '{');
+			if (rc == NSYNC_OK)
+				rc = nsync__buf_adds(&ids, id);
+			if (rc != NSYNC_OK)
+				break;
+			in_chunk++;
+		}
+		if (in_chunk && (in_chunk == DELETE_CHUNK || last)) {
+			rc = nsync__buf_addc(&ids, '}');
+			if (rc != NSYNC_OK)
+				break;
+			rc = nsync__store_delete_pages(job->store, job->kind, job->user_id,
+						       job->database_id, ids.data, &w->stats->deleted,
+						       err);
+			nsync__buf_reset(&ids);
+			in_chunk = 0;
+		}
+	}
+	if (rc == NSYNC_ERR_NOMEM)
+		nsync__err(err, NSYNC_ERR_NOMEM, "out of memory listing deleted pages");
+	nsync__buf_free(&ids);
+	return rc;
+}
+
+/* Decide full or incremental: full when asked, when the interval is 0, or
+ * when any source has no state or is due for its periodic full walk. */
+static int want_full(const struct nsync_sync_job *job, const struct nsync_source_state *states)
+{
+	size_t i;
+
+	if (job->full_requested || job->cfg->full_interval <= 0)
+		return 1;
+	for (i = 0; i < job->info->n_sources; i++)
+		if (!states[i].known || states[i].full_due)
+			return 1;
+	return 0;
+}
+
+/* Walk source i and record its state once its pages are written. */
+static nsync_rc sync_source(struct walker *w, const char *source_id, const char *since, int full,
+			    struct nsync_err *err)
+{
+	struct nsync_sync_job *job = w->job;
+	long errors_before = w->stats->page_errors;
+	int clean;
+	nsync_rc rc;
+
+	w->restarted = 0;
+	w->newest_edit[0] = '\0';
+	rc = walk_source(w, source_id, since, err);
+	/* The watermark may move only once every page up to it is stored. */
+	if (rc == NSYNC_OK)
+		rc = flush(w, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	clean = w->stats->page_errors == errors_before;
+	return nsync__state_save(job->store, job->user_id, job->database_id, source_id,
+				 clean && w->newest_edit[0] ? w->newest_edit : NULL, full && clean,
+				 err);
 }
 
 nsync_rc nsync__sync_walk(struct nsync_sync_job *job, struct nsync_err *err)
 {
-	struct walker w;
-	size_t i;
+	struct nsync_source_state *states;
+	struct walker *w;
+	size_t i, n = job->info->n_sources;
+	int full;
 	nsync_rc rc;
 
-	memset(&w, 0, sizeof(w));
-	w.job = job;
-	w.stats = job->nctx.stats;
 	job->first_page_error[0] = '\0';
-	nsync__pagemap_init(&w.map);
-	nsync__buf_init(&w.batch, BATCH_LIMIT);
+	job->mode = job->full_requested ? "full" : "incremental";
+	/* The walker holds 100 slices and deferred pages: keep it off the stack. */
+	w = calloc(1, sizeof(*w));
+	states = calloc(n ? n : 1, sizeof(*states));
+	if (!w || !states) {
+		free(w);
+		free(states);
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	}
+	w->job = job;
+	w->stats = job->nctx.stats;
+	nsync__pagemap_init(&w->map);
+	nsync__buf_init(&w->batch, BATCH_LIMIT);
 
-	rc = nsync__store_load_hashes(job->store, job->kind, job->user_id, job->database_id, &w.map,
+	rc = nsync__store_load_hashes(job->store, job->kind, job->user_id, job->database_id, &w->map,
 				      err);
-	for (i = 0; rc == NSYNC_OK && i < job->info->n_sources; i++)
-		rc = walk_source(&w, job->info->sources[i], err);
+	if (rc == NSYNC_OK)
+		rc = nsync__state_load(job->store, job->user_id, job->database_id,
+				       (const char(*)[37])job->info->sources, n,
+				       job->cfg->full_interval, states, err);
+	full = rc == NSYNC_OK && want_full(job, states);
+	job->mode = full ? "full" : "incremental";
+	w->sort_field = full ? "created_time" : "last_edited_time";
+	for (i = 0; rc == NSYNC_OK && i < n; i++)
+		rc = sync_source(w, job->info->sources[i], full ? "" : states[i].since, full, err);
+	if (rc == NSYNC_OK && full && w->unidentified == 0)
+		rc = delete_unseen(w, err);
 	/* Write what was gathered even when the walk stopped early: those
 	 * pages are correct, and the next run skips them by hash. */
-	if (w.n_rows) {
+	if (w->n_rows) {
 		struct nsync_err flush_err;
+		nsync_rc frc;
+
 		memset(&flush_err, 0, sizeof(flush_err));
-		nsync_rc frc = flush(&w, rc == NSYNC_OK ? err : &flush_err);
+		frc = flush(w, rc == NSYNC_OK ? err : &flush_err);
 		if (rc == NSYNC_OK)
 			rc = frc;
 	}
-	nsync__pagemap_free(&w.map);
-	nsync__buf_free(&w.batch);
-	free(w.rows);
+	nsync__pagemap_free(&w->map);
+	nsync__buf_free(&w->batch);
+	free(w->rows);
+	free(w);
+	free(states);
 	return rc;
 }

@@ -1,8 +1,14 @@
 /*
  * sync.h - one database, end to end: walk every data source page by page,
- * hash each page, skip what has not changed, and upsert the rest in
- * batches. Pages are handled as each Notion answer arrives; nothing is
- * collected across answers except the pending batch.
+ * hash each page, skip what has not changed, complete values Notion
+ * truncated, and upsert the rest in batches. Pages are handled as each
+ * Notion answer arrives; nothing is collected across answers except the
+ * pending batch.
+ *
+ * A walk is full (every page, sorted by created_time; afterwards the rows
+ * of pages Notion no longer returned are deleted) or incremental (pages
+ * edited since the source's watermark minus two minutes, sorted by
+ * last_edited_time; never deletes).
  */
 #ifndef NSYNC_SYNC_H
 #define NSYNC_SYNC_H
@@ -21,14 +27,21 @@ struct nsync_sync_job {
 	const char *user_id;                /* dashed lowercase UUIDs */
 	const char *database_id;
 	const struct nsync_database_info *info; /* data sources to walk */
+	int full_requested;                 /* the caller asked for a full walk */
+	const char *mode;                   /* out: "full" or "incremental" (static) */
 	char first_page_error[256];         /* out: first page error, "" if none */
 };
 
 /* nsync__sync_walk - sync every data source of job->info into the kind's
- * table, adding counts to job->nctx.stats. Page errors (a row PostgreSQL
- * refuses even after cleaning) are counted and the walk goes on. Returns
+ * table, adding counts to job->nctx.stats. The walk is full when asked,
+ * when a source has no state yet or its last full walk is older than
+ * cfg->full_interval; else incremental. Page errors (a row PostgreSQL
+ * refuses even after cleaning, a truncated value that could not be
+ * fetched) are counted and the walk goes on; such a source's watermark
+ * does not move, so the next sync tries those pages again. Returns
  * NSYNC_ERR_NOTION*, NSYNC_ERR_PROTOCOL, NSYNC_ERR_DB (connection lost) or
- * NSYNC_ERR_NOMEM for what stops the walk; rows written before stay. */
+ * NSYNC_ERR_NOMEM for what stops the walk; rows written before stay, and
+ * nothing is deleted. */
 nsync_rc nsync__sync_walk(struct nsync_sync_job *job, struct nsync_err *err);
 
 #endif

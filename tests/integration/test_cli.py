@@ -149,10 +149,18 @@ t.eq((js.get("synced_count"), js.get("database_name"), stored), (N, "Characters"
 run_id = js.get("run_id") if isinstance(js.get("run_id"), int) else 0
 t.eq(pg.psql(f"select status, trigger from notion_sync_runs where id = {run_id}"),
      [["success", "cli"]], "run_id names a success run with trigger cli")
-code, js, out, err = cli("sync 2", ["sync", "--user", U1, "--database", D1], env)
+code, js, out, err = cli("sync 2", ["sync", "--user", U1, "--database", D1, "--full"], env)
 js = js or {}
-t.ok(code == 0 and js.get("synced_count") == 0 and js.get("unchanged") == N,
-     "unchanged re-run -> 0, synced_count 0, unchanged N", show(code, out, err))
+t.ok(code == 0 and js.get("synced_count") == 0 and js.get("unchanged") == N and
+     js.get("mode") == "full",
+     "unchanged re-run with --full -> 0, synced_count 0, unchanged N, mode full",
+     show(code, out, err))
+code, js, out, err = cli("sync 2b", ["sync", "--user", U1, "--database", D1], env)
+js = js or {}
+t.ok(code == 0 and js.get("synced_count") == 0 and js.get("mode") == "incremental" and
+     js.get("notion_requests") == 2,
+     "unchanged re-run without --full -> incremental: 2 Notion requests, nothing written",
+     show(code, out, err))
 code, js, out, err = cli("sync user only", ["sync", "--user", U2], env)
 js = js or {}
 res = js.get("results") or []

@@ -26,7 +26,8 @@ for user in (CLEAN_USER, STORM_USER):
 db = emu.control("POST", "/databases", {"title": "Characters", "token": TOKEN})
 emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0], "count": 1200,
                                   "seed": 42, "kind": "Characters"})
-env = h.base_env(pg, emu, NOTION_TIMEOUT_MS=1500, NOTION_MAX_ATTEMPTS=8)
+env = h.base_env(pg, emu, NOTION_TIMEOUT_MS=1500, NOTION_MAX_ATTEMPTS=8,
+                 NOTION_SYNC_FULL_INTERVAL="0")  # faults are placed on later query pages
 
 
 def sync(user, e=env):

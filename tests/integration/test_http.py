@@ -245,11 +245,12 @@ t.ok(all(k in js for k in ("user_id", "database_id", "inserted", "updated", "unc
 t.eq(q1(f"select trigger from notion_sync_runs where id = {int(run_id) if isinstance(run_id, int) else 0}"),
      "http", "single sync: the run's trigger is http")
 
-st, _, js = A.call("POST", SYNC, jbody(single), auth(OLD), "second single sync (old secret)")
+st, _, js = A.call("POST", SYNC, jbody(dict(single, full=True)), auth(OLD),
+                   "second single sync (old secret)")
 js = js if isinstance(js, dict) else {}
 t.ok(st == 200 and js.get("success") is True, "old rotated secret accepted -> 200", (st, js))
-t.eq((js.get("synced_count"), js.get("unchanged")), (0, N_CHAR),
-     "identical second sync: synced_count 0, unchanged = N")
+t.eq((js.get("synced_count"), js.get("unchanged"), js.get("mode")), (0, N_CHAR, "full"),
+     "identical second sync with \"full\": true: synced_count 0, unchanged = N, full walk")
 t.ok(js.get("run_id") not in (None, run_id), "second sync has its own run_id", js)
 
 st, _, js = A.call("POST", SYNC, jbody(single), dict(auth(NEW, "bearer"), **{"User-Agent": "pg_net/0.8.0"}),

@@ -560,3 +560,43 @@ def write_counters(pg, tables):
     row = pg.psql(f"select coalesce(sum(n_tup_ins),0), coalesce(sum(n_tup_upd),0), "
                   f"coalesce(sum(n_tup_del),0) from pg_stat_user_tables where relname in ({names})")
     return tuple(int(x) for x in row[0])
+
+
+REFERENCE_LIMIT = 25
+
+
+def may_be_truncated(value):
+    """True when Notion may have cut this property value at 25 references
+    (the sync then fetches the complete value): a relation with has_more,
+    people with >= 25 users, title/rich_text with >= 25 mentions."""
+    t = value.get("type")
+    inner = value.get(t)
+    if not isinstance(inner, list):
+        return False
+    if t == "relation":
+        return bool(value.get("has_more"))
+    if t == "people":
+        return len(inner) >= REFERENCE_LIMIT
+    if t in ("title", "rich_text"):
+        refs = sum(1 for i in inner if i.get("type") == "mention" and
+                   (i.get("mention") or {}).get("type") in ("page", "user", "database", "data_source"))
+        return refs >= REFERENCE_LIMIT
+    return False
+
+
+def completed_properties(emu, page):
+    """The properties the sync stores for a page from a query answer: values
+    that may be truncated are replaced by the emulator's complete ground
+    truth (relations then say has_more: false)."""
+    props = dict(page["properties"])
+    cut = [name for name, v in props.items() if may_be_truncated(v)]
+    if not cut:
+        return props
+    truth = emu.control("GET", f"/pages/{page['id']}")["properties"]
+    for name in cut:
+        value = dict(props[name])
+        value[value["type"]] = truth[name][truth[name]["type"]]
+        if value["type"] == "relation":
+            value["has_more"] = False
+        props[name] = value
+    return props

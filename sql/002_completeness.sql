@@ -1,0 +1,43 @@
+-- 002_completeness.sql - what a complete, incremental sync needs: a
+-- watermark per data source, deletion and truncation counts in the run log,
+-- and a generic sync table for databases that are none of the four kinds.
+
+-- One row per (user, database, data source) walked. Under Notion-Version
+-- 2022-06-28 the data source id is the database id.
+create table notion_sync_state (
+    user_id            uuid not null,
+    database_id        uuid not null,
+    data_source_id     uuid not null,
+    watermark          timestamptz,   -- newest last_edited_time seen by a completed walk
+    last_full_walk_at  timestamptz,   -- when a full walk of this source last completed
+    last_walk_at       timestamptz,
+    primary key (user_id, database_id, data_source_id)
+);
+comment on table notion_sync_state is
+    'Incremental sync state: queries ask for last_edited_time on_or_after watermark - 2 minutes.';
+
+alter table notion_sync_runs
+    add column mode text check (mode in ('full', 'incremental')),
+    add column deleted integer not null default 0,
+    add column property_requests integer not null default 0;
+
+-- Databases synced by id whose title is none of the four kinds.
+create table notion_other_sync (
+    user_id                  uuid not null,
+    notion_page_id           uuid not null,
+    notion_database_id       uuid not null,
+    notion_data_source_id    uuid,
+    title                    text not null default '',
+    description              text,
+    properties               jsonb not null,
+    content_hash             text not null,
+    notion_created_time      timestamptz,
+    notion_last_edited_time  timestamptz,
+    created_at               timestamptz not null default now(),
+    updated_at               timestamptz not null default now(),
+    primary key (user_id, notion_page_id)
+);
+create index notion_other_sync_user_id_idx on notion_other_sync (user_id);
+create index notion_other_sync_page_id_idx on notion_other_sync (notion_page_id);
+create index notion_other_sync_title_idx on notion_other_sync (title);
+create index notion_other_sync_database_idx on notion_other_sync (user_id, notion_database_id);
