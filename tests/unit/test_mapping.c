@@ -94,6 +94,22 @@ static void check_column(const char *kind_name, enum which w, const char *props_
 	assert_int_equal(cleaned, 0);
 }
 
+/* "Other" is found by name but never by title, and it is the generic kind. */
+static void generic_kind(void **state)
+{
+	const struct nsync_kind *other = nsync__kind_find("other");
+
+	(void)state;
+	assert_non_null(other);
+	assert_ptr_equal(other, nsync__kind_generic());
+	assert_true(other->generic);
+	assert_string_equal(other->table, "notion_other_sync");
+	assert_null(nsync__kind_for_title("Other"));
+	assert_null(nsync__kind_for_title("My Cast"));
+	assert_ptr_equal(nsync__kind_for_title(" stories "), nsync__kind_find("Stories"));
+	assert_false(nsync__kind_find("Stories")->generic);
+}
+
 static void kind_find(void **state)
 {
 	const struct nsync_kind *k;
@@ -616,6 +632,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(kind_find),
+		cmocka_unit_test(generic_kind),
 		cmocka_unit_test(characters_columns),
 		cmocka_unit_test(characters_description_fallbacks),
 		cmocka_unit_test(worlds_columns),
