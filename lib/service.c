@@ -245,6 +245,12 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 	if (o->rc == NSYNC_ERR_NOT_FOUND)
 		nsync__err_prefix(&o->err, "database %s was not found or is not shared with the "
 				  "integration", database_id);
+	/* 2022-06-28 cannot read a database with several data sources. */
+	if (o->rc == NSYNC_ERR_NOTION && o->err.notion_status == 400 &&
+	    nsync__notion_legacy(svc->notion) && strstr(o->err.msg, "data source"))
+		nsync__err_prefix(&o->err, "database %s has several data sources, which "
+				  "Notion-Version %s cannot read; set NOTION_VERSION to 2025-09-03 or "
+				  "later", database_id, svc->cfg.notion_version);
 	if (o->rc == NSYNC_OK && !kind && !(kind = nsync__kind_for_title(info.title)))
 		kind = nsync__kind_generic();
 	if (kind) {

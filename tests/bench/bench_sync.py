@@ -3,12 +3,13 @@
 The Notion emulator serves a database of realistic pages (about 20
 properties of mixed types, 3-4 KB of JSON each) from prerendered answers at
 zero latency, so that it is not the bottleneck; the CLI syncs it into a
-real PostgreSQL 15. For a first sync, an unchanged re-sync and a re-sync
-with 1% of pages edited, it prints pages per second (wall clock), CPU time
-of the sync process per page (user + system, from wait4), rows written
-(pg_stat_user_tables), Notion requests and the peak RSS of the sync
-process; then the same first sync at 2,000 pages, to show that memory does
-not grow with the database.
+real PostgreSQL 15. For a first sync, unchanged re-syncs and re-syncs with
+1% of pages edited, each as a full walk and as an incremental sync, it
+prints the walk mode, pages Notion returned, pages per second (wall clock),
+CPU time of the sync process per page returned (user + system, from
+wait4), rows written (pg_stat_user_tables), Notion requests and the peak
+RSS of the sync process; then the same first sync at 2,000 pages, to show
+that memory does not grow with the database.
 
 Prints numbers and the targets of the sync engine issue beside them; it
 does not fail on a miss (benchmarks measure, tests assert).
@@ -58,7 +59,7 @@ def make_database(user, pages, seed):
     return db, ds, gen["page_ids"]
 
 
-def run_sync(label, user, db):
+def run_sync(label, user, db, full=False):
     # Popen + wait4 so the child's own rusage (CPU, max RSS) is read, not the sum of all children.
     before = h.write_counters(pg, [TABLE])
     start = time.monotonic()
@@ -69,7 +70,8 @@ def run_sync(label, user, db):
         os.dup2(w, 1)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
-        os.execve(real_cli, [real_cli, "sync", "--user", user, "--database", db["database_id"]], env)
+        argv = [real_cli, "sync", "--user", user, "--database", db["database_id"]]
+        os.execve(real_cli, argv + (["--full"] if full else []), env)
     os.close(w)
     chunks = []
     while True:
@@ -88,8 +90,8 @@ def run_sync(label, user, db):
     pages = answer["pages_seen"]
     cpu = usage.ru_utime + usage.ru_stime
     return {
-        "label": label, "pages": pages, "wall_s": wall, "pages_per_s": pages / wall,
-        "cpu_us_per_page": cpu / pages * 1e6, "rows_written": sum(after) - sum(before),
+        "label": label, "mode": answer["mode"], "pages": pages, "wall_s": wall,
+        "pages_per_s": pages / wall, "cpu_us_per_page": cpu / max(pages, 1) * 1e6, "rows_written": sum(after) - sum(before),
         "notion_requests": answer["notion_requests"], "peak_rss_mib": usage.ru_maxrss / 1024,
     }
 
@@ -115,37 +117,53 @@ h.note(f"fixture: {args.pages} + {args.small} pages generated and prerendered in
        f"{time.monotonic() - t0:.1f} s; average page {avg_bytes:.0f} bytes of JSON, "
        f"{avg_props:.1f} properties")
 
+def edit(ids, tag):
+    emu.control("POST", "/clock", {"advance_seconds": 120})
+    for n, pid in enumerate(ids):
+        emu.control("PATCH", f"/pages/{pid}", {"properties": {
+            "Name": {"type": "title", "title": [{"type": "text", "text": {"content": f"{tag} {n}"}}]}}})
+    emu.control("POST", "/prerender", {"data_source_id": big_ds})
+
+
 results = [run_sync("first sync", big_user, big_db),
-           run_sync("unchanged re-sync", big_user, big_db)]
-emu.control("POST", "/clock", {"advance_seconds": 120})
+           run_sync("unchanged, full walk", big_user, big_db, full=True),
+           run_sync("unchanged, incremental", big_user, big_db)]
+emu.control("POST", "/clock", {"advance_seconds": 600})
 edited = big_ids[:: 100][: args.pages // 100]
-for n, pid in enumerate(edited):
-    emu.control("PATCH", f"/pages/{pid}", {"properties": {
-        "Name": {"type": "title", "title": [{"type": "text", "text": {"content": f"Edited {n}"}}]}}})
-emu.control("POST", "/prerender", {"data_source_id": big_ds})
-results.append(run_sync(f"1% edited ({len(edited)} pages)", big_user, big_db))
+edit(edited, "Edited")
+results.append(run_sync(f"1% edited, full walk", big_user, big_db, full=True))
+edited_again = big_ids[50:: 100][: args.pages // 100]
+edit(edited_again, "Again")
+results.append(run_sync(f"1% edited, incremental", big_user, big_db))
 small = run_sync(f"first sync, {args.small} pages", small_user, small_db)
 results.append(small)
 
 print()
 print(f"notion-sync benchmark: {args.pages} pages, emulator at zero latency, "
       f"batch size {env.get('NOTION_SYNC_BATCH_SIZE', '200 (default)')}")
-header = f"{'scenario':<28}{'pages':>7}{'pages/s':>10}{'CPU µs/page':>13}{'rows written':>14}" \
-         f"{'requests':>10}{'peak RSS MiB':>14}"
+header = f"{'scenario':<26}{'mode':>12}{'pages':>7}{'wall s':>8}{'pages/s':>9}{'CPU µs/page':>13}" \
+         f"{'rows written':>14}{'requests':>10}{'peak RSS MiB':>14}"
 print(header)
 print("-" * len(header))
 for r in results:
-    print(f"{r['label']:<28}{r['pages']:>7}{r['pages_per_s']:>10.0f}{r['cpu_us_per_page']:>13.1f}"
-          f"{r['rows_written']:>14}{r['notion_requests']:>10}{r['peak_rss_mib']:>14.1f}")
-first, unchanged, edited_run = results[0], results[1], results[2]
+    print(f"{r['label']:<26}{r['mode']:>12}{r['pages']:>7}{r['wall_s']:>8.2f}{r['pages_per_s']:>9.0f}"
+          f"{r['cpu_us_per_page']:>13.1f}{r['rows_written']:>14}{r['notion_requests']:>10}"
+          f"{r['peak_rss_mib']:>14.1f}")
+first, unchanged, unchanged_inc, edited_run, edited_inc = results[:5]
 growth = (first["peak_rss_mib"] - small["peak_rss_mib"]) / small["peak_rss_mib"] * 100
 print()
 print("targets (sync engine issue):")
 checks = [
     ("zero rows written when nothing changed", unchanged["rows_written"] == 0,
      f"{unchanged['rows_written']} rows"),
-    ("rows written for 1% edited == pages edited", edited_run["rows_written"] == len(edited),
+    ("rows written for 1% edited == pages edited (full walk)",
+     edited_run["rows_written"] == len(edited),
      f"{edited_run['rows_written']} rows for {len(edited)} edits"),
+    ("rows written for 1% edited == pages edited (incremental)",
+     edited_inc["rows_written"] == len(edited_again),
+     f"{edited_inc['rows_written']} rows for {len(edited_again)} edits"),
+    ("unchanged incremental sync: 1 Notion request per data source (+1 database)",
+     unchanged_inc["notion_requests"] == 2, f"{unchanged_inc['notion_requests']} requests"),
     ("CPU <= 120 µs/page, first sync", first["cpu_us_per_page"] <= 120,
      f"{first['cpu_us_per_page']:.1f} µs"),
     ("CPU <= 90 µs/page, unchanged re-sync", unchanged["cpu_us_per_page"] <= 90,

@@ -166,7 +166,8 @@ t.eq(sorted({r["data_source_id"] for r in rows.values()}), sorted(multi["data_so
 # --- API versions ----------------------------------------------------------------------
 code, js, out, err = sync(multi["database_id"], version="2022-06-28")
 t.ok(code == 1 and js and js["error"]["code"] == "notion_error" and
-     "multiple data sources" in js["error"]["message"],
+     "multiple data sources" in js["error"]["message"] and
+     multi["database_id"] in js["error"]["message"] and "2025-09-03 or later" in js["error"]["message"],
      "2022-06-28 on a multi-source database: a clear error, not a crash", out)
 legacy = make_db("Worlds", 130, 400)
 code, js, out, err = sync(legacy["database_id"], version="2022-06-28")
