@@ -76,7 +76,7 @@ class Clock:
 
 
 class Fault:
-    KINDS = ("status", "reset", "slow", "html", "truncate")
+    KINDS = ("status", "reset", "slow", "html", "truncate", "expire_cursors")
 
     def __init__(self, spec):
         if not isinstance(spec, dict):
@@ -237,6 +237,8 @@ class Emulator:
         with self.lock:
             tok = self.ws.tokens.get(token) if token else None
         fault = self._fault_for(req)
+        if fault is not None and fault.kind == "expire_cursors":
+            self.expire_cursors()   # then answered normally: a start_cursor now fails for real
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000.0)
         ctx = Ctx(req, version, VERSIONS.get(version), tok)
@@ -272,6 +274,16 @@ class Emulator:
                 ctx.endpoint = "%s %s" % (method, name)
                 return handler(self, ctx, *m.groups())
         raise ApiError(400, "invalid_request_url", "Invalid request URL.")
+
+    def expire_cursors(self):
+        """Invalidate every cursor issued so far (and the prerendered chains naming them);
+        returns how many there were."""
+        with self.lock:
+            n = len(self.cursors.map)
+            self.cursors.expire_all()
+            for ds in self.ws.data_sources.values():
+                ds.prerender = None
+            return n
 
     # ------------------------------------------------------------ responses
     def _json(self, status, parts, rid, headers=None):

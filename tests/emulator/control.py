@@ -218,11 +218,8 @@ def config(emu, body, q):
 
 
 def expire_cursors(emu, body, q):
-    n = len(emu.cursors.map)
-    emu.cursors.expire_all()
-    for ds in emu.ws.data_sources.values():   # their first page names a now-invalid cursor
-        ds.prerender = None
-    return {"expired": n}
+    # prerendered chains are dropped too: their first page names a now-invalid cursor
+    return {"expired": emu.expire_cursors()}
 
 
 def faults(emu, body, q, method):

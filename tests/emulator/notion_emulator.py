@@ -76,8 +76,9 @@ Control API (JSON in/out, no auth; paths under /_emulator)
   GET|POST /config   {result_cap?, cursor_ttl?, latency_ms?}
   POST   /cursors/expire                every cursor issued so far becomes invalid
   GET|POST|DELETE /faults  POST {faults:[{path: regex, method?, kind: status|reset|slow|
-                      html|truncate, status?, retry_after?, delay_ms?, count? (1; 0 = no
-                      limit), skip?, every?}]} appends; GET lists with seen/fired counters.
+                      html|truncate|expire_cursors, status?, retry_after?, delay_ms?, count?
+                      (1; 0 = no limit), skip?, every?}]} appends; GET lists with seen/fired
+                      counters.
                       Faults, latency and the rate limiter apply to /v1 requests only.
                       Rules are tried in order and the first that fires answers the request;
                       a rule counts (for skip/every) only matching requests that reach it,
@@ -86,7 +87,11 @@ Control API (JSON in/out, no auth; paths under /_emulator)
                       502, 503, 504, 529 service_overload; Retry-After also when retry_after
                       is given); reset: TCP RST, no answer; slow: sleep delay_ms, then answer;
                       html: Cloudflare HTML page (status, default 502) with cf-ray and no
-                      x-notion-request-id; truncate: full headers, half the body, close.
+                      x-notion-request-id; truncate: full headers, half the body, close;
+                      expire_cursors: as POST /cursors/expire just before this request,
+                      which is then answered normally (a start_cursor it carries gets the
+                      real 400 "The start_cursor provided is invalid" answer), so a cursor
+                      can be expired at an exact point of a walk.
   GET|POST /rate_limit {requests_per_second, burst}  (0 = off) token bucket per token
   GET|DELETE /requests  request log of /v1 calls (?since=seq); never holds tokens
   GET    /stats                          counts per endpoint and status

@@ -256,6 +256,24 @@ def t_cursor_errors(c):
     c.ctl("POST", "/clock", {"advance_seconds": 61})
     expect_error(c.query(DS_A, {"page_size": 5, "start_cursor": d["next_cursor"]}), 400, "validation_error")
     c.ctl("POST", "/config", {"cursor_ttl": 600})
+    # an expire_cursors fault expires every cursor just before the request it fires on
+    c.ctl("POST", "/faults", {"faults": [{"path": "/query$", "kind": "expire_cursors", "skip": 1}]})
+    try:
+        st, _, d = c.query(DS_A, {"page_size": 5})
+        check(st == 200, "expire_cursors fault skips the first query")
+        cur = d["next_cursor"]
+        expect_error(c.query(DS_A, {"page_size": 5, "start_cursor": cur}), 400, "validation_error",
+                     "The start_cursor provided is invalid: %s" % cur)
+        st, _, d = c.query(DS_A, {"page_size": 5})
+        st2, _, _ = c.query(DS_A, {"page_size": 5, "start_cursor": d["next_cursor"]})
+        check(st == 200 and st2 == 200, "expire_cursors fault fires once (count 1)", st, st2)
+        fired = c.ctl("GET", "/faults")["faults"][0]["fired"]
+        check(fired == 1, "expire_cursors fault counted", fired)
+        log = c.ctl("GET", "/requests")["requests"]
+        check(any(e["fault"] == "expire_cursors" and e["status"] == 400 for e in log),
+              "expire_cursors fault in the request log")
+    finally:
+        c.ctl("DELETE", "/faults")
 
 
 def t_result_cap(c):
