@@ -9,6 +9,8 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,9 @@ static const char usage[] =
 	"  register  --user ID --database ID --name NAME\n"
 	"            Add a database to a user's registry (NAME: Characters, Worlds,\n"
 	"            Stories, Chat Sessions).\n"
+	"  worker    [--workers N] [--once]\n"
+	"            Run queued (asynchronous) syncs with N threads (NOTION_SYNC_WORKERS,\n"
+	"            default 2) until SIGTERM, or with --once until the queue is empty.\n"
 	"  health    Check that PostgreSQL answers.\n"
 	"\n"
 	"Configuration comes from the environment (DATABASE_URL, NOTION_API_URL,\n"
@@ -162,6 +167,57 @@ static int cmd_sync(struct nsync_service *svc, int argc, char **argv)
 	return c;
 }
 
+/* Run queued syncs. Signals are blocked before the threads start so that
+ * only sigwait() sees them. */
+static int cmd_worker(struct nsync_config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"workers", required_argument, NULL, 'w'}, {"once", no_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0}};
+	struct nsync_pool *pool;
+	struct nsync_err err;
+	char host[64] = "", name[96], *end;
+	sigset_t stop;
+	int c, once = 0, sig;
+	long n;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'w':
+			n = strtol(optarg, &end, 10);
+			if (*end || n < 1 || n > 256)
+				return fail_usage("--workers must be a number from 1 to 256");
+			cfg->workers = (int)n;
+			break;
+		case 'o':
+			once = 1;
+			break;
+		default:
+			return fail_usage("unknown option for worker");
+		}
+	}
+	if (cfg->workers < 1)
+		cfg->workers = 1;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	gethostname(host, sizeof(host) - 1);
+	snprintf(name, sizeof(name), "%s:%ld", host, (long)getpid());
+	memset(&err, 0, sizeof(err));
+	pool = nsync_pool_start(cfg, name, once, &err);
+	if (!pool) {
+		fprintf(stderr, "notion-sync: %s\n", err.msg);
+		return 1;
+	}
+	if (once)
+		nsync_pool_join(pool);
+	else
+		sigwait(&stop, &sig);
+	nsync_pool_stop(pool);
+	return 0;
+}
+
 static int cmd_migrate(struct nsync_service *svc, int argc, char **argv)
 {
 	static const struct option opts[] = {{"sql-dir", required_argument, NULL, 's'},
@@ -274,7 +330,7 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	if (strcmp(cmd, "sync") && strcmp(cmd, "migrate") && strcmp(cmd, "set-token") &&
-	    strcmp(cmd, "register") && strcmp(cmd, "health"))
+	    strcmp(cmd, "register") && strcmp(cmd, "health") && strcmp(cmd, "worker"))
 		return fail_usage("unknown command");
 
 	memset(&err, 0, sizeof(err));
@@ -289,16 +345,18 @@ int main(int argc, char **argv)
 		cfg.progress = progress;
 	curl_global_init(CURL_GLOBAL_ALL);
 	svc = nsync_service_new(&cfg, &err);
-	nsync_config_clear(&cfg);
 	if (!svc) {
 		fprintf(stderr, "notion-sync: %s\n", err.msg);
+		nsync_config_clear(&cfg);
 		curl_global_cleanup();
 		return 2;
 	}
 	/* Subcommand options start after the command word. */
 	optind = 1;
 	argv[1] = argv[0];
-	if (strcmp(cmd, "sync") == 0)
+	if (strcmp(cmd, "worker") == 0)
+		status = cmd_worker(&cfg, argc - 1, argv + 1);
+	else if (strcmp(cmd, "sync") == 0)
 		status = cmd_sync(svc, argc - 1, argv + 1);
 	else if (strcmp(cmd, "migrate") == 0)
 		status = cmd_migrate(svc, argc - 1, argv + 1);
@@ -311,6 +369,7 @@ int main(int argc, char **argv)
 		printf("%s\n", status ? err.msg : "PostgreSQL answers");
 	}
 	nsync_service_free(svc);
+	nsync_config_clear(&cfg);
 	curl_global_cleanup();
 	return status;
 }

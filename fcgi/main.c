@@ -1,8 +1,9 @@
 /*
  * main.c - notion-sync-fcgi, the FastCGI responder: read the configuration,
- * then answer requests one at a time on the listening socket spawn-fcgi
- * passes as fd 0. Run several processes (spawn-fcgi -F N) for concurrency;
- * they coordinate through PostgreSQL advisory locks.
+ * start the worker threads that run queued (asynchronous) syncs, then
+ * answer requests one at a time on the listening socket spawn-fcgi passes
+ * as fd 0. Run several processes (spawn-fcgi -F N) for concurrency; they
+ * coordinate through PostgreSQL (advisory locks, the run queue).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -78,6 +79,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	app.svc = nsync_service_new(&cfg, &err);
+	if (app.svc && cfg.workers > 0) {
+		char host[64] = "", name[96];
+		gethostname(host, sizeof(host) - 1);
+		snprintf(name, sizeof(name), "%s:%ld", host, (long)getpid());
+		app.pool = nsync_pool_start(&cfg, name, false, &err);
+		if (!app.pool) {
+			nsync_service_free(app.svc);
+			app.svc = NULL;
+		}
+	}
 	nsync_config_clear(&cfg);
 	if (!app.svc) {
 		fprintf(stderr, "notion-sync-fcgi: %s\n", err.msg);
@@ -105,6 +116,7 @@ int main(int argc, char **argv)
 			now_ms() - start);
 		FCGX_Finish_r(&req);
 	}
+	nsync_pool_stop(app.pool);
 	nsync_service_free(app.svc);
 	fcgi_secrets_free(&app.secrets);
 	curl_global_cleanup();

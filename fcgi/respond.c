@@ -25,6 +25,7 @@ int fcgi_status_for(nsync_rc code)
 	case NSYNC_ERR_PROTOCOL:
 		return 502;
 	case NSYNC_ERR_DB:
+	case NSYNC_ERR_CONFIG:
 		return 503;
 	default:
 		return 500;

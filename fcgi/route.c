@@ -1,6 +1,7 @@
 /*
  * route.c - routing and the handlers of the responder (see route.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "route.h"
 
 #define SYNC_PATH "/api/notion/sync-to-postgres"
+#define RUNS_PATH "/api/notion/sync-runs/"
 
 void fcgi_request_path(FCGX_ParamArray envp, char *out, size_t size)
 {
@@ -82,51 +84,115 @@ static int handle_health(struct fcgi_app *app, FCGX_Request *req)
 	return 200;
 }
 
-static int handle_sync(struct fcgi_app *app, FCGX_Request *req)
+static int unauthorized(FCGX_Request *req)
+{
+	fcgi_send_error(req->out, 401, "unauthorized",
+			"a valid \"Authorization: Bearer <secret>\" header is required", 0,
+			"WWW-Authenticate: Bearer\r\n");
+	return 401;
+}
+
+/* Answer a library failure: its status, and no libpq internals. */
+static int send_failure(FCGX_Request *req, nsync_rc rc, const struct nsync_err *err)
+{
+	int status = fcgi_status_for(rc);
+
+	if (status == 500)
+		fprintf(stderr, "notion-sync-fcgi: internal error: %s\n", err->msg);
+	/* libpq's text names sockets and hosts: log it, answer plainly. */
+	if (rc == NSYNC_ERR_DB)
+		fprintf(stderr, "notion-sync-fcgi: %s\n", err->msg);
+	fcgi_send_error(req->out, status, nsync_rc_name(rc),
+			rc == NSYNC_ERR_DB ? "PostgreSQL is unavailable; see the server log" : err->msg,
+			err->run_id, NULL);
+	return status;
+}
+
+/* Who is calling, for the run rows: pg_net sends "User-Agent: pg_net/<v>",
+ * Vercel Cron "vercel-cron/<v>". */
+static void set_trigger(FCGX_Request *req, struct nsync_request *sync_req, int is_get)
+{
+	const char *agent = FCGX_GetParam("HTTP_USER_AGENT", req->envp);
+	const char *trigger = is_get ? "cron" : "http";
+
+	if (agent && strncmp(agent, "pg_net/", 7) == 0)
+		trigger = "pg_net";
+	else if (agent && strncmp(agent, "vercel-cron/", 12) == 0)
+		trigger = "vercel_cron";
+	snprintf(sync_req->trigger, sizeof(sync_req->trigger), "%s", trigger);
+}
+
+/* POST: run now, or queue with "async": true. GET (cron webhooks, which
+ * cannot send a body): queue every user. */
+static int handle_sync(struct fcgi_app *app, FCGX_Request *req, int is_get)
 {
 	struct nsync_request sync_req;
 	struct nsync_err err;
 	char *body = NULL, *answer = NULL;
 	const char *why = "";
-	size_t len;
+	size_t len = 0;
 	int status;
 	nsync_rc rc;
 
-	if (!fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp))) {
-		fcgi_send_error(req->out, 401, "unauthorized",
-				"a valid \"Authorization: Bearer <secret>\" header is required", 0,
-				"WWW-Authenticate: Bearer\r\n");
-		return 401;
-	}
-	status = read_body(req, &body, &len, &why);
-	if (status) {
-		fcgi_send_error(req->out, status, status == 413 ? "payload_too_large" : "invalid_request",
-				why, 0, NULL);
-		return status;
+	if (!fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp)))
+		return unauthorized(req);
+	if (!is_get) {
+		status = read_body(req, &body, &len, &why);
+		if (status) {
+			fcgi_send_error(req->out, status,
+					status == 413 ? "payload_too_large" : "invalid_request", why, 0,
+					NULL);
+			return status;
+		}
 	}
 	memset(&err, 0, sizeof(err));
 	rc = nsync_request_parse(body ? body : "", len, &sync_req, &err);
 	free(body);
-	if (rc == NSYNC_OK) {
-		const char *agent = FCGX_GetParam("HTTP_USER_AGENT", req->envp);
-		/* pg_net sends "User-Agent: pg_net/<version>". */
-		snprintf(sync_req.trigger, sizeof(sync_req.trigger), "%s",
-			 agent && strncmp(agent, "pg_net/", 7) == 0 ? "pg_net" : "http");
+	if (rc != NSYNC_OK)
+		return send_failure(req, rc, &err);
+	set_trigger(req, &sync_req, is_get);
+	if (is_get)
+		sync_req.async = true;
+	if (sync_req.async && !app->pool) {
+		fcgi_send_error(req->out, 503, "configuration_error",
+				"this responder runs no workers (NOTION_SYNC_WORKERS)", 0, NULL);
+		return 503;
+	}
+	if (sync_req.async)
+		rc = nsync_service_enqueue(app->svc, &sync_req, &answer, &err);
+	else
 		rc = nsync_service_run(app->svc, &sync_req, &answer, &err);
+	if (rc != NSYNC_OK)
+		return send_failure(req, rc, &err);
+	status = sync_req.async ? 202 : 200;
+	fcgi_send_json(req->out, status, NULL, answer);
+	free(answer);
+	if (sync_req.async)
+		nsync_pool_wake(app->pool);
+	return status;
+}
+
+/* GET /api/notion/sync-runs/{run_id}. */
+static int handle_run_status(struct fcgi_app *app, FCGX_Request *req, const char *id_text)
+{
+	struct nsync_err err;
+	char *answer = NULL, *end;
+	long run_id;
+	nsync_rc rc;
+
+	if (!fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp)))
+		return unauthorized(req);
+	errno = 0;
+	run_id = isdigit((unsigned char)id_text[0]) ? strtol(id_text, &end, 10) : 0;
+	if (run_id <= 0 || errno || *end) {
+		fcgi_send_error(req->out, 400, "invalid_request", "the run id must be a positive integer",
+				0, NULL);
+		return 400;
 	}
-	if (rc != NSYNC_OK) {
-		status = fcgi_status_for(rc);
-		if (status == 500)
-			fprintf(stderr, "notion-sync-fcgi: internal error: %s\n", err.msg);
-		/* libpq's text names sockets and hosts: log it, answer plainly. */
-		if (rc == NSYNC_ERR_DB)
-			fprintf(stderr, "notion-sync-fcgi: %s\n", err.msg);
-		fcgi_send_error(req->out, status, nsync_rc_name(rc),
-				rc == NSYNC_ERR_DB ? "PostgreSQL is unavailable; see the server log"
-						   : err.msg,
-				err.run_id, NULL);
-		return status;
-	}
+	memset(&err, 0, sizeof(err));
+	rc = nsync_service_run_status(app->svc, run_id, &answer, &err);
+	if (rc != NSYNC_OK)
+		return send_failure(req, rc, &err);
 	fcgi_send_json(req->out, 200, NULL, answer);
 	free(answer);
 	return 200;
@@ -149,12 +215,20 @@ int fcgi_handle(struct fcgi_app *app, FCGX_Request *req)
 		return handle_health(app, req);
 	}
 	if (strcmp(path, SYNC_PATH) == 0) {
-		if (strcmp(method, "POST")) {
-			fcgi_send_error(req->out, 405, "method_not_allowed", "use POST", 0,
-					"Allow: POST\r\n");
+		if (strcmp(method, "POST") && strcmp(method, "GET")) {
+			fcgi_send_error(req->out, 405, "method_not_allowed", "use POST (or GET from cron)",
+					0, "Allow: GET, POST\r\n");
 			return 405;
 		}
-		return handle_sync(app, req);
+		return handle_sync(app, req, strcmp(method, "GET") == 0);
+	}
+	if (strncmp(path, RUNS_PATH, strlen(RUNS_PATH)) == 0) {
+		if (strcmp(method, "GET")) {
+			fcgi_send_error(req->out, 405, "method_not_allowed", "use GET", 0,
+					"Allow: GET\r\n");
+			return 405;
+		}
+		return handle_run_status(app, req, path + strlen(RUNS_PATH));
 	}
 	fcgi_send_error(req->out, 404, "not_found", "no such endpoint", 0, NULL);
 	return 404;

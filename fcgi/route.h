@@ -1,7 +1,10 @@
 /*
- * route.h - the responder's routes: POST /api/notion/sync-to-postgres and
- * GET /healthz. Everything else is 404 (unknown path) or 405 (known path,
- * wrong method).
+ * route.h - the responder's routes:
+ *   POST /api/notion/sync-to-postgres     sync now, or queue ("async": true) -> 202
+ *   GET  /api/notion/sync-to-postgres     cron webhooks (Vercel): queue every user -> 202
+ *   GET  /api/notion/sync-runs/{run_id}   a run's status and statistics
+ *   GET  /healthz                         liveness, no authentication
+ * Everything else is 404 (unknown path) or 405 (known path, wrong method).
  */
 #ifndef FCGI_ROUTE_H
 #define FCGI_ROUTE_H
@@ -15,7 +18,8 @@
 #define FCGI_MAX_BODY (64 * 1024)
 
 struct fcgi_app {
-	struct nsync_service *svc;
+	struct nsync_service *svc;      /* the request thread's service */
+	struct nsync_pool *pool;        /* workers for queued runs; may be NULL */
 	struct fcgi_secrets secrets;
 };
 

@@ -45,7 +45,7 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 {
 	const char *s;
 	double batch = 200, timeout = 60000, connect = 10000, attempts = 6;
-	double max_wait = 600;
+	double max_wait = 600, workers = 2;
 	nsync_rc rc;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -58,6 +58,8 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	cfg->max_request_wait = 900;
 	cfg->backoff_base = 1.0;
 	cfg->full_interval = 86400;
+	cfg->workers = 2;
+	cfg->stale_after = 120;
 	if ((rc = set_string(&cfg->notion_api_url, "https://api.notion.com", err)) ||
 	    (rc = set_string(&cfg->notion_version, "2025-09-03", err)))
 		return rc;
@@ -87,13 +89,16 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	    (rc = env_number("NOTION_MAX_RETRY_WAIT", 0, 86400, &max_wait, err)) ||
 	    (rc = env_number("NOTION_BACKOFF_BASE", 0, 60, &cfg->backoff_base, err)) ||
 	    (rc = env_number("NOTION_SYNC_FULL_INTERVAL", 0, 366 * 86400.0, &cfg->full_interval,
-			     err)))
+			     err)) ||
+	    (rc = env_number("NOTION_SYNC_WORKERS", 0, 256, &workers, err)) ||
+	    (rc = env_number("NOTION_SYNC_STALE_AFTER", 1, 86400, &cfg->stale_after, err)))
 		return rc;
 	cfg->batch_size = (int)batch;
 	cfg->request_timeout_ms = (long)timeout;
 	cfg->connect_timeout_ms = (long)connect;
 	cfg->max_attempts = (int)attempts;
 	cfg->max_retry_wait = max_wait;
+	cfg->workers = (int)workers;
 	if (cfg->max_request_wait < max_wait)
 		cfg->max_request_wait = max_wait;
 	return NSYNC_OK;

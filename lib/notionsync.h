@@ -90,6 +90,8 @@ struct nsync_config {
 	double max_request_wait;   /* seconds: cap on all waits of one request */
 	double backoff_base;       /* seconds: first backoff step for 5xx and resets */
 	double full_interval;      /* seconds between full walks of a data source; 0 = always */
+	int workers;               /* worker threads draining the queue (nsync_pool); 0 = none */
+	double stale_after;        /* seconds without heartbeat before a dead run is failed */
 	nsync_log_fn log;          /* may be NULL */
 	void *log_data;
 	nsync_progress_fn progress; /* may be NULL */
@@ -99,7 +101,8 @@ struct nsync_config {
 /* nsync_config_from_env - defaults, then the environment: DATABASE_URL,
  * NOTION_API_URL, NOTION_VERSION, NOTION_RATE_LIMIT, NOTION_SYNC_BATCH_SIZE,
  * NOTION_TIMEOUT_MS, NOTION_CONNECT_TIMEOUT_MS, NOTION_MAX_ATTEMPTS,
- * NOTION_MAX_RETRY_WAIT, NOTION_BACKOFF_BASE, NOTION_SYNC_FULL_INTERVAL. Returns NSYNC_ERR_CONFIG naming the variable when a
+ * NOTION_MAX_RETRY_WAIT, NOTION_BACKOFF_BASE, NOTION_SYNC_FULL_INTERVAL,
+ * NOTION_SYNC_WORKERS, NOTION_SYNC_STALE_AFTER. Returns NSYNC_ERR_CONFIG naming the variable when a
  * value does not parse; cfg is then still usable (defaults) and must be
  * cleared by the caller either way. */
 nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err);
@@ -113,7 +116,7 @@ struct nsync_request {
 	char database_id[37];      /* dashed lowercase UUID, or "" for every database */
 	char database_name[129];   /* mapping hint ("Characters"), or "" */
 	bool full;                 /* walk every page (and delete what is gone), not only edits */
-	bool async;                /* answer at once, run afterwards (scheduling) */
+	bool async;                /* queue the runs and answer at once (nsync_service_enqueue) */
 	char trigger[24];          /* who asked: "http", "cli", "cron", "pg_net" */
 };
 
@@ -173,6 +176,61 @@ nsync_rc nsync_service_ping(struct nsync_service *svc, struct nsync_err *err);
  * with free(); on failure it is NULL and err is filled. */
 nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request *req,
 			   char **response_json, struct nsync_err *err);
+
+/* nsync_service_enqueue - the asynchronous form of nsync_service_run:
+ * record the runs req asks for as queued (one per user and database; a
+ * user with nothing registered gets one discovery run), reusing a run of
+ * the same user and database that is still queued, and return at once.
+ * Runs whose worker died are failed first (nsync_service_reap), so that a
+ * new trigger re-runs them. *response_json is
+ * {"success":true,"status":"accepted","runs":[{"run_id":N,"user_id",
+ * "database_id","database_name"},...]}. Failures as nsync_service_run
+ * (ARG, NOT_FOUND, DB). Workers (nsync_pool) do the work. */
+nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_request *req,
+			       char **response_json, struct nsync_err *err);
+
+/* nsync_service_work - claim the queued runs of one user that no other
+ * worker holds and run them, one database after another, so that a
+ * user's token is paced by one worker. *ran receives the runs processed;
+ * 0 means nothing was waiting. worker names this worker in the run rows
+ * (host:pid:thread). Returns NSYNC_ERR_DB when PostgreSQL is unreachable;
+ * a failing sync is recorded in its run and is not an error here. */
+nsync_rc nsync_service_work(struct nsync_service *svc, const char *worker, long *ran,
+			    struct nsync_err *err);
+
+/* nsync_service_reap - mark failed the runs still "running" whose worker
+ * is gone: no session holds their lock and no heartbeat came for
+ * cfg->stale_after seconds. *reaped (may be NULL) receives how many. */
+nsync_rc nsync_service_reap(struct nsync_service *svc, long *reaped, struct nsync_err *err);
+
+/* nsync_service_run_status - {"success":true,"run":{...}} with the status
+ * and statistics of one run. NSYNC_ERR_NOT_FOUND for an unknown id. */
+nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char **response_json,
+				  struct nsync_err *err);
+
+/* A pool of worker threads, each with its own service (one PostgreSQL
+ * connection, one HTTP client), draining the queue of runs. */
+struct nsync_pool;
+
+/* nsync_pool_start - start cfg->workers threads (at least 1). Each polls
+ * the queue every second, and at once after nsync_pool_wake; every ten
+ * seconds one of them fails the runs of dead workers. With until_empty,
+ * a thread leaves once it finds the queue empty (nsync_pool_join waits for
+ * that); otherwise they run until nsync_pool_stop. name prefixes the
+ * worker names in run rows. cfg is copied. NULL with err on failure
+ * (NSYNC_ERR_NOMEM, NSYNC_ERR_INTERNAL when a thread cannot start). */
+struct nsync_pool *nsync_pool_start(const struct nsync_config *cfg, const char *name,
+				    bool until_empty, struct nsync_err *err);
+
+/* nsync_pool_wake - tell the workers that runs were queued. */
+void nsync_pool_wake(struct nsync_pool *pool);
+
+/* nsync_pool_join - wait until every thread has left (until_empty pools). */
+void nsync_pool_join(struct nsync_pool *pool);
+
+/* nsync_pool_stop - let each worker finish its current run, then join and
+ * free. Accepts NULL. */
+void nsync_pool_stop(struct nsync_pool *pool);
 
 /* nsync_service_last_stats - totals of the last nsync_service_run (summed
  * over its databases). Borrowed; valid until the next run. */

@@ -15,6 +15,7 @@
 #include "http.h"
 #include "mapping.h"
 #include "notion.h"
+#include "queue.h"
 #include "store.h"
 #include "sync.h"
 
@@ -206,7 +207,8 @@ static void log_outcome(struct nsync_service *svc, const char *user_id, const ch
  * (by the caller's name, else by title; a title that is none of the four
  * kinds goes to the generic table), walk it, record the outcome. */
 static void sync_one(struct nsync_service *svc, const char *user_id, const char *database_id,
-		     const char *name_hint, const char *trigger, bool full, struct outcome *o)
+		     const char *name_hint, const char *trigger, bool full, long queued_run,
+		     const char *worker, struct outcome *o)
 {
 	struct nsync_database_info info;
 	struct nsync_sync_job job;
@@ -232,8 +234,11 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 	if (o->rc != NSYNC_OK)
 		goto out;
 	locked = 1;
+	o->run_id = queued_run;
 	o->rc = nsync__store_run_begin(&svc->store, user_id, database_id, kind ? kind->name : "",
-				       trigger, &o->run_id, &o->err);
+				       trigger, worker, &o->run_id, &o->err);
+	if (o->rc != NSYNC_OK)
+		o->run_id = 0;
 	if (o->rc != NSYNC_OK)
 		goto out;
 
@@ -269,6 +274,8 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 		job.database_id = database_id;
 		job.info = &info;
 		job.full_requested = full;
+		job.run_id = o->run_id;
+		job.last_heartbeat = nsync__monotonic();
 		o->rc = nsync__sync_walk(&job, &o->err);
 		o->mode = job.mode;
 		if (o->rc == NSYNC_OK && o->stats.page_errors)
@@ -280,8 +287,8 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 		struct nsync_err finish_err;
 		memset(&finish_err, 0, sizeof(finish_err));
 		/* Record even a failed run; a lost connection is reported by rc already. */
-		if (nsync__store_run_finish(&svc->store, o->run_id, &o->stats, o->rc == NSYNC_OK,
-					    o->mode,
+		if (nsync__store_run_finish(&svc->store, o->run_id, &o->stats,
+					    o->rc == NSYNC_OK ? "success" : "error", o->mode,
 					    o->rc != NSYNC_OK || o->stats.page_errors ? o->err.msg : NULL,
 					    &finish_err) != NSYNC_OK &&
 		    o->rc == NSYNC_OK) {
@@ -290,6 +297,16 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 		}
 	}
 out:
+	/* A queued run that never started must not stay queued: a busy
+	 * database means another sync covers it. */
+	if (queued_run > 0 && !o->run_id) {
+		struct nsync_err finish_err;
+		memset(&finish_err, 0, sizeof(finish_err));
+		nsync__store_run_finish(&svc->store, queued_run, &o->stats,
+					o->rc == NSYNC_ERR_BUSY ? "skipped" : "error", NULL, o->err.msg,
+					&finish_err);
+		o->run_id = queued_run;
+	}
 	if (locked)
 		nsync__store_unlock(&svc->store, user_id, database_id);
 	nsync__secret_free(token);
@@ -516,8 +533,8 @@ static nsync_rc run_single(struct nsync_service *svc, const struct nsync_request
 	struct outcome o;
 	struct json_object *obj;
 
-	sync_one(svc, req->user_id, req->database_id, req->database_name, req->trigger, req->full,
-		 &o);
+	sync_one(svc, req->user_id, req->database_id, req->database_name, req->trigger, req->full, 0,
+		 NULL, &o);
 	if (o.rc != NSYNC_OK) {
 		if (err)
 			*err = o.err;
@@ -572,7 +589,7 @@ static nsync_rc run_many(struct nsync_service *svc, const struct nsync_request *
 
 		if (targets[i].database_id[0]) {
 			sync_one(svc, targets[i].user_id, targets[i].database_id,
-				 targets[i].database_name, req->trigger, req->full, &o);
+				 targets[i].database_name, req->trigger, req->full, 0, NULL, &o);
 			all_ok &= o.rc == NSYNC_OK;
 			json_object_array_add(results, result_entry(targets[i].user_id,
 								    targets[i].database_id, &o));
@@ -603,7 +620,7 @@ static nsync_rc run_many(struct nsync_service *svc, const struct nsync_request *
 			if (!more[j].database_id[0])
 				continue;
 			sync_one(svc, more[j].user_id, more[j].database_id, more[j].database_name,
-				 req->trigger, req->full, &mo);
+				 req->trigger, req->full, 0, NULL, &mo);
 			all_ok &= mo.rc == NSYNC_OK;
 			json_object_array_add(results,
 					      result_entry(more[j].user_id, more[j].database_id, &mo));
@@ -630,4 +647,219 @@ nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request
 	if (req->user_id[0] && req->database_id[0])
 		return run_single(svc, req, response_json, err);
 	return run_many(svc, req, response_json, err);
+}
+
+/* --- asynchronous runs ------------------------------------------------- */
+
+/* Add one queued run to the answer's list. */
+static nsync_rc queue_one(struct nsync_service *svc, const char *user_id, const char *database_id,
+			  const char *name, const char *trigger, struct json_object *runs,
+			  struct nsync_err *err)
+{
+	struct json_object *r;
+	long run_id = 0;
+	nsync_rc rc;
+
+	rc = nsync__queue_add(&svc->store, user_id, database_id, name, trigger, &run_id, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	r = json_object_new_object();
+	json_object_object_add(r, "run_id", json_object_new_int64(run_id));
+	json_object_object_add(r, "user_id", json_object_new_string(user_id));
+	json_object_object_add(r, "database_id",
+			       database_id[0] ? json_object_new_string(database_id) : NULL);
+	json_object_object_add(r, "database_name", name[0] ? json_object_new_string(name) : NULL);
+	json_object_array_add(runs, r);
+	return NSYNC_OK;
+}
+
+nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_request *req,
+			       char **response_json, struct nsync_err *err)
+{
+	struct nsync_target *targets = NULL;
+	struct json_object *obj, *runs;
+	size_t n = 0, i;
+	nsync_rc rc;
+
+	*response_json = NULL;
+	if (req->database_name[0] && !nsync__kind_find(req->database_name))
+		return nsync__err(err, NSYNC_ERR_ARG, "database_name \"%s\" is not one of %s, Other",
+				  req->database_name, nsync__kind_names());
+	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
+		return NSYNC_ERR_DB;
+	/* A trigger is where dead runs are noticed, so that this one re-runs them. */
+	if (nsync__queue_reap(&svc->store, svc->cfg.stale_after, NULL, err) != NSYNC_OK)
+		return NSYNC_ERR_DB;
+	if (req->user_id[0]) {
+		char *token = NULL;
+		rc = nsync__store_user_token(&svc->store, req->user_id, &token, err);
+		nsync__secret_free(token);
+		if (rc != NSYNC_OK)
+			return rc;
+	}
+	runs = json_object_new_array();
+	if (req->user_id[0] && req->database_id[0]) {
+		const struct nsync_kind *kind = nsync__kind_find(req->database_name);
+		rc = queue_one(svc, req->user_id, req->database_id, kind ? kind->name : "", req->trigger,
+			       runs, err);
+	} else {
+		rc = nsync__store_targets(&svc->store, req->user_id, req->database_id, &targets, &n,
+					  err);
+		if (rc == NSYNC_OK && n == 0 && req->user_id[0])
+			rc = nsync__err(err, NSYNC_ERR_NOT_FOUND,
+					"user %s has no such database registered", req->user_id);
+		if (rc == NSYNC_OK && n == 0 && req->database_id[0])
+			rc = nsync__err(err, NSYNC_ERR_NOT_FOUND,
+					"no user has database %s registered; give user_id to sync it",
+					req->database_id);
+		for (i = 0; rc == NSYNC_OK && i < n; i++)
+			rc = queue_one(svc, targets[i].user_id, targets[i].database_id,
+				       targets[i].database_name, req->trigger, runs, err);
+		free(targets);
+	}
+	if (rc != NSYNC_OK) {
+		json_object_put(runs);
+		return rc;
+	}
+	if (svc->cfg.log) {
+		char line[160];
+		snprintf(line, sizeof(line), "queued runs=%zu trigger=%s",
+			 json_object_array_length(runs), req->trigger);
+		svc->cfg.log(svc->cfg.log_data, line);
+	}
+	obj = json_object_new_object();
+	json_object_object_add(obj, "success", json_object_new_boolean(1));
+	json_object_object_add(obj, "status", json_object_new_string("accepted"));
+	json_object_object_add(obj, "runs", runs);
+	return finish_json(obj, response_json, err);
+}
+
+/* A discovery run: find the user's databases, register them, and queue a
+ * run for each (the worker holding this user runs them next). */
+static void work_discovery(struct nsync_service *svc, const char *user_id,
+			   const struct nsync_queued_run *run)
+{
+	struct nsync_target *found = NULL;
+	struct discovery d;
+	struct outcome o;
+	char message[NSYNC_ERR_MSG_MAX];
+	size_t n = 0, i, dups = 0;
+	struct nsync_err finish_err;
+
+	memset(&o, 0, sizeof(o));
+	o.name = "(discovery)";
+	o.run_id = run->id;
+	o.rc = discover(svc, user_id, &o.stats, &d, &o.err);
+	if (o.rc == NSYNC_OK)
+		o.rc = nsync__store_targets(&svc->store, user_id, "", &found, &n, &o.err);
+	for (i = 0; o.rc == NSYNC_OK && i < n; i++) {
+		long id;
+		if (found[i].database_id[0])
+			o.rc = nsync__queue_add(&svc->store, user_id, found[i].database_id,
+						found[i].database_name, run->trigger, &id, &o.err);
+	}
+	free(found);
+	for (i = 0; o.rc == NSYNC_OK && i < d.n_kinds; i++)
+		if (d.kinds[i].n > 1) {
+			snprintf(message, sizeof(message), "%zu databases are titled \"%s\" (%s, %s%s); "
+				 "register the one to sync", d.kinds[i].n, d.kinds[i].kind->name,
+				 d.kinds[i].ids[0], d.kinds[i].ids[1], d.kinds[i].n > 2 ? ", ..." : "");
+			dups++;
+		}
+	if (o.rc == NSYNC_OK && dups)
+		o.rc = nsync__err(&o.err, NSYNC_ERR_DUPLICATE, "%s", message);
+	memset(&finish_err, 0, sizeof(finish_err));
+	nsync__store_run_finish(&svc->store, run->id, &o.stats, o.rc == NSYNC_OK ? "success" : "error",
+				NULL, o.rc == NSYNC_OK ? NULL : o.err.msg, &finish_err);
+	log_outcome(svc, user_id, "(discovery)", &o);
+}
+
+nsync_rc nsync_service_work(struct nsync_service *svc, const char *worker, long *ran,
+			    struct nsync_err *err)
+{
+	char user_id[37];
+	long last = 0;
+	nsync_rc rc;
+
+	*ran = 0;
+	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
+		return NSYNC_ERR_DB;
+	rc = nsync__queue_claim_user(&svc->store, user_id, err);
+	if (rc != NSYNC_OK || !user_id[0])
+		return rc;
+	for (;;) {
+		struct nsync_queued_run run;
+		struct outcome o;
+		int found;
+
+		rc = nsync__queue_next(&svc->store, user_id, &run, &found, err);
+		if (rc != NSYNC_OK || !found)
+			break;
+		/* A run that is still queued after it was handled could not be
+		 * recorded; stop rather than run it again and again. */
+		if (run.id == last) {
+			rc = nsync__err(err, NSYNC_ERR_DB, "run %ld could not leave the queue", run.id);
+			break;
+		}
+		last = run.id;
+		memset(&svc->last, 0, sizeof(svc->last));
+		if (!run.database_id[0])
+			work_discovery(svc, user_id, &run);
+		else
+			sync_one(svc, user_id, run.database_id, run.database_name, run.trigger, false,
+				 run.id, worker, &o);
+		(*ran)++;
+		if (!nsync__store_connection_ok(&svc->store)) {
+			rc = nsync__err(err, NSYNC_ERR_DB, "the connection to PostgreSQL was lost");
+			break;
+		}
+	}
+	nsync__queue_release_user(&svc->store, user_id);
+	return rc;
+}
+
+nsync_rc nsync_service_reap(struct nsync_service *svc, long *reaped, struct nsync_err *err)
+{
+	long n = 0;
+	nsync_rc rc;
+
+	if (reaped)
+		*reaped = 0;
+	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
+		return NSYNC_ERR_DB;
+	rc = nsync__queue_reap(&svc->store, svc->cfg.stale_after, &n, err);
+	if (rc == NSYNC_OK && n && svc->cfg.log) {
+		char line[120];
+		snprintf(line, sizeof(line), "marked %ld run%s failed: their worker stopped", n,
+			 n == 1 ? "" : "s");
+		svc->cfg.log(svc->cfg.log_data, line);
+	}
+	if (reaped)
+		*reaped = n;
+	return rc;
+}
+
+nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char **response_json,
+				  struct nsync_err *err)
+{
+	struct nsync_buf out;
+	char *run = NULL;
+	nsync_rc rc;
+
+	*response_json = NULL;
+	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
+		return NSYNC_ERR_DB;
+	rc = nsync__queue_status(&svc->store, run_id, &run, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	nsync__buf_init(&out, 1 << 20);
+	if (nsync__buf_adds(&out, "{\"success\":true,\"run\":") != NSYNC_OK ||
+	    nsync__buf_adds(&out, run) != NSYNC_OK || nsync__buf_addc(&out, '}') != NSYNC_OK) {
+		nsync__buf_free(&out);
+		free(run);
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	}
+	free(run);
+	*response_json = nsync__buf_take(&out);
+	return NSYNC_OK;
 }

@@ -301,23 +301,34 @@ void nsync__store_unlock(struct nsync_store *s, const char *user_id, const char 
 
 nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 				const char *database_id, const char *name, const char *trigger,
-				long *run_id, struct nsync_err *err)
+				const char *worker, long *run_id, struct nsync_err *err)
 {
-	const char *params[] = {user_id, database_id, name, trigger};
+	char id[24];
+	const char *params[] = {user_id, database_id, name, trigger, id, worker};
 	PGresult *res;
 
+	snprintf(id, sizeof(id), "%ld", *run_id);
 	res = nsync__store_exec(s, "closing abandoned runs",
 		   "update notion_sync_runs set status = 'error', finished_at = now(),"
 		   " error_message = 'the worker running this sync stopped before it finished'"
-		   " where user_id = $1::uuid and database_id = $2::uuid and status = 'running'",
-		   2, params, err);
+		   " where user_id = $1::uuid and database_id = $2::uuid and status = 'running'"
+		   " and id <> $3::bigint",
+		   3, (const char *[]){user_id, database_id, id}, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	PQclear(res);
+	/* A queued run (id > 0) becomes running; otherwise a new row. */
 	res = nsync__store_exec(s, "recording the run",
-		   "insert into notion_sync_runs (user_id, database_id, database_name, trigger)"
-		   " values ($1::uuid, $2::uuid, nullif($3, ''), $4) returning id",
-		   4, params, err);
+		   "with started as (update notion_sync_runs set status = 'running', started_at = now(),"
+		   "   heartbeat_at = now(), database_id = $2::uuid,"
+		   "   database_name = coalesce(nullif($3, ''), database_name), worker = $6"
+		   "   where id = $5::bigint and $5::bigint > 0 returning id),"
+		   " added as (insert into notion_sync_runs (user_id, database_id, database_name, trigger,"
+		   "   heartbeat_at, worker)"
+		   "   select $1::uuid, $2::uuid, nullif($3, ''), $4, now(), $6"
+		   "   where not exists (select 1 from started) returning id)"
+		   " select id from started union all select id from added",
+		   6, params, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	*run_id = strtol(PQgetvalue(res, 0, 0), NULL, 10);
@@ -326,7 +337,7 @@ nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 }
 
 nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struct nsync_stats *st,
-				 int ok, const char *mode, const char *message,
+				 const char *status, const char *mode, const char *message,
 				 struct nsync_err *err)
 {
 	char id[24], seen[24], ins[24], upd[24], unch[24], perr[24], req[24], retr[24], wait[32],
@@ -347,7 +358,7 @@ nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struc
 	snprintf(del, sizeof(del), "%ld", st->deleted);
 	snprintf(preq, sizeof(preq), "%ld", st->property_requests);
 	params[0] = id;
-	params[1] = ok ? "success" : "error";
+	params[1] = status;
 	params[2] = seen;
 	params[3] = ins;
 	params[4] = upd;

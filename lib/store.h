@@ -79,18 +79,20 @@ nsync_rc nsync__store_lock(struct nsync_store *s, const char *user_id, const cha
 			   struct nsync_err *err);
 void nsync__store_unlock(struct nsync_store *s, const char *user_id, const char *database_id);
 
-/* nsync__store_run_begin - record a new run (status running) and return its
- * id. Runs of the same user and database still marked running are closed as
- * errors first: we hold the lock, so their worker is gone. */
+/* nsync__store_run_begin - start a run (status running) and return its id.
+ * With *run_id > 0 that queued run is started; otherwise a new row is
+ * added and *run_id receives its id. Runs of the same user and database
+ * still marked running are closed as errors first: we hold the lock, so
+ * their worker is gone. worker (may be NULL) names the worker thread. */
 nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 				const char *database_id, const char *name, const char *trigger,
-				long *run_id, struct nsync_err *err);
+				const char *worker, long *run_id, struct nsync_err *err);
 
-/* nsync__store_run_finish - record the outcome of a run and update the
- * registry's last_synced_at/last_status. mode ("full", "incremental") and
- * message may be NULL. */
+/* nsync__store_run_finish - record the outcome of a run ("success",
+ * "error", "skipped") and update the registry's last_synced_at and
+ * last_status. mode ("full", "incremental") and message may be NULL. */
 nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struct nsync_stats *st,
-				 int ok, const char *mode, const char *message,
+				 const char *status, const char *mode, const char *message,
 				 struct nsync_err *err);
 
 /* nsync__store_load_hashes - fill map with (page id, content hash) of the

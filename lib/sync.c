@@ -14,8 +14,10 @@
 #include "canonhash.h"
 #include "complete.h"
 #include "error.h"
+#include "http.h"
 #include "jsonslice.h"
 #include "pagemap.h"
+#include "queue.h"
 #include "sync.h"
 #include "syncstate.h"
 #include "text.h"
@@ -26,6 +28,8 @@
 #define MAX_CURSORS 1000
 /* The batch document stays well below PostgreSQL's 1 GB limit. */
 #define BATCH_LIMIT (256u << 20)
+/* Seconds between heartbeats of a running run. */
+#define HEARTBEAT_EVERY 10.0
 /* Page ids per DELETE statement. */
 #define DELETE_CHUNK 1000
 
@@ -454,6 +458,10 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 			rc = take_page_of_results(w, source_id, &qp, &qerr);
 		if (rc == NSYNC_OK && job->cfg->progress)
 			job->cfg->progress(job->cfg->progress_data, job->kind->name, w->stats->pages_seen);
+		if (job->run_id && nsync__monotonic() - job->last_heartbeat >= HEARTBEAT_EVERY) {
+			nsync__queue_heartbeat(job->store, job->run_id);
+			job->last_heartbeat = nsync__monotonic();
+		}
 		free(cursor);
 		cursor = NULL;
 		if (rc == NSYNC_OK && qp.incomplete)

@@ -28,6 +28,8 @@ struct nsync_sync_job {
 	const char *database_id;
 	const struct nsync_database_info *info; /* data sources to walk */
 	int full_requested;                 /* the caller asked for a full walk */
+	long run_id;                        /* heartbeats go to this run (0 = none) */
+	double last_heartbeat;              /* monotonic seconds */
 	const char *mode;                   /* out: "full" or "incremental" (static) */
 	char first_page_error[256];         /* out: first page error, "" if none */
 };

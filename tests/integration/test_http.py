@@ -281,8 +281,9 @@ for desc, hdrs in [
     t.eq(runs_count(), before, f"{desc}: no sync run recorded")
 
 # --- methods and paths --------------------------------------------------------
-st, hd, js = A.call("GET", SYNC, None, auth(NEW))
-t.ok(st == 405 and is_error_body(js, "method_not_allowed"), f"GET {SYNC} -> 405", (st, js))
+# (GET on the sync path is the cron webhook; test_async.py covers it.)
+st, hd, js = A.call("DELETE", SYNC, None, auth(NEW))
+t.ok(st == 405 and is_error_body(js, "method_not_allowed"), f"DELETE {SYNC} -> 405", (st, js))
 t.ok("POST" in (header(hd, "Allow") or ""), "405 carries an Allow header naming POST", hd)
 st, hd, js = A.call("PUT", SYNC, jbody(single), auth(NEW))
 t.ok(st == 405 and is_error_body(js, "method_not_allowed"), f"PUT {SYNC} -> 405", (st, js))

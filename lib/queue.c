@@ -1,0 +1,190 @@
+/*
+ * queue.c - asynchronous runs in notion_sync_runs (see queue.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "queue.h"
+
+/* Same key as store.c's (user, database) lock. */
+#define DB_LOCK_KEY(u, d) "hashtextextended('notion-sync:' || " u " || ':' || " d ", 0)"
+#define USER_LOCK_KEY "hashtextextended('notion-sync:user:' || $1, 0)"
+
+nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char *database_id,
+			  const char *name, const char *trigger, long *run_id,
+			  struct nsync_err *err)
+{
+	const char *params[] = {user_id, database_id, name, trigger};
+	PGresult *res;
+
+	res = nsync__store_exec(
+		s, "queueing a run",
+		"with existing as (select id from notion_sync_runs where user_id = $1::uuid"
+		"   and database_id is not distinct from nullif($2, '')::uuid and status = 'queued'"
+		"   order by id limit 1),"
+		" added as (insert into notion_sync_runs (user_id, database_id, database_name, trigger,"
+		"   status, queued_at)"
+		"   select $1::uuid, nullif($2, '')::uuid, nullif($3, ''), $4, 'queued', now()"
+		"   where not exists (select 1 from existing) returning id)"
+		" select id from added union all select id from existing",
+		4, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	*run_id = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	return NSYNC_OK;
+}
+
+nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct nsync_err *err)
+{
+	PGresult *res, *lock;
+	int i;
+
+	user_id[0] = '\0';
+	/* Oldest waiting users first; a few candidates in case others are taken. */
+	res = nsync__store_exec(s, "reading the queue",
+				"select user_id::text from notion_sync_runs where status = 'queued'"
+				" group by user_id order by min(id) limit 32",
+				0, NULL, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	for (i = 0; i < PQntuples(res) && !user_id[0]; i++) {
+		const char *params[] = {PQgetvalue(res, i, 0)};
+		lock = nsync__store_exec(s, "claiming a user", "select pg_try_advisory_lock(" USER_LOCK_KEY ")",
+					 1, params, err);
+		if (!lock) {
+			PQclear(res);
+			return NSYNC_ERR_DB;
+		}
+		if (PQgetvalue(lock, 0, 0)[0] == 't')
+			snprintf(user_id, 37, "%s", params[0]);
+		PQclear(lock);
+	}
+	PQclear(res);
+	return NSYNC_OK;
+}
+
+void nsync__queue_release_user(struct nsync_store *s, const char *user_id)
+{
+	const char *params[] = {user_id};
+	PGresult *res;
+
+	if (!nsync__store_connection_ok(s))
+		return; /* a lost session lost its locks too */
+	res = PQexecParams(s->conn, "select pg_advisory_unlock(" USER_LOCK_KEY ")", 1, NULL, params,
+			   NULL, NULL, 0);
+	PQclear(res);
+}
+
+nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct nsync_queued_run *run,
+			   int *found, struct nsync_err *err)
+{
+	const char *params[] = {user_id};
+	PGresult *res;
+
+	*found = 0;
+	memset(run, 0, sizeof(*run));
+	res = nsync__store_exec(s, "reading the queue",
+				"select id, coalesce(database_id::text, ''), coalesce(database_name, ''),"
+				" trigger from notion_sync_runs where user_id = $1::uuid"
+				" and status = 'queued' order by id limit 1",
+				1, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	if (PQntuples(res)) {
+		*found = 1;
+		run->id = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+		snprintf(run->database_id, sizeof(run->database_id), "%s", PQgetvalue(res, 0, 1));
+		snprintf(run->database_name, sizeof(run->database_name), "%s", PQgetvalue(res, 0, 2));
+		snprintf(run->trigger, sizeof(run->trigger), "%s", PQgetvalue(res, 0, 3));
+	}
+	PQclear(res);
+	return NSYNC_OK;
+}
+
+void nsync__queue_heartbeat(struct nsync_store *s, long run_id)
+{
+	char id[24];
+	const char *params[] = {id};
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%ld", run_id);
+	res = nsync__store_exec(s, "heartbeat",
+				"update notion_sync_runs set heartbeat_at = now() where id = $1::bigint",
+				1, params, NULL);
+	PQclear(res);
+}
+
+nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reaped,
+			   struct nsync_err *err)
+{
+	char secs[32];
+	const char *params[] = {secs};
+	PGresult *res;
+
+	snprintf(secs, sizeof(secs), "%.3f", stale_after);
+	/* A live run holds its (user, database) advisory lock for its whole
+	 * length; pg_locks shows a bigint key as classid (high half) and
+	 * objid (low half) with objsubid 1. */
+	res = nsync__store_exec(
+		s, "failing runs of dead workers",
+		"with keys as (select r.id, " DB_LOCK_KEY("r.user_id::text", "r.database_id::text") " as k"
+		"   from notion_sync_runs r where r.status = 'running'"
+		"   and coalesce(r.heartbeat_at, r.started_at) < now() - make_interval(secs => $1::float8))"
+		" update notion_sync_runs r set status = 'error', finished_at = now(),"
+		"   error_message = 'the worker running this sync stopped (no heartbeat since '"
+		"     || to_char(coalesce(r.heartbeat_at, r.started_at) at time zone 'UTC',"
+		"                'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '); the next trigger runs it again'"
+		"  from keys where r.id = keys.id and r.status = 'running'"
+		"   and not exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.granted"
+		"     and l.database = (select oid from pg_database where datname = current_database())"
+		"     and l.classid = ((keys.k >> 32) & 4294967295)::oid"
+		"     and l.objid = (keys.k & 4294967295)::oid and l.objsubid = 1)"
+		" returning r.id",
+		1, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	if (reaped)
+		*reaped = PQntuples(res);
+	PQclear(res);
+	return NSYNC_OK;
+}
+
+nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json,
+			     struct nsync_err *err)
+{
+	char id[24];
+	const char *params[] = {id};
+	PGresult *res;
+
+	*json = NULL;
+	snprintf(id, sizeof(id), "%ld", run_id);
+	res = nsync__store_exec(
+		s, "reading a run",
+		"select json_build_object('run_id', id, 'user_id', user_id, 'database_id', database_id,"
+		" 'database_name', database_name, 'trigger', trigger, 'status', status, 'mode', mode,"
+		" 'queued_at', queued_at, 'started_at', started_at, 'finished_at', finished_at,"
+		" 'heartbeat_at', heartbeat_at, 'duration_ms',"
+		"   case when status not in ('queued') then round(extract(epoch from"
+		"     coalesce(finished_at, now()) - started_at) * 1000) end,"
+		" 'pages_seen', pages_seen, 'inserted', inserted, 'updated', updated,"
+		" 'unchanged', unchanged, 'deleted', deleted, 'page_errors', page_errors,"
+		" 'notion_requests', notion_requests, 'property_requests', property_requests,"
+		" 'retries', retries, 'rate_limit_wait_seconds', rate_limit_wait_seconds,"
+		" 'pacing_wait_seconds', pacing_wait_seconds, 'error_message', error_message)::text"
+		" from notion_sync_runs where id = $1::bigint",
+		1, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return nsync__err(err, NSYNC_ERR_NOT_FOUND, "there is no run %ld", run_id);
+	}
+	*json = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (!*json)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	return NSYNC_OK;
+}

@@ -1,0 +1,59 @@
+/*
+ * queue.h - the queue of asynchronous runs, kept in notion_sync_runs
+ * (status 'queued'): adding runs, claiming one user's runs for a worker,
+ * heartbeats, failing the runs of dead workers, and reading a run's
+ * status. sql/003_scheduling.sql has the columns.
+ *
+ * Why a table and not memory: a queued run survives the process that
+ * accepted it, any responder process can work on it, and operators see
+ * the backlog with SQL.
+ */
+#ifndef NSYNC_QUEUE_H
+#define NSYNC_QUEUE_H
+
+#include "notionsync.h"
+#include "store.h"
+
+/* nsync__queue_add - queue a run of (user, database) ("" = discover the
+ * user's databases), or return the id of one already queued for them.
+ * name may be "". NSYNC_ERR_DB on failure. */
+nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char *database_id,
+			  const char *name, const char *trigger, long *run_id,
+			  struct nsync_err *err);
+
+/* nsync__queue_claim_user - find a user with queued runs whose user lock
+ * (a session advisory lock) this session can take, and take it. user_id
+ * receives the user, or "" when there is none. Release with
+ * nsync__queue_release_user. */
+nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct nsync_err *err);
+void nsync__queue_release_user(struct nsync_store *s, const char *user_id);
+
+/* One queued run. */
+struct nsync_queued_run {
+	long id;
+	char database_id[37];      /* "" for a discovery run */
+	char database_name[129];
+	char trigger[24];
+};
+
+/* nsync__queue_next - the oldest queued run of user_id, *found = 0 when
+ * none. Call only while holding the user's lock. */
+nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct nsync_queued_run *run,
+			   int *found, struct nsync_err *err);
+
+/* nsync__queue_heartbeat - note that run_id's worker is alive. Failures
+ * are ignored: a missed heartbeat only makes the run look older. */
+void nsync__queue_heartbeat(struct nsync_store *s, long run_id);
+
+/* nsync__queue_reap - fail the running runs whose (user, database) lock no
+ * session holds and whose last heartbeat is older than stale_after
+ * seconds. *reaped receives the count. */
+nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reaped,
+			   struct nsync_err *err);
+
+/* nsync__queue_status - the run as a JSON object text (new string, free()).
+ * NSYNC_ERR_NOT_FOUND for an unknown id. */
+nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json,
+			     struct nsync_err *err);
+
+#endif
