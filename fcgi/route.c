@@ -12,6 +12,8 @@
 
 #define SYNC_PATH "/api/notion/sync-to-postgres"
 #define RUNS_PATH "/api/notion/sync-runs/"
+/* nginx's auth_request subrequest (nginx/notion-sync-locations.conf). */
+#define AUTH_PATH "/_notion_sync_auth"
 
 void fcgi_request_path(FCGX_ParamArray envp, char *out, size_t size)
 {
@@ -221,6 +223,13 @@ int fcgi_handle(struct fcgi_app *app, FCGX_Request *req)
 			return 405;
 		}
 		return handle_sync(app, req, strcmp(method, "GET") == 0);
+	}
+	if (strcmp(path, AUTH_PATH) == 0) {
+		/* The same constant-time check as the handlers; no body is read. */
+		if (!fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp)))
+			return unauthorized(req);
+		FCGX_PutS("Status: 204 No Content\r\nCache-Control: no-store\r\n\r\n", req->out);
+		return 204;
 	}
 	if (strncmp(path, RUNS_PATH, strlen(RUNS_PATH)) == 0) {
 		if (strcmp(method, "GET")) {
