@@ -21,22 +21,10 @@ alter table notion_sync_runs
     add column deleted integer not null default 0,
     add column property_requests integer not null default 0;
 
--- Databases synced by id whose title is none of the four kinds.
-create table notion_other_sync (
-    user_id                  uuid not null,
-    notion_page_id           uuid not null,
-    notion_database_id       uuid not null,
-    notion_data_source_id    uuid,
-    title                    text not null default '',
-    description              text,
-    properties               jsonb not null,
-    content_hash             text not null,
-    notion_created_time      timestamptz,
-    notion_last_edited_time  timestamptz,
-    created_at               timestamptz not null default now(),
-    updated_at               timestamptz not null default now(),
-    primary key (user_id, notion_page_id)
-);
+-- Databases synced by id whose title is none of the four kinds: the same
+-- columns as notion_stories_sync (title, description, properties, ...).
+create table notion_other_sync (like notion_stories_sync including defaults including constraints);
+alter table notion_other_sync add primary key (user_id, notion_page_id);
 create index notion_other_sync_user_id_idx on notion_other_sync (user_id);
 create index notion_other_sync_page_id_idx on notion_other_sync (notion_page_id);
 create index notion_other_sync_title_idx on notion_other_sync (title);
