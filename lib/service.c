@@ -288,7 +288,7 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 		memset(&finish_err, 0, sizeof(finish_err));
 		/* Record even a failed run; a lost connection is reported by rc already. */
 		if (nsync__store_run_finish(&svc->store, o->run_id, &o->stats,
-					    o->rc == NSYNC_OK ? "success" : "error", o->mode,
+					    o->rc == NSYNC_OK ? "success" : "error", o->mode, o->name,
 					    o->rc != NSYNC_OK || o->stats.page_errors ? o->err.msg : NULL,
 					    &finish_err) != NSYNC_OK &&
 		    o->rc == NSYNC_OK) {
@@ -303,7 +303,8 @@ out:
 		struct nsync_err finish_err;
 		memset(&finish_err, 0, sizeof(finish_err));
 		nsync__store_run_finish(&svc->store, queued_run, &o->stats,
-					o->rc == NSYNC_ERR_BUSY ? "skipped" : "error", NULL, o->err.msg,
+					o->rc == NSYNC_ERR_BUSY ? "skipped" : "error", NULL, o->name,
+					o->err.msg,
 					&finish_err);
 		o->run_id = queued_run;
 	}
@@ -770,7 +771,7 @@ static void work_discovery(struct nsync_service *svc, const char *user_id,
 		o.rc = nsync__err(&o.err, NSYNC_ERR_DUPLICATE, "%s", message);
 	memset(&finish_err, 0, sizeof(finish_err));
 	nsync__store_run_finish(&svc->store, run->id, &o.stats, o.rc == NSYNC_OK ? "success" : "error",
-				NULL, o.rc == NSYNC_OK ? NULL : o.err.msg, &finish_err);
+				NULL, NULL, o.rc == NSYNC_OK ? NULL : o.err.msg, &finish_err);
 	log_outcome(svc, user_id, "(discovery)", &o);
 }
 

@@ -337,12 +337,12 @@ nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 }
 
 nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struct nsync_stats *st,
-				 const char *status, const char *mode, const char *message,
-				 struct nsync_err *err)
+				 const char *status, const char *mode, const char *name,
+				 const char *message, struct nsync_err *err)
 {
 	char id[24], seen[24], ins[24], upd[24], unch[24], perr[24], req[24], retr[24], wait[32],
 		pacing[32], del[24], preq[24];
-	const char *params[15];
+	const char *params[16];
 	PGresult *res;
 
 	snprintf(id, sizeof(id), "%ld", run_id);
@@ -372,17 +372,19 @@ nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struc
 	params[12] = mode;
 	params[13] = del;
 	params[14] = preq;
+	params[15] = name;
 	res = nsync__store_exec(s, "recording the run's outcome",
 		   "with r as (update notion_sync_runs set status = $2, finished_at = now(),"
 		   " pages_seen = $3, inserted = $4, updated = $5, unchanged = $6, page_errors = $7,"
 		   " notion_requests = $8, retries = $9, rate_limit_wait_seconds = $10,"
 		   " pacing_wait_seconds = $11, error_message = $12, mode = $13,"
-		   " deleted = $14, property_requests = $15"
+		   " deleted = $14, property_requests = $15,"
+		   " database_name = coalesce(database_name, $16)"
 		   " where id = $1::bigint returning user_id, database_id, status, finished_at, id)"
 		   " update notion_databases d set last_synced_at = r.finished_at,"
 		   " last_status = r.status, last_run_id = r.id"
 		   " from r where d.user_id = r.user_id and d.database_id = r.database_id",
-		   15, params, err);
+		   16, params, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	PQclear(res);

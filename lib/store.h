@@ -90,10 +90,11 @@ nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 
 /* nsync__store_run_finish - record the outcome of a run ("success",
  * "error", "skipped") and update the registry's last_synced_at and
- * last_status. mode ("full", "incremental") and message may be NULL. */
+ * last_status. mode ("full", "incremental"), name (the kind, recorded when
+ * the run had none yet) and message may be NULL. */
 nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struct nsync_stats *st,
-				 const char *status, const char *mode, const char *message,
-				 struct nsync_err *err);
+				 const char *status, const char *mode, const char *name,
+				 const char *message, struct nsync_err *err);
 
 /* nsync__store_load_hashes - fill map with (page id, content hash) of the
  * rows of this user and database in kind's table. Streams the rows (single
