@@ -185,6 +185,7 @@ http {
     scgi_temp_path $stack/nginx/scgi;
     # At http level: the fix Debian's stock nginx.conf needs (it enables TLS 1.0/1.1).
     ssl_protocols TLSv1.2 TLSv1.3;
+    server_tokens off;
     log_format notion_sync '\$remote_addr [\$time_local] "\$request_method \$uri \$server_protocol" '
                            '\$status \$body_bytes_sent \$request_time "\$http_user_agent"';
     access_log $stack/nginx-access.log notion_sync;
@@ -200,7 +201,6 @@ http {
         server_name localhost;
         ssl_certificate     $stack/nginx/cert.pem;
         ssl_certificate_key $stack/nginx/key.pem;
-        server_tokens off;
         include $top/nginx/notion-sync-locations.conf;
     }
 }

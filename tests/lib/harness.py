@@ -600,3 +600,338 @@ def completed_properties(emu, page):
             value["has_more"] = False
         props[name] = value
     return props
+
+
+# --- helpers for the asynchronous and scheduling tests ----------------------
+
+def timed_http(method, url, body=None, headers=None, timeout=600):
+    """http() and the seconds it took: (seconds, status, headers, body)."""
+    start = time.monotonic()
+    status, hdrs, answer = _plain_http(method, url, body, headers, timeout)
+    return time.monotonic() - start, status, hdrs, answer
+
+
+# The function http() above, under a name no later `import http.client`
+# can rebind (a module-level `import http.client` replaces the name `http`).
+_plain_http = http
+
+
+def pid_running(pid):
+    """True while pid exists and is not a zombie."""
+    return _pid_alive(pid)
+
+
+def json_rows(pg, sql, db=None):
+    """The rows of sql as a list of dicts (one JSON value, read whole)."""
+    out = subprocess.run(
+        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", pg.dir,
+         "-U", pg.superuser, "-d", db or pg.dbname,
+         "-c", f"select coalesce(json_agg(r), '[]') from ({sql}) r"],
+        capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"psql failed: {out.stderr.strip()}\nSQL: {sql[:500]}")
+    return json.loads(out.stdout)
+
+
+def psql_as(pg, user, sql, db=None):
+    """Run sql as another role of the cluster (trust authentication on the
+    socket). Returns (exit code, stdout, stderr); never raises for SQL errors."""
+    out = subprocess.run(
+        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "|",
+         "-h", pg.dir, "-U", user, "-d", db or pg.dbname, "-c", sql],
+        capture_output=True, text=True)
+    return out.returncode, out.stdout, out.stderr
+
+
+class PsqlSession:
+    """One psql session fed statement by statement, so that a transaction can
+    stay open while the test looks at the database from other sessions.
+    psql runs each statement as soon as its line arrives; the output is read
+    by finish()."""
+
+    def __init__(self, pg, user=None, db=None, appname="nsync-test-session"):
+        self.pg = pg
+        self.appname = appname
+        env = dict(os.environ, PGAPPNAME=appname)
+        self.proc = start_process(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "|",
+             "-h", pg.dir, "-U", user or pg.superuser, "-d", db or pg.dbname],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+
+    def send(self, sql):
+        self.proc.stdin.write(sql.rstrip() + "\n")
+        self.proc.stdin.flush()
+
+    def state(self):
+        """(state, last query) of this session in pg_stat_activity, or None."""
+        rows = self.pg.psql("select state, query from pg_stat_activity where application_name = "
+                            f"'{self.appname}'")
+        return tuple(rows[0][:2]) if rows else None
+
+    def wait_state(self, state, query_part="", timeout=20.0):
+        """Wait until the session is in state (e.g. 'idle in transaction') after
+        a statement containing query_part."""
+        def ready():
+            s = self.state()
+            return s is not None and s[0] == state and query_part in s[1]
+        wait_for(ready, timeout=timeout, what=f"session {self.appname} to be {state}")
+
+    def finish(self, timeout=60):
+        """Close the input; returns (exit code, stdout, stderr)."""
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+
+# --- nginx over TLS with the repository's locations snippet (issue 5) ------
+# Appended for tests/integration/test_security.py; reusable by any test that
+# wants the production shape: nginx/notion-sync-locations.conf inside a TLS
+# server, the way nginx/notion-sync.conf and cli/quickstart.sh use it.
+
+import http.client  # noqa: E402
+import urllib.parse  # noqa: E402
+import ssl  # noqa: E402
+
+LOCATIONS_SNIPPET = os.path.join(SRCDIR, "nginx", "notion-sync-locations.conf")
+
+TLS_NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    include /etc/nginx/mime.types;
+    client_body_temp_path {dir}/body;
+    fastcgi_temp_path {dir}/fastcgi;
+    proxy_temp_path {dir}/proxy;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    # At http level: Debian's stock nginx.conf enables TLS 1.0/1.1 here.
+    ssl_protocols {ssl_protocols};
+    {ssl_ciphers}
+    # The header-free access log of nginx/notion-sync.conf.
+    log_format notion_sync '$remote_addr [$time_local] "$request_method $uri $server_protocol" '
+                           '$status $body_bytes_sent $request_time "$http_user_agent"';
+    access_log {dir}/access.log notion_sync;
+    upstream notion_sync_responder {{ server 127.0.0.1:{fcgi_port}; }}
+    limit_req_zone $binary_remote_addr zone=notion_sync:1m rate={rate};
+    {extra_http}
+    server {{
+        listen 127.0.0.1:{http_port};
+        server_name localhost;
+        return 301 https://$host:{https_port}$request_uri;
+    }}
+    server {{
+        listen 127.0.0.1:{https_port} ssl http2;
+        server_name localhost;
+        ssl_certificate     {dir}/cert.pem;
+        ssl_certificate_key {dir}/key.pem;
+        ssl_session_cache   shared:notion_sync_ssl:1m;
+        server_tokens off;
+        include {snippet};
+    }}
+}}
+"""
+
+
+def make_self_signed_cert(directory, cn="localhost"):
+    """A fresh self-signed certificate (RSA 2048, SAN localhost and
+    127.0.0.1) in directory; returns (cert path, key path)."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={cn}", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", key, "-out", cert],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+class TlsNginx:
+    """nginx on loopback as production runs it: a TLS server (`listen ...
+    ssl http2`, a self-signed certificate made afresh) that includes the
+    repository's nginx/notion-sync-locations.conf, TLS 1.2/1.3 only at http
+    level, the upstream notion_sync_responder and the limit_req zone
+    notion_sync the snippet needs, the header-free access log of
+    nginx/notion-sync.conf, and a plain-HTTP server that answers 301 to
+    HTTPS.
+
+    .url (https://127.0.0.1:port), .http_url (the redirecting plain port),
+    .cert (the CA file for clients), .ssl_context(), .request() (HTTPS, see
+    https()), .logs() (access + error log text), .set_upstream(port)
+    (point at another responder and reload). ssl_protocols / ssl_ciphers /
+    snippet / extra_http exist for negative controls and variants."""
+
+    def __init__(self, fcgi_port, rate="10r/s", ssl_protocols="TLSv1.2 TLSv1.3",
+                 ssl_ciphers=None, snippet=None, extra_http=""):
+        self.dir = tempfile.mkdtemp(prefix="nsync-tls-nginx-")
+        on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
+        os.chmod(self.dir, 0o755)
+        self.https_port, self.http_port = free_port(), free_port()
+        self.cert, self.key = make_self_signed_cert(self.dir)
+        # The snippet includes fastcgi_params relative to the configuration.
+        shutil.copy("/etc/nginx/fastcgi_params", os.path.join(self.dir, "fastcgi_params"))
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.error_log = os.path.join(self.dir, "error.log")
+        self._fmt = dict(dir=self.dir, https_port=self.https_port, http_port=self.http_port,
+                         rate=rate, ssl_protocols=ssl_protocols,
+                         ssl_ciphers=f"ssl_ciphers {ssl_ciphers};" if ssl_ciphers else "",
+                         snippet=snippet or LOCATIONS_SNIPPET, extra_http=extra_http)
+        self._write_conf(fcgi_port)
+        self.log = open(os.path.join(self.dir, "stderr.log"), "w")
+        test = subprocess.run(["nginx", "-t", "-q", "-c", self.conf, "-p", self.dir],
+                              capture_output=True, text=True)
+        if test.returncode != 0:
+            raise RuntimeError("nginx -t failed: " + test.stderr)
+        self.proc = start_process(["nginx", "-c", self.conf, "-p", self.dir], stdout=self.log,
+                                  stderr=self.log)
+        wait_for(self._listening, what="nginx (TLS) to listen")
+        self.url = f"https://127.0.0.1:{self.https_port}"
+        self.http_url = f"http://127.0.0.1:{self.http_port}"
+
+    def _write_conf(self, fcgi_port):
+        self.fcgi_port = fcgi_port
+        with open(self.conf, "w") as f:
+            f.write(TLS_NGINX_CONF.format(fcgi_port=fcgi_port, **self._fmt))
+
+    def _listening(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("nginx exited: " + open(self.log.name).read())
+        for port in (self.https_port, self.http_port):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) != 0:
+                    return False
+        return True
+
+    def _worker_pids(self):
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
+                             capture_output=True, text=True).stdout
+        return sorted(int(p) for p in out.split())
+
+    def set_upstream(self, fcgi_port, timeout=20.0):
+        """Point notion_sync_responder at another port and reload nginx
+        (SIGHUP); returns once the old worker has gone and a new one runs."""
+        old = set(self._worker_pids())
+        self._write_conf(fcgi_port)
+        os.kill(self.proc.pid, signal.SIGHUP)
+        wait_for(lambda: (lambda now: bool(now) and not (set(now) & old))(self._worker_pids()),
+                 timeout=timeout, what="nginx to reload")
+
+    def ssl_context(self, **kw):
+        return tls_client_context(self.cert, **kw)
+
+    def request(self, method, path, body=None, headers=None, **kw):
+        """https() against this server: (status, HTTPMessage headers, JSON or text)."""
+        kw.setdefault("context", self.ssl_context())
+        return https(method, self.url + path, body, headers, **kw)
+
+    def logs(self):
+        """The text of nginx's access and error logs (and its stderr)."""
+        text = ""
+        for p in (self.access_log, self.error_log, self.log.name):
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    text += f.read()
+        return text
+
+
+def tls_client_context(cafile, minimum=None, maximum=None, ciphers=None, alpn=None):
+    """A client SSLContext trusting cafile (hostname checked)."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def https(method, url, body=None, headers=None, context=None, cafile=None, timeout=60,
+          source_address=None, encode_chunked=False):
+    """One HTTP or HTTPS request with http.client (no redirects followed).
+    headers: a dict, or a list of (name, value) pairs to send repeated or
+    unusual headers as they are. Returns (status, http.client.HTTPMessage,
+    parsed JSON or the text)."""
+    parts = urllib.parse.urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme == "https":
+        if context is None:
+            context = tls_client_context(cafile)
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=context,
+                                           timeout=timeout, source_address=source_address)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout,
+                                          source_address=source_address)
+    try:
+        data = body.encode() if isinstance(body, str) else body
+        if isinstance(headers, list):
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for name, value in headers:
+                conn.putheader(name, value)
+            if data is not None and not encode_chunked:
+                conn.putheader("Content-Length", str(len(data)))
+            elif encode_chunked:
+                conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders(data, encode_chunked=encode_chunked)
+        else:
+            conn.request(method, path, data, headers or {}, encode_chunked=encode_chunked)
+        resp = conn.getresponse()
+        status, hdrs, raw = resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+    text = raw.decode("utf-8", "replace")
+    try:
+        return status, hdrs, json.loads(text)
+    except json.JSONDecodeError:
+        return status, hdrs, text
+
+
+def stop_responder(responder):
+    """Stop a single-process Responder (SIGTERM, then SIGKILL after 5 s)."""
+    if not responder.procs:
+        raise ValueError("stop_responder: only for Responder(processes=1)")
+    for proc in responder.procs:
+        _stop_process(proc)
+
+
+def respawn(responder, env):
+    """Restart a single-process Responder (spawn-fcgi -n) with env on the
+    same port, its log continued: stop the running process (if it still
+    runs), start a new one."""
+    stop_responder(responder)
+    argv = ["spawn-fcgi", "-n", "-a", "127.0.0.1", "-p", str(responder.port), "--", FCGI]
+    responder.procs = [start_process(argv, env=env, stdout=responder.log, stderr=responder.log)]
+    wait_for(responder._listening, what="spawn-fcgi to listen again")
+
+
+def https_raw(url, data, context=None, cafile=None, timeout=30):
+    """Send data (bytes: a whole request, as it is) to url's host and port,
+    over TLS for https; read until the server closes. Returns (status or
+    None, raw response bytes). For requests http.client refuses to build
+    (bytes that are not ASCII in the request line, broken framing)."""
+    parts = urllib.parse.urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    try:
+        if parts.scheme == "https":
+            if context is None:
+                context = tls_client_context(cafile)
+            sock = context.wrap_socket(sock, server_hostname=parts.hostname)
+        sock.sendall(data)
+        raw = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, ssl.SSLError):
+                break
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        sock.close()
+    first = raw.split(b"\r\n", 1)[0].split()
+    status = int(first[1]) if len(first) > 1 and first[1].isdigit() else None
+    return status, raw
