@@ -133,6 +133,7 @@ class Ctx:
         self.endpoint = "unknown"
         self.parsed = None
         self._body = None
+        self.rate_ok = True       # decided on arrival (Emulator.api)
 
     def body(self):
         if self._body is None:
@@ -239,9 +240,19 @@ class Emulator:
         fault = self._fault_for(req)
         if fault is not None and fault.kind == "expire_cursors":
             self.expire_cursors()   # then answered normally: a start_cursor now fails for real
+        # Notion limits the requests a token *sends*: take the limiter's token
+        # now, on arrival, not after the latency and "slow" delays below (a
+        # slow answer must not make the next, well-spaced request look early).
+        # Same conditions as before: a valid version and token, and no fault
+        # that answers instead of the API.
+        rate_ok = True
+        if (tok is not None and VERSIONS.get(version) is not None
+                and (fault is None or fault.kind not in ("status", "html", "reset"))):
+            rate_ok = self._rate_ok(tok.token)
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000.0)
         ctx = Ctx(req, version, VERSIONS.get(version), tok)
+        ctx.rate_ok = rate_ok
         try:
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.delay_ms / 1000.0)
@@ -266,7 +277,7 @@ class Emulator:
                                          json.dumps(ctx.version)))
         if ctx.tok is None:
             raise ApiError(401, "unauthorized", "API token is invalid.")
-        if not self._rate_ok(ctx.tok.token):
+        if not ctx.rate_ok:
             raise ApiError(429, "rate_limited", MSG_RATE_LIMITED, headers={"Retry-After": "1"})
         for method, rx, name, handler, versions in ROUTES:
             m = rx.match(ctx.req.path)
