@@ -13,23 +13,24 @@
 #define USER_LOCK_KEY "hashtextextended('notion-sync:user:' || $1, 0)"
 
 nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char *database_id,
-			  const char *name, const char *trigger, long *run_id,
+			  const char *name, const char *trigger, int full, long *run_id,
 			  struct nsync_err *err)
 {
-	const char *params[] = {user_id, database_id, name, trigger};
+	const char *params[] = {user_id, database_id, name, trigger, full ? "t" : "f"};
 	PGresult *res;
 
 	res = nsync__store_exec(
 		s, "queueing a run",
-		"with existing as (select id from notion_sync_runs where user_id = $1::uuid"
-		"   and database_id is not distinct from nullif($2, '')::uuid and status = 'queued'"
-		"   order by id limit 1),"
+		"with existing as (update notion_sync_runs set full_walk = full_walk or $5::boolean"
+		"   where id = (select id from notion_sync_runs where user_id = $1::uuid"
+		"     and database_id is not distinct from nullif($2, '')::uuid and status = 'queued'"
+		"     order by id limit 1) returning id),"
 		" added as (insert into notion_sync_runs (user_id, database_id, database_name, trigger,"
-		"   status, queued_at)"
-		"   select $1::uuid, nullif($2, '')::uuid, nullif($3, ''), $4, 'queued', now()"
+		"   status, queued_at, full_walk)"
+		"   select $1::uuid, nullif($2, '')::uuid, nullif($3, ''), $4, 'queued', now(), $5::boolean"
 		"   where not exists (select 1 from existing) returning id)"
 		" select id from added union all select id from existing",
-		4, params, err);
+		5, params, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	*run_id = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
@@ -88,7 +89,7 @@ nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct ns
 	memset(run, 0, sizeof(*run));
 	res = nsync__store_exec(s, "reading the queue",
 				"select id, coalesce(database_id::text, ''), coalesce(database_name, ''),"
-				" trigger from notion_sync_runs where user_id = $1::uuid"
+				" trigger, full_walk from notion_sync_runs where user_id = $1::uuid"
 				" and status = 'queued' order by id limit 1",
 				1, params, err);
 	if (!res)
@@ -99,7 +100,26 @@ nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct ns
 		snprintf(run->database_id, sizeof(run->database_id), "%s", PQgetvalue(res, 0, 1));
 		snprintf(run->database_name, sizeof(run->database_name), "%s", PQgetvalue(res, 0, 2));
 		snprintf(run->trigger, sizeof(run->trigger), "%s", PQgetvalue(res, 0, 3));
+		run->full = PQgetvalue(res, 0, 4)[0] == 't';
 	}
+	PQclear(res);
+	return NSYNC_OK;
+}
+
+nsync_rc nsync__queue_start(struct nsync_store *s, long run_id, const char *worker,
+			    struct nsync_err *err)
+{
+	char id[24];
+	const char *params[] = {id, worker};
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%ld", run_id);
+	res = nsync__store_exec(s, "starting a run",
+				"update notion_sync_runs set status = 'running', started_at = now(),"
+				" heartbeat_at = now(), worker = $2 where id = $1::bigint",
+				2, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
 	PQclear(res);
 	return NSYNC_OK;
 }
@@ -130,7 +150,9 @@ nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reap
 	 * objid (low half) with objsubid 1. */
 	res = nsync__store_exec(
 		s, "failing runs of dead workers",
-		"with keys as (select r.id, " DB_LOCK_KEY("r.user_id::text", "r.database_id::text") " as k"
+		"with keys as (select r.id, case when r.database_id is null"
+		"   then hashtextextended('notion-sync:user:' || r.user_id::text, 0)"
+		"   else " DB_LOCK_KEY("r.user_id::text", "r.database_id::text") " end as k"
 		"   from notion_sync_runs r where r.status = 'running'"
 		"   and coalesce(r.heartbeat_at, r.started_at) < now() - make_interval(secs => $1::float8))"
 		" update notion_sync_runs r set status = 'error', finished_at = now(),"

@@ -15,10 +15,11 @@
 #include "store.h"
 
 /* nsync__queue_add - queue a run of (user, database) ("" = discover the
- * user's databases), or return the id of one already queued for them.
- * name may be "". NSYNC_ERR_DB on failure. */
+ * user's databases), or return the id of one already queued for them (a
+ * full walk asked for now makes that run full). name may be "".
+ * NSYNC_ERR_DB on failure. */
 nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char *database_id,
-			  const char *name, const char *trigger, long *run_id,
+			  const char *name, const char *trigger, int full, long *run_id,
 			  struct nsync_err *err);
 
 /* nsync__queue_claim_user - find a user with queued runs whose user lock
@@ -34,7 +35,13 @@ struct nsync_queued_run {
 	char database_id[37];      /* "" for a discovery run */
 	char database_name[129];
 	char trigger[24];
+	int full;                  /* a full walk was asked for */
 };
+
+/* nsync__queue_start - mark a queued discovery run running on worker.
+ * (Database runs are started by nsync__store_run_begin.) */
+nsync_rc nsync__queue_start(struct nsync_store *s, long run_id, const char *worker,
+			    struct nsync_err *err);
 
 /* nsync__queue_next - the oldest queued run of user_id, *found = 0 when
  * none. Call only while holding the user's lock. */
@@ -45,8 +52,8 @@ nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct ns
  * are ignored: a missed heartbeat only makes the run look older. */
 void nsync__queue_heartbeat(struct nsync_store *s, long run_id);
 
-/* nsync__queue_reap - fail the running runs whose (user, database) lock no
- * session holds and whose last heartbeat is older than stale_after
+/* nsync__queue_reap - fail the running runs whose lock no session holds
+ * (the (user, database) lock; the user lock for discovery runs) and whose last heartbeat is older than stale_after
  * seconds. *reaped receives the count. */
 nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reaped,
 			   struct nsync_err *err);

@@ -654,14 +654,14 @@ nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request
 
 /* Add one queued run to the answer's list. */
 static nsync_rc queue_one(struct nsync_service *svc, const char *user_id, const char *database_id,
-			  const char *name, const char *trigger, struct json_object *runs,
+			  const char *name, const char *trigger, bool full, struct json_object *runs,
 			  struct nsync_err *err)
 {
 	struct json_object *r;
 	long run_id = 0;
 	nsync_rc rc;
 
-	rc = nsync__queue_add(&svc->store, user_id, database_id, name, trigger, &run_id, err);
+	rc = nsync__queue_add(&svc->store, user_id, database_id, name, trigger, full, &run_id, err);
 	if (rc != NSYNC_OK)
 		return rc;
 	r = json_object_new_object();
@@ -702,7 +702,7 @@ nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_req
 	if (req->user_id[0] && req->database_id[0]) {
 		const struct nsync_kind *kind = nsync__kind_find(req->database_name);
 		rc = queue_one(svc, req->user_id, req->database_id, kind ? kind->name : "", req->trigger,
-			       runs, err);
+			       req->full, runs, err);
 	} else {
 		rc = nsync__store_targets(&svc->store, req->user_id, req->database_id, &targets, &n,
 					  err);
@@ -715,7 +715,7 @@ nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_req
 					req->database_id);
 		for (i = 0; rc == NSYNC_OK && i < n; i++)
 			rc = queue_one(svc, targets[i].user_id, targets[i].database_id,
-				       targets[i].database_name, req->trigger, runs, err);
+				       targets[i].database_name, req->trigger, req->full, runs, err);
 		free(targets);
 	}
 	if (rc != NSYNC_OK) {
@@ -738,7 +738,7 @@ nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_req
 /* A discovery run: find the user's databases, register them, and queue a
  * run for each (the worker holding this user runs them next). */
 static void work_discovery(struct nsync_service *svc, const char *user_id,
-			   const struct nsync_queued_run *run)
+			   const struct nsync_queued_run *run, const char *worker)
 {
 	struct nsync_target *found = NULL;
 	struct discovery d;
@@ -750,14 +750,18 @@ static void work_discovery(struct nsync_service *svc, const char *user_id,
 	memset(&o, 0, sizeof(o));
 	o.name = "(discovery)";
 	o.run_id = run->id;
-	o.rc = discover(svc, user_id, &o.stats, &d, &o.err);
+	memset(&d, 0, sizeof(d));
+	o.rc = nsync__queue_start(&svc->store, run->id, worker, &o.err);
+	if (o.rc == NSYNC_OK)
+		o.rc = discover(svc, user_id, &o.stats, &d, &o.err);
 	if (o.rc == NSYNC_OK)
 		o.rc = nsync__store_targets(&svc->store, user_id, "", &found, &n, &o.err);
 	for (i = 0; o.rc == NSYNC_OK && i < n; i++) {
 		long id;
 		if (found[i].database_id[0])
 			o.rc = nsync__queue_add(&svc->store, user_id, found[i].database_id,
-						found[i].database_name, run->trigger, &id, &o.err);
+						found[i].database_name, run->trigger, run->full, &id,
+						&o.err);
 	}
 	free(found);
 	for (i = 0; o.rc == NSYNC_OK && i < d.n_kinds; i++)
@@ -805,9 +809,9 @@ nsync_rc nsync_service_work(struct nsync_service *svc, const char *worker, long 
 		last = run.id;
 		memset(&svc->last, 0, sizeof(svc->last));
 		if (!run.database_id[0])
-			work_discovery(svc, user_id, &run);
+			work_discovery(svc, user_id, &run, worker);
 		else
-			sync_one(svc, user_id, run.database_id, run.database_name, run.trigger, false,
+			sync_one(svc, user_id, run.database_id, run.database_name, run.trigger, run.full,
 				 run.id, worker, &o);
 		(*ran)++;
 		if (!nsync__store_connection_ok(&svc->store)) {

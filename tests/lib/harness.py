@@ -688,7 +688,7 @@ class PsqlSession:
 # wants the production shape: nginx/notion-sync-locations.conf inside a TLS
 # server, the way nginx/notion-sync.conf and cli/quickstart.sh use it.
 
-import http.client  # noqa: E402
+import http.client as _httpclient  # noqa: E402  (keeps the name http for http())
 import urllib.parse  # noqa: E402
 import ssl  # noqa: E402
 
@@ -854,17 +854,17 @@ def https(method, url, body=None, headers=None, context=None, cafile=None, timeo
           source_address=None, encode_chunked=False):
     """One HTTP or HTTPS request with http.client (no redirects followed).
     headers: a dict, or a list of (name, value) pairs to send repeated or
-    unusual headers as they are. Returns (status, http.client.HTTPMessage,
+    unusual headers as they are. Returns (status, _httpclient.HTTPMessage,
     parsed JSON or the text)."""
     parts = urllib.parse.urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if parts.scheme == "https":
         if context is None:
             context = tls_client_context(cafile)
-        conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=context,
+        conn = _httpclient.HTTPSConnection(parts.hostname, parts.port, context=context,
                                            timeout=timeout, source_address=source_address)
     else:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout,
+        conn = _httpclient.HTTPConnection(parts.hostname, parts.port, timeout=timeout,
                                           source_address=source_address)
     try:
         data = body.encode() if isinstance(body, str) else body
