@@ -222,6 +222,19 @@ code, _, out, err = cli("config health", ["health"], dict(env, NOTION_RATE_LIMIT
 t.ok(code == 2 and "NOTION_RATE_LIMIT" in err, "configuration error on health -> 2",
      show(code, out, err))
 
+# --- worker: queued runs drained by threads ----------------------------------------------
+pg.psql(f"insert into notion_sync_runs (user_id, database_id, trigger, status, queued_at, full_walk) "
+        f"values ('{U1}', '{D1}', 'cli', 'queued', now(), true)")
+queued = int(pg.scalar("select max(id) from notion_sync_runs"))
+code, _, out, err = cli("worker --once", ["worker", "--once", "--workers", "2"], env)
+t.ok(code == 0, "worker --once exits 0 once the queue is empty", show(code, out, err))
+t.eq(pg.psql(f"select status, mode, unchanged from notion_sync_runs where id = {queued}"),
+     [["success", "full", str(N)]], "worker ran the queued run as a full walk (full_walk kept)")
+t.eq(pg.scalar("select count(*) from notion_sync_runs where status in ('queued', 'running')"), "0",
+     "nothing is left queued or running")
+code, _, out, err = cli("worker bad option", ["worker", "--workers", "0"], env)
+t.ok(code == 2 and "--workers" in err, "worker --workers 0 -> usage error 2", show(code, out, err))
+
 # --- no run printed a token --------------------------------------------------------------
 leaks = [(label, tok) for label, out, err in OUTPUTS for tok in TOKENS if tok in out + err]
 t.eq(leaks, [], f"no stdout/stderr of {len(OUTPUTS)} runs contains a token")
