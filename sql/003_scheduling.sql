@@ -18,7 +18,8 @@ alter table notion_sync_runs
     alter column database_id drop not null,
     add column queued_at timestamptz,
     add column heartbeat_at timestamptz,
-    add column worker text;
+    add column worker text,
+    add column full_walk boolean not null default false;   -- "full": true was asked
 create index notion_sync_runs_queued_idx on notion_sync_runs (user_id, id) where status = 'queued';
 create index notion_sync_runs_running_idx on notion_sync_runs (id) where status = 'running';
 
@@ -66,6 +67,25 @@ begin
 end
 $$;
 
+-- pg_net grants its queue and responses to PUBLIC; the queue holds the
+-- Authorization header until the worker sends it. Run by this migration
+-- when pg_net is already installed, and by set_sync_api_secret().
+create function notion_sync_close_pg_net() returns void
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if to_regclass('net.http_request_queue') is not null then
+        execute 'revoke all on net.http_request_queue from public';
+    end if;
+    if to_regclass('net._http_response') is not null then
+        execute 'revoke all on net._http_response from public';
+    end if;
+end
+$$;
+revoke all on function notion_sync_close_pg_net() from public;
+select notion_sync_close_pg_net();
+
 -- set_sync_api_secret - the bearer secret the functions send. Kept in
 -- Supabase Vault when the supabase_vault extension exists, else in the
 -- owner-only settings table. Returns where it went, never the secret.
@@ -80,6 +100,7 @@ begin
         raise exception 'set_sync_api_secret: the secret must have at least 16 characters'
             using errcode = '22023';
     end if;
+    perform notion_sync_close_pg_net();
     if to_regclass('vault.secrets') is not null then
         execute 'select id from vault.secrets where name = $1' into existing using 'notion_sync_api_secret';
         if existing is null then
@@ -164,7 +185,8 @@ $$;
 
 -- sync_all_notion_databases - one request per enabled database of a user;
 -- a user with nothing registered gets one request without database_id,
--- which makes the service discover the user's databases.
+-- which makes the service discover the user's databases. A user whose
+-- databases are all disabled gets none.
 create function sync_all_notion_databases(p_user_id uuid)
 returns table (database_id uuid, database_name text, request_id bigint)
 language plpgsql security definer volatile
@@ -172,17 +194,15 @@ set search_path = pg_catalog, public, pg_temp
 as $$
 declare
     d record;
-    any_database boolean := false;
 begin
     for d in select nd.database_id, nd.database_name from notion_databases nd
               where nd.user_id = p_user_id and nd.enabled order by nd.database_id loop
-        any_database := true;
         database_id := d.database_id;
         database_name := d.database_name;
         request_id := sync_notion_database(p_user_id, d.database_id, d.database_name);
         return next;
     end loop;
-    if not any_database then
+    if not exists (select 1 from notion_databases nd where nd.user_id = p_user_id) then
         database_id := null;
         database_name := null;
         request_id := sync_notion_database(p_user_id, null, null);
