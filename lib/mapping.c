@@ -59,6 +59,11 @@ const char *nsync__kind_names(void)
 	return "Characters, Worlds, Stories, Chat Sessions";
 }
 
+const char *nsync__kind_choices(void)
+{
+	return "Characters, Worlds, Stories, Chat Sessions, Other";
+}
+
 nsync_rc nsync__rich_text_plain(struct nsync_buf *b, struct json_object *array)
 {
 	size_t i, n;

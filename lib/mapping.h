@@ -45,8 +45,13 @@ const struct nsync_kind *nsync__kind_for_title(const char *title);
  * properties, for databases that are none of the four. */
 const struct nsync_kind *nsync__kind_generic(void);
 
-/* nsync__kind_names - "Characters, Worlds, Stories, Chat Sessions" (static). */
+/* nsync__kind_names - "Characters, Worlds, Stories, Chat Sessions" (static):
+ * the titles discovery looks for. */
 const char *nsync__kind_names(void);
+
+/* nsync__kind_choices - every database_name a caller may give, the
+ * generic "Other" included (static). */
+const char *nsync__kind_choices(void);
 
 /* The mapped columns of one page. Strings are built in the caller's buffer
  * as already-escaped JSON string literals, ready to be placed in the batch

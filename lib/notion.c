@@ -109,6 +109,13 @@ nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_n
 	snprintf(path, sizeof(path), "/v1/databases/%s", database_id);
 	rc = nsync__http_call(n->http, path, NULL, ctx->token, ctx->pacer, ctx->stats, &text,
 			      &len, err);
+	/* 2022-06-28 cannot read a database with several data sources: say
+	 * which database, and what to change. */
+	if (rc == NSYNC_ERR_NOTION && n->legacy && err && err->notion_status == 400 &&
+	    strcmp(err->notion_code, "validation_error") == 0 && strstr(err->msg, "data source"))
+		return nsync__err_prefix(err, "database %s has several data sources, which "
+					 "Notion-Version %s cannot read; set NOTION_VERSION to "
+					 "2025-09-03 or later", database_id, n->cfg->notion_version);
 	if (rc != NSYNC_OK)
 		return rc;
 	root = parse(n, text, len, "retrieve database", err);

@@ -104,7 +104,8 @@ static void *worker_main(void *arg)
 			pool_log(pool, "worker", err.msg);
 		if (ran > 0)
 			continue;
-		if (pool->until_empty && rc == NSYNC_OK)
+		/* --once: done when the queue is empty, or PostgreSQL is gone. */
+		if (pool->until_empty)
 			break;
 		/* Nothing to do: sleep until woken or the next poll. */
 		pthread_mutex_lock(&pool->mu);

@@ -185,7 +185,8 @@ nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json,
 	snprintf(id, sizeof(id), "%ld", run_id);
 	res = nsync__store_exec(
 		s, "reading a run",
-		"select json_build_object('run_id', id, 'user_id', user_id, 'database_id', database_id,"
+		"select json_build_object('success', true, 'run', json_build_object("
+		" 'run_id', id, 'user_id', user_id, 'database_id', database_id,"
 		" 'database_name', database_name, 'trigger', trigger, 'status', status, 'mode', mode,"
 		" 'queued_at', queued_at, 'started_at', started_at, 'finished_at', finished_at,"
 		" 'heartbeat_at', heartbeat_at, 'duration_ms',"
@@ -195,7 +196,7 @@ nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json,
 		" 'unchanged', unchanged, 'deleted', deleted, 'page_errors', page_errors,"
 		" 'notion_requests', notion_requests, 'property_requests', property_requests,"
 		" 'retries', retries, 'rate_limit_wait_seconds', rate_limit_wait_seconds,"
-		" 'pacing_wait_seconds', pacing_wait_seconds, 'error_message', error_message)::text"
+		" 'pacing_wait_seconds', pacing_wait_seconds, 'error_message', error_message))::text"
 		" from notion_sync_runs where id = $1::bigint",
 		1, params, err);
 	if (!res)

@@ -58,8 +58,8 @@ void nsync__queue_heartbeat(struct nsync_store *s, long run_id);
 nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reaped,
 			   struct nsync_err *err);
 
-/* nsync__queue_status - the run as a JSON object text (new string, free()).
- * NSYNC_ERR_NOT_FOUND for an unknown id. */
+/* nsync__queue_status - {"success":true,"run":{...}} for run_id, as a new
+ * string (free()). NSYNC_ERR_NOT_FOUND for an unknown id. */
 nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json,
 			     struct nsync_err *err);
 

@@ -130,8 +130,8 @@ nsync_rc nsync_database_register(struct nsync_service *svc, const char *user_id,
 	if (nsync_normalize_id(database_id, did, err) != NSYNC_OK)
 		return nsync__err_prefix(err, "database id");
 	if (!kind)
-		return nsync__err(err, NSYNC_ERR_ARG, "database name must be one of %s, Other",
-				  nsync__kind_names());
+		return nsync__err(err, NSYNC_ERR_ARG, "database name must be one of %s",
+				  nsync__kind_choices());
 	return nsync__store_register(&svc->store, uid, did, kind->name, NULL, err);
 }
 
@@ -221,9 +221,8 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 	memset(&info, 0, sizeof(info));
 	o->name = name_hint && *name_hint ? name_hint : NULL;
 	if (o->name && !(kind = nsync__kind_find(o->name))) {
-		o->rc = nsync__err(&o->err, NSYNC_ERR_ARG,
-				   "database_name \"%s\" is not one of %s, Other", o->name,
-				   nsync__kind_names());
+		o->rc = nsync__err(&o->err, NSYNC_ERR_ARG, "database_name \"%s\" is not one of %s",
+				   o->name, nsync__kind_choices());
 		o->name = NULL;
 		goto out;
 	}
@@ -237,10 +236,10 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 	o->run_id = queued_run;
 	o->rc = nsync__store_run_begin(&svc->store, user_id, database_id, kind ? kind->name : "",
 				       trigger, worker, &o->run_id, &o->err);
-	if (o->rc != NSYNC_OK)
+	if (o->rc != NSYNC_OK) {
 		o->run_id = 0;
-	if (o->rc != NSYNC_OK)
 		goto out;
+	}
 
 	memset(&job, 0, sizeof(job));
 	job.nctx.token = token;
@@ -250,12 +249,6 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 	if (o->rc == NSYNC_ERR_NOT_FOUND)
 		nsync__err_prefix(&o->err, "database %s was not found or is not shared with the "
 				  "integration", database_id);
-	/* 2022-06-28 cannot read a database with several data sources. */
-	if (o->rc == NSYNC_ERR_NOTION && o->err.notion_status == 400 &&
-	    nsync__notion_legacy(svc->notion) && strstr(o->err.msg, "data source"))
-		nsync__err_prefix(&o->err, "database %s has several data sources, which "
-				  "Notion-Version %s cannot read; set NOTION_VERSION to 2025-09-03 or "
-				  "later", database_id, svc->cfg.notion_version);
 	if (o->rc == NSYNC_OK && !kind && !(kind = nsync__kind_for_title(info.title)))
 		kind = nsync__kind_generic();
 	if (kind) {
@@ -498,6 +491,15 @@ static nsync_rc discover(struct nsync_service *svc, const char *user_id, struct 
 	return rc;
 }
 
+/* The sentence for a kind title that several databases share (c->n > 1). */
+static void duplicate_message(const struct candidates *c, char *out, size_t size)
+{
+	snprintf(out, size,
+		 "%zu databases titled \"%s\" are shared with the integration (%s, %s%s); none was "
+		 "synced: register the one to sync (notion-sync register) or give its database_id",
+		 c->n, c->kind->name, c->ids[0], c->ids[1], c->n > 2 ? ", ..." : "");
+}
+
 /* The answer entry for a kind title that several databases share. */
 static struct json_object *duplicate_entry(struct nsync_service *svc, const char *user_id,
 					   const struct candidates *c)
@@ -508,10 +510,7 @@ static struct json_object *duplicate_entry(struct nsync_service *svc, const char
 
 	for (i = 0; i < c->n && i < MAX_CANDIDATES; i++)
 		json_object_array_add(ids, json_object_new_string(c->ids[i]));
-	snprintf(message, sizeof(message),
-		 "%zu databases titled \"%s\" are shared with the integration (%s, %s%s); none was "
-		 "synced: register the one to sync (notion-sync register) or give its database_id",
-		 c->n, c->kind->name, c->ids[0], c->ids[1], c->n > 2 ? ", ..." : "");
+	duplicate_message(c, message, sizeof(message));
 	if (svc->cfg.log) {
 		char line[NSYNC_ERR_MSG_MAX + 64];
 		snprintf(line, sizeof(line), "discovery user=%s: %s", user_id, message);
@@ -527,6 +526,48 @@ static struct json_object *duplicate_entry(struct nsync_service *svc, const char
 }
 
 /* --- the request ------------------------------------------------------- */
+
+/* What every request checks first: a known database_name, and a live
+ * connection to PostgreSQL. */
+static nsync_rc check_request(struct nsync_service *svc, const struct nsync_request *req,
+			      struct nsync_err *err)
+{
+	if (req->database_name[0] && !nsync__kind_find(req->database_name))
+		return nsync__err(err, NSYNC_ERR_ARG, "database_name \"%s\" is not one of %s",
+				  req->database_name, nsync__kind_choices());
+	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
+		return NSYNC_ERR_DB;
+	return NSYNC_OK;
+}
+
+/* The (user, database) pairs a request without both ids covers (see
+ * nsync__store_targets). NSYNC_ERR_NOT_FOUND when a named user or
+ * database has nothing to sync. *targets is new (free()) on success. */
+static nsync_rc request_targets(struct nsync_service *svc, const struct nsync_request *req,
+				struct nsync_target **targets, size_t *n, struct nsync_err *err)
+{
+	nsync_rc rc;
+
+	rc = nsync__store_targets(&svc->store, req->user_id, req->database_id, targets, n, err);
+	if (rc != NSYNC_OK || *n > 0)
+		return rc;
+	free(*targets);
+	*targets = NULL;
+	if (req->user_id[0]) {
+		char *token = NULL;
+		rc = nsync__store_user_token(&svc->store, req->user_id, &token, err);
+		nsync__secret_free(token);
+		if (rc == NSYNC_OK)
+			rc = nsync__err(err, NSYNC_ERR_NOT_FOUND, "user %s has no such database registered",
+					req->user_id);
+		return rc;
+	}
+	if (req->database_id[0])
+		return nsync__err(err, NSYNC_ERR_NOT_FOUND,
+				  "no user has database %s registered; give user_id to sync it",
+				  req->database_id);
+	return NSYNC_OK;
+}
 
 static nsync_rc run_single(struct nsync_service *svc, const struct nsync_request *req,
 			   char **out, struct nsync_err *err)
@@ -564,25 +605,9 @@ static nsync_rc run_many(struct nsync_service *svc, const struct nsync_request *
 	int all_ok = 1;
 	nsync_rc rc;
 
-	rc = nsync__store_targets(&svc->store, req->user_id, req->database_id, &targets, &n, err);
+	rc = request_targets(svc, req, &targets, &n, err);
 	if (rc != NSYNC_OK)
 		return rc;
-	if (n == 0 && req->user_id[0]) {
-		char *token = NULL;
-		rc = nsync__store_user_token(&svc->store, req->user_id, &token, err);
-		nsync__secret_free(token);
-		if (rc == NSYNC_OK)
-			rc = nsync__err(err, NSYNC_ERR_NOT_FOUND, "user %s has no such database registered",
-					req->user_id);
-		free(targets);
-		return rc;
-	}
-	if (n == 0 && req->database_id[0]) {
-		free(targets);
-		return nsync__err(err, NSYNC_ERR_NOT_FOUND,
-				  "no user has database %s registered; give user_id to sync it",
-				  req->database_id);
-	}
 	obj = json_object_new_object();
 	results = json_object_new_array();
 	for (i = 0; i < n; i++) {
@@ -638,13 +663,12 @@ static nsync_rc run_many(struct nsync_service *svc, const struct nsync_request *
 nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request *req,
 			   char **response_json, struct nsync_err *err)
 {
+	nsync_rc rc;
+
 	*response_json = NULL;
 	memset(&svc->last, 0, sizeof(svc->last));
-	if (req->database_name[0] && !nsync__kind_find(req->database_name))
-		return nsync__err(err, NSYNC_ERR_ARG, "database_name \"%s\" is not one of %s, Other",
-				  req->database_name, nsync__kind_names());
-	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
-		return NSYNC_ERR_DB;
+	if ((rc = check_request(svc, req, err)) != NSYNC_OK)
+		return rc;
 	if (req->user_id[0] && req->database_id[0])
 		return run_single(svc, req, response_json, err);
 	return run_many(svc, req, response_json, err);
@@ -683,36 +707,23 @@ nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_req
 	nsync_rc rc;
 
 	*response_json = NULL;
-	if (req->database_name[0] && !nsync__kind_find(req->database_name))
-		return nsync__err(err, NSYNC_ERR_ARG, "database_name \"%s\" is not one of %s, Other",
-				  req->database_name, nsync__kind_names());
-	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
-		return NSYNC_ERR_DB;
+	if ((rc = check_request(svc, req, err)) != NSYNC_OK)
+		return rc;
 	/* A trigger is where dead runs are noticed, so that this one re-runs them. */
 	if (nsync__queue_reap(&svc->store, svc->cfg.stale_after, NULL, err) != NSYNC_OK)
 		return NSYNC_ERR_DB;
-	if (req->user_id[0]) {
-		char *token = NULL;
-		rc = nsync__store_user_token(&svc->store, req->user_id, &token, err);
-		nsync__secret_free(token);
-		if (rc != NSYNC_OK)
-			return rc;
-	}
 	runs = json_object_new_array();
 	if (req->user_id[0] && req->database_id[0]) {
 		const struct nsync_kind *kind = nsync__kind_find(req->database_name);
-		rc = queue_one(svc, req->user_id, req->database_id, kind ? kind->name : "", req->trigger,
-			       req->full, runs, err);
+		char *token = NULL;
+
+		rc = nsync__store_user_token(&svc->store, req->user_id, &token, err);
+		nsync__secret_free(token);
+		if (rc == NSYNC_OK)
+			rc = queue_one(svc, req->user_id, req->database_id, kind ? kind->name : "",
+				       req->trigger, req->full, runs, err);
 	} else {
-		rc = nsync__store_targets(&svc->store, req->user_id, req->database_id, &targets, &n,
-					  err);
-		if (rc == NSYNC_OK && n == 0 && req->user_id[0])
-			rc = nsync__err(err, NSYNC_ERR_NOT_FOUND,
-					"user %s has no such database registered", req->user_id);
-		if (rc == NSYNC_OK && n == 0 && req->database_id[0])
-			rc = nsync__err(err, NSYNC_ERR_NOT_FOUND,
-					"no user has database %s registered; give user_id to sync it",
-					req->database_id);
+		rc = request_targets(svc, req, &targets, &n, err);
 		for (i = 0; rc == NSYNC_OK && i < n; i++)
 			rc = queue_one(svc, targets[i].user_id, targets[i].database_id,
 				       targets[i].database_name, req->trigger, req->full, runs, err);
@@ -743,8 +754,7 @@ static void work_discovery(struct nsync_service *svc, const char *user_id,
 	struct nsync_target *found = NULL;
 	struct discovery d;
 	struct outcome o;
-	char message[NSYNC_ERR_MSG_MAX];
-	size_t n = 0, i, dups = 0;
+	size_t n = 0, i;
 	struct nsync_err finish_err;
 
 	memset(&o, 0, sizeof(o));
@@ -766,13 +776,9 @@ static void work_discovery(struct nsync_service *svc, const char *user_id,
 	free(found);
 	for (i = 0; o.rc == NSYNC_OK && i < d.n_kinds; i++)
 		if (d.kinds[i].n > 1) {
-			snprintf(message, sizeof(message), "%zu databases are titled \"%s\" (%s, %s%s); "
-				 "register the one to sync", d.kinds[i].n, d.kinds[i].kind->name,
-				 d.kinds[i].ids[0], d.kinds[i].ids[1], d.kinds[i].n > 2 ? ", ..." : "");
-			dups++;
+			duplicate_message(&d.kinds[i], o.err.msg, sizeof(o.err.msg));
+			o.rc = o.err.code = NSYNC_ERR_DUPLICATE;
 		}
-	if (o.rc == NSYNC_OK && dups)
-		o.rc = nsync__err(&o.err, NSYNC_ERR_DUPLICATE, "%s", message);
 	memset(&finish_err, 0, sizeof(finish_err));
 	nsync__store_run_finish(&svc->store, run->id, &o.stats, o.rc == NSYNC_OK ? "success" : "error",
 				NULL, NULL, o.rc == NSYNC_OK ? NULL : o.err.msg, &finish_err);
@@ -847,24 +853,8 @@ nsync_rc nsync_service_reap(struct nsync_service *svc, long *reaped, struct nsyn
 nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char **response_json,
 				  struct nsync_err *err)
 {
-	struct nsync_buf out;
-	char *run = NULL;
-	nsync_rc rc;
-
 	*response_json = NULL;
 	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
 		return NSYNC_ERR_DB;
-	rc = nsync__queue_status(&svc->store, run_id, &run, err);
-	if (rc != NSYNC_OK)
-		return rc;
-	nsync__buf_init(&out, 1 << 20);
-	if (nsync__buf_adds(&out, "{\"success\":true,\"run\":") != NSYNC_OK ||
-	    nsync__buf_adds(&out, run) != NSYNC_OK || nsync__buf_addc(&out, '}') != NSYNC_OK) {
-		nsync__buf_free(&out);
-		free(run);
-		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
-	}
-	free(run);
-	*response_json = nsync__buf_take(&out);
-	return NSYNC_OK;
+	return nsync__queue_status(&svc->store, run_id, response_json, err);
 }

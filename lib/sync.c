@@ -347,9 +347,9 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 
 		if (sort_value)
 			snprintf(w->last_value, sizeof(w->last_value), "%s", sort_value);
-		if (edited && strlen(edited) < sizeof(w->newest_edit) &&
-		    strcmp(edited, w->newest_edit) > 0)
-			memcpy(w->newest_edit, edited, strlen(edited) + 1);
+		/* Same format throughout (ISO 8601 UTC), so text order is time order. */
+		if (edited && strcmp(edited, w->newest_edit) > 0)
+			snprintf(w->newest_edit, sizeof(w->newest_edit), "%s", edited);
 		memset(&page_err, 0, sizeof(page_err));
 		if (!page_id || nsync_normalize_id(page_id, norm, NULL) != NSYNC_OK ||
 		    !nsync__hex_to_bytes(norm, id, 16) ||
@@ -551,45 +551,45 @@ static nsync_rc walk_source(struct walker *w, const char *source_id, const char 
 	}
 }
 
-/* After a complete full walk: delete the stored rows whose pages Notion
- * did not return (trashed, deleted, no longer shared). */
-static nsync_rc delete_unseen(struct walker *w, struct nsync_err *err)
+/* Delete the rows listed in ids ("{id,id,...") and empty it. */
+static nsync_rc delete_listed(struct walker *w, struct nsync_buf *ids, struct nsync_err *err)
 {
 	struct nsync_sync_job *job = w->job;
+	nsync_rc rc;
+
+	if (nsync__buf_addc(ids, '}') != NSYNC_OK)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory listing deleted pages");
+	rc = nsync__store_delete_pages(job->store, job->kind, job->user_id, job->database_id,
+				       ids->data, &w->stats->deleted, err);
+	nsync__buf_reset(ids);
+	return rc;
+}
+
+/* After a complete full walk: delete the stored rows whose pages Notion
+ * did not return (trashed, deleted, no longer shared), DELETE_CHUNK ids
+ * per statement. */
+static nsync_rc delete_unseen(struct walker *w, struct nsync_err *err)
+{
 	struct nsync_buf ids;
-	size_t i, in_chunk = 0;
+	size_t i, listed = 0;
 	nsync_rc rc = NSYNC_OK;
 
 	nsync__buf_init(&ids, BATCH_LIMIT);
-	for (i = 0; i <= w->map.cap && rc == NSYNC_OK; i++) {
-		int last = i == w->map.cap;
+	for (i = 0; i < w->map.cap && rc == NSYNC_OK; i++) {
+		const struct nsync_pagemap_slot *slot = &w->map.slots[i];
 		char id[37];
 
-		if (!last) {
-			const struct nsync_pagemap_slot *slot = &w->map.slots[i];
-			if (!slot->used || slot->seen)
-				continue;
-			format_id(slot->id, id);
-			rc = nsync__buf_addc(&ids, in_chunk ? ',' : '{');
-			if (rc == NSYNC_OK)
-				rc = nsync__buf_adds(&ids, id);
-			if (rc != NSYNC_OK)
-				break;
-			in_chunk++;
-		}
-		if (in_chunk && (in_chunk == DELETE_CHUNK || last)) {
-			rc = nsync__buf_addc(&ids, '}');
-			if (rc != NSYNC_OK)
-				break;
-			rc = nsync__store_delete_pages(job->store, job->kind, job->user_id,
-						       job->database_id, ids.data, &w->stats->deleted,
-						       err);
-			nsync__buf_reset(&ids);
-			in_chunk = 0;
-		}
+		if (!slot->used || slot->seen)
+			continue;
+		format_id(slot->id, id);
+		if (nsync__buf_addc(&ids, listed % DELETE_CHUNK ? ',' : '{') != NSYNC_OK ||
+		    nsync__buf_adds(&ids, id) != NSYNC_OK)
+			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory listing deleted pages");
+		else if (++listed % DELETE_CHUNK == 0)
+			rc = delete_listed(w, &ids, err);
 	}
-	if (rc == NSYNC_ERR_NOMEM)
-		nsync__err(err, NSYNC_ERR_NOMEM, "out of memory listing deleted pages");
+	if (rc == NSYNC_OK && listed % DELETE_CHUNK)
+		rc = delete_listed(w, &ids, err);
 	nsync__buf_free(&ids);
 	return rc;
 }

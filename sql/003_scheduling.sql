@@ -173,12 +173,14 @@ begin
     body := jsonb_strip_nulls(jsonb_build_object(
         'user_id', p_user_id, 'database_id', p_database_id,
         'database_name', nullif(p_database_name, ''), 'async', true));
-    execute 'select net.http_post(url := $1, body := $2, headers := $3, timeout_milliseconds := $4)'
-        into request_id
-        using ep.url, body,
-              jsonb_build_object('Content-Type', 'application/json',
-                                 'Authorization', 'Bearer ' || ep.secret),
-              5000;
+    -- PL/pgSQL resolves net.http_post when this line first runs, after the
+    -- check in notion_sync_endpoint(): the function exists without pg_net.
+    request_id := net.http_post(
+        url := ep.url,
+        body := body,
+        headers := jsonb_build_object('Content-Type', 'application/json',
+                                      'Authorization', 'Bearer ' || ep.secret),
+        timeout_milliseconds := 5000);
     return request_id;
 end
 $$;

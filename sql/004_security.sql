@@ -101,6 +101,4 @@ alter view notion_sync_run_stats set (security_invoker = true);
 alter view notion_sync_last_errors set (security_invoker = true);
 grant select on notion_sync_run_stats, notion_sync_last_errors to notion_sync_app, notion_sync_service;
 
--- The functions of 003 stay owner-only plus notion_sync_scheduler; nothing
--- else is granted to PUBLIC.
-revoke all on notion_sync_settings from notion_sync_app, notion_sync_service;
+-- notion_sync_settings (003) is granted to no one: it stays owner-only.

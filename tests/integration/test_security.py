@@ -753,7 +753,7 @@ pids += [postmaster] + pg_children
 h.note(f"runtime {time.monotonic() - start:.1f}s, {len(ALL)} HTTPS requests; "
        f"stopping {len(pids)} processes")
 h._run_cleanups()
-alive = [p for p in pids if h._pid_alive(p)]
+alive = [p for p in pids if h.pid_running(p)]
 t.eq(alive, [], "after cleanup no process this test started is running (responder, nginx x2 + "
                 "workers, emulator, PostgreSQL)")
 t.done()

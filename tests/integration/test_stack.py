@@ -96,7 +96,7 @@ for name in ("nginx", "responder", "emulator"):
 second = subprocess.run([quickstart], env=env, capture_output=True, text=True, timeout=120)
 t.ok(second.returncode == 0 and "stopped" in second.stdout, "a second invocation stops the stack",
      (second.stdout, second.stderr))
-t.ok(all(p and not h._pid_alive(p) for p in pids.values()),
+t.ok(all(p and not h.pid_running(p) for p in pids.values()),
      "nginx, the responder and the emulator are gone", pids)
 t.ok(not os.path.exists(os.path.join(stack, "pg", "postmaster.pid")), "PostgreSQL is stopped")
 t.done()

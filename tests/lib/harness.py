@@ -334,14 +334,14 @@ class Responder:
     def alive(self):
         if self.procs:
             return all(p.poll() is None for p in self.procs)
-        return all(_pid_alive(p) for p in self.pids)
+        return all(pid_running(p) for p in self.pids)
 
     def log_text(self):
         self.log.flush()
         return open(self.log_path, errors="replace").read()
 
 
-def _pid_alive(pid):
+def pid_running(pid):
     """True while pid exists and is not a zombie: a responder forked by
     spawn-fcgi -F is not our child, and until init reaps it a dead one still
     answers kill(pid, 0)."""
@@ -356,13 +356,21 @@ def _kill_pid(pid):
     try:
         os.kill(pid, signal.SIGTERM)
         for _ in range(50):
-            if not _pid_alive(pid):
+            if not pid_running(pid):
                 return
             time.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 
+
+# The private nginx of a test: pid, logs and temporary files in {dir}.
+NGINX_PRIVATE_PATHS = """    client_body_temp_path {dir}/body;
+    fastcgi_temp_path {dir}/fastcgi;
+    proxy_temp_path {dir}/proxy;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+"""
 
 NGINX_CONF = """
 worker_processes 1;
@@ -372,12 +380,7 @@ error_log {dir}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
     access_log {dir}/access.log;
-    client_body_temp_path {dir}/body;
-    fastcgi_temp_path {dir}/fastcgi;
-    proxy_temp_path {dir}/proxy;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
+""" + NGINX_PRIVATE_PATHS + """    server {{
         listen 127.0.0.1:{port};
         client_max_body_size 1m;
         location / {{
@@ -607,18 +610,8 @@ def completed_properties(emu, page):
 def timed_http(method, url, body=None, headers=None, timeout=600):
     """http() and the seconds it took: (seconds, status, headers, body)."""
     start = time.monotonic()
-    status, hdrs, answer = _plain_http(method, url, body, headers, timeout)
+    status, hdrs, answer = http(method, url, body, headers, timeout)
     return time.monotonic() - start, status, hdrs, answer
-
-
-# The function http() above, under a name no later `import http.client`
-# can rebind (a module-level `import http.client` replaces the name `http`).
-_plain_http = http
-
-
-def pid_running(pid):
-    """True while pid exists and is not a zombie."""
-    return _pid_alive(pid)
 
 
 def json_rows(pg, sql, db=None):
@@ -702,12 +695,7 @@ error_log {dir}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
     include /etc/nginx/mime.types;
-    client_body_temp_path {dir}/body;
-    fastcgi_temp_path {dir}/fastcgi;
-    proxy_temp_path {dir}/proxy;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    # At http level: Debian's stock nginx.conf enables TLS 1.0/1.1 here.
+""" + NGINX_PRIVATE_PATHS + """    # At http level: Debian's stock nginx.conf enables TLS 1.0/1.1 here.
     ssl_protocols {ssl_protocols};
     {ssl_ciphers}
     # The header-free access log of nginx/notion-sync.conf.
