@@ -38,6 +38,9 @@ static const char usage[] =
 	"  register  --user ID --database ID --name NAME\n"
 	"            Add a database to a user's registry (NAME: Characters, Worlds,\n"
 	"            Stories, Chat Sessions).\n"
+	"  prune-orphans --user ID --database ID\n"
+	"            Delete the rows a full sync kept because their data source is no\n"
+	"            longer listed by the database (reads the database from Notion).\n"
 	"  worker    [--workers N] [--once]\n"
 	"            Run queued (asynchronous) syncs with N threads (NOTION_SYNC_WORKERS,\n"
 	"            default 2) until SIGTERM, or with --once until the queue is empty.\n"
@@ -311,6 +314,42 @@ static int cmd_register(struct nsync_service *svc, int argc, char **argv)
 	return 0;
 }
 
+static int cmd_prune_orphans(struct nsync_service *svc, int argc, char **argv)
+{
+	static const struct option opts[] = {{"user", required_argument, NULL, 'u'},
+					     {"database", required_argument, NULL, 'd'},
+					     {NULL, 0, NULL, 0}};
+	const char *user = NULL, *db = NULL;
+	struct nsync_err err;
+	char *answer = NULL;
+	int c;
+	nsync_rc rc;
+
+	while ((c = getopt_long(argc, argv, "u:d:", opts, NULL)) != -1) {
+		if (c == 'u')
+			user = optarg;
+		else if (c == 'd')
+			db = optarg;
+		else
+			return fail_usage("unknown option for prune-orphans");
+	}
+	if (!user || !db || optind < argc)
+		return fail_usage("prune-orphans needs --user and --database");
+	memset(&err, 0, sizeof(err));
+	rc = nsync_service_prune_orphans(svc, user, db, &answer, &err);
+	if (rc != NSYNC_OK) {
+		answer = nsync_error_json(nsync_rc_name(rc), err.msg, err.run_id);
+		if (answer)
+			puts(answer);
+		free(answer);
+		fprintf(stderr, "notion-sync: prune-orphans: %s\n", err.msg);
+		return rc == NSYNC_ERR_ARG || rc == NSYNC_ERR_CONFIG ? 2 : 1;
+	}
+	puts(answer);
+	free(answer);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct nsync_config cfg;
@@ -330,7 +369,8 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	if (strcmp(cmd, "sync") && strcmp(cmd, "migrate") && strcmp(cmd, "set-token") &&
-	    strcmp(cmd, "register") && strcmp(cmd, "health") && strcmp(cmd, "worker"))
+	    strcmp(cmd, "register") && strcmp(cmd, "health") && strcmp(cmd, "worker") &&
+	    strcmp(cmd, "prune-orphans"))
 		return fail_usage("unknown command");
 
 	memset(&err, 0, sizeof(err));
@@ -364,6 +404,8 @@ int main(int argc, char **argv)
 		status = cmd_set_token(svc, argc - 1, argv + 1);
 	else if (strcmp(cmd, "register") == 0)
 		status = cmd_register(svc, argc - 1, argv + 1);
+	else if (strcmp(cmd, "prune-orphans") == 0)
+		status = cmd_prune_orphans(svc, argc - 1, argv + 1);
 	else {
 		status = nsync_service_ping(svc, &err) == NSYNC_OK ? 0 : 1;
 		printf("%s\n", status ? err.msg : "PostgreSQL answers");

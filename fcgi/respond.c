@@ -16,6 +16,7 @@ int fcgi_status_for(nsync_rc code)
 	case NSYNC_ERR_ARG:
 		return 400;
 	case NSYNC_ERR_NOT_FOUND:
+	case NSYNC_ERR_NO_DATA_SOURCES:
 		return 404;
 	case NSYNC_ERR_BUSY:
 	case NSYNC_ERR_DUPLICATE:

@@ -43,9 +43,15 @@ static int read_body(FCGX_Request *req, char **body, size_t *len, const char **w
 	*len = 0;
 	if (!cl || !*cl)
 		return 0;
+	/* Digits only: strtoul would take " -1" as a huge number (413) and
+	 * "+5" as 5. */
+	if (strspn(cl, "0123456789") != strlen(cl) || strlen(cl) > 12) {
+		*why = "Content-Length is not a number";
+		return 400;
+	}
 	errno = 0;
 	n = strtoul(cl, &end, 10);
-	if (errno || *end || cl[0] == '-') {
+	if (errno || *end) {
 		*why = "Content-Length is not a number";
 		return 400;
 	}

@@ -14,6 +14,7 @@ void nsync__buf_init(struct nsync_buf *b, size_t limit)
 	b->len = 0;
 	b->cap = 0;
 	b->limit = limit;
+	b->over_limit = 0;
 }
 
 void nsync__buf_free(struct nsync_buf *b)
@@ -22,11 +23,13 @@ void nsync__buf_free(struct nsync_buf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->over_limit = 0;
 }
 
 void nsync__buf_reset(struct nsync_buf *b)
 {
 	b->len = 0;
+	b->over_limit = 0;
 	if (b->data)
 		b->data[0] = '\0';
 }
@@ -37,8 +40,10 @@ static nsync_rc grow(struct nsync_buf *b, size_t n)
 	size_t need, cap;
 	char *p;
 
-	if (n > b->limit || b->len > b->limit - n)
+	if (n > b->limit || b->len > b->limit - n) {
+		b->over_limit = 1;
 		return NSYNC_ERR_NOMEM;
+	}
 	need = b->len + n + 1;
 	if (need <= b->cap)
 		return NSYNC_OK;

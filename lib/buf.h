@@ -15,6 +15,7 @@ struct nsync_buf {
 	size_t len;    /* bytes used, excluding the NUL */
 	size_t cap;    /* bytes allocated */
 	size_t limit;  /* appends that would exceed this fail */
+	int over_limit; /* an append failed because of limit (not memory) */
 };
 
 /* nsync__buf_init - an empty buffer that may grow to limit bytes. */
@@ -23,11 +24,12 @@ void nsync__buf_init(struct nsync_buf *b, size_t limit);
 /* nsync__buf_free - release the memory; the buffer is empty and reusable. */
 void nsync__buf_free(struct nsync_buf *b);
 
-/* nsync__buf_reset - keep the memory, forget the content. */
+/* nsync__buf_reset - keep the memory, forget the content (and over_limit). */
 void nsync__buf_reset(struct nsync_buf *b);
 
 /* nsync__buf_add - append n bytes. NSYNC_ERR_NOMEM if memory or the limit
- * runs out; the content is then unchanged. */
+ * runs out (then b->over_limit is 1 for the limit); the content is then
+ * unchanged. */
 nsync_rc nsync__buf_add(struct nsync_buf *b, const void *p, size_t n);
 
 /* nsync__buf_adds - append a NUL-terminated string. */

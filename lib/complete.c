@@ -8,9 +8,24 @@
 #include "complete.h"
 #include "error.h"
 
-/* Property-item pages one value may take before we call it a loop:
- * 100 items each, so a million references. */
-#define MAX_ITEM_PAGES 10000
+/* What one property value may take before it is refused: 100 requests
+ * of 100 items (10,000 references, far past what a writer's relation
+ * holds) and 32 MiB of answers, so that an item list that never ends
+ * costs bounded time and memory. */
+#define MAX_ITEM_PAGES 100
+#define MAX_ITEM_BYTES (32u << 20)
+
+/* FNV-1a, to remember cursors without keeping them. */
+static unsigned long cursor_hash(const char *s)
+{
+	unsigned long h = 1469598103934665603UL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211UL;
+	}
+	return h;
+}
 
 static const char *string_of(struct json_object *obj, const char *key)
 {
@@ -80,6 +95,8 @@ static nsync_rc fetch_items(struct nsync_notion *n, const struct nsync_notion_ct
 			    struct json_object **out, long *requests, struct nsync_err *err)
 {
 	struct json_object *items = json_object_new_array();
+	unsigned long seen[MAX_ITEM_PAGES];
+	size_t bytes = 0;
 	char *cursor = NULL;
 	int pages = 0;
 	nsync_rc rc = NSYNC_OK;
@@ -94,6 +111,12 @@ static nsync_rc fetch_items(struct nsync_notion *n, const struct nsync_notion_ct
 		(*requests)++;
 		free(cursor);
 		cursor = NULL;
+		bytes += page.raw_len;
+		if (rc == NSYNC_OK && bytes > MAX_ITEM_BYTES)
+			rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
+					"property %.40s of page %s took more than %u MiB of Notion's "
+					"answers; it was not fetched further",
+					property_id, page_id, MAX_ITEM_BYTES >> 20);
 		count = rc == NSYNC_OK ? json_object_array_length(page.results) : 0;
 		for (i = 0; i < count && rc == NSYNC_OK; i++) {
 			struct json_object *item = json_object_array_get_idx(page.results, i), *element;
@@ -107,13 +130,25 @@ static nsync_rc fetch_items(struct nsync_notion *n, const struct nsync_notion_ct
 				rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 		}
 		if (rc == NSYNC_OK && page.has_more) {
-			cursor = strdup(page.next_cursor);
-			if (!cursor)
-				rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
-			else if (++pages >= MAX_ITEM_PAGES)
+			unsigned long h = cursor_hash(page.next_cursor);
+			int k;
+
+			for (k = 0; k < pages && seen[k] != h; k++)
+				;
+			if (k < pages)
 				rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
-						"a property value did not end after %d pages",
-						MAX_ITEM_PAGES);
+						"Notion returned a cursor it had returned before for property "
+						"%.40s of page %s; stopping instead of looping",
+						property_id, page_id);
+			else if (pages + 1 >= MAX_ITEM_PAGES)
+				rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
+						"property %.40s of page %s did not end after %d requests "
+						"(%d items); it was not fetched further",
+						property_id, page_id, MAX_ITEM_PAGES, MAX_ITEM_PAGES * 100);
+			else if (!(cursor = strdup(page.next_cursor)))
+				rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+			else
+				seen[pages++] = h;
 		}
 		nsync__query_page_clear(&page);
 	} while (rc == NSYNC_OK && cursor);

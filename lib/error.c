@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "text.h"
 
 /* Indexed by nsync_rc; keep in the enum's order. */
 static const struct {
@@ -27,6 +28,8 @@ static const struct {
 	[NSYNC_ERR_INTERNAL] = {"internal_error", "Internal error."},
 	[NSYNC_ERR_DUPLICATE] = {"duplicate_title",
 				 "Two databases have the same title; register the one to sync."},
+	[NSYNC_ERR_NO_DATA_SOURCES] = {"no_data_sources",
+				       "The database lists no data source the integration can read."},
 };
 
 const char *nsync_strerror(nsync_rc code)
@@ -43,23 +46,59 @@ const char *nsync_rc_name(nsync_rc code)
 	return rc_text[code].name;
 }
 
-/* Messages end up in one-line logs and JSON: fold line breaks and tabs
- * (libpq's messages have them) into single spaces. */
+/* 1 when the avail bytes at s are the valid start of a character that
+ * needs more bytes than there are: what vsnprintf leaves when it cuts. */
+static int cut_at_end(const unsigned char *s, size_t avail)
+{
+	size_t need = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+		      : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+		      : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : 0;
+	size_t i;
+
+	if (need == 0 || avail >= need)
+		return 0;
+	for (i = 1; i < avail; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	return 1;
+}
+
+/* Messages end up in one-line logs, JSON answers and run rows: fold line
+ * breaks, tabs and other control characters (libpq's messages have them)
+ * into single spaces, and keep the text valid UTF-8: a byte that starts
+ * no valid sequence (Notion's message may hold raw bytes) becomes '?', and
+ * a sequence cut by the buffer's end is dropped. */
 static void one_line(char *msg)
 {
 	char *out = msg;
-	const char *in;
+	const unsigned char *in = (const unsigned char *)msg;
+	size_t avail = strlen(msg);
 	int space = 0;
 
-	for (in = msg; *in; in++) {
-		if (*in == '\n' || *in == '\r' || *in == '\t' || *in == ' ') {
+	while (avail > 0) {
+		size_t n = *in < 0x80 ? 1 : nsync__utf8_seq_len(in, avail);
+
+		if (*in < 0x20 || *in == ' ' || *in == 0x7f) {
 			space = out != msg;
+			in++;
+			avail--;
 			continue;
 		}
 		if (space)
 			*out++ = ' ';
 		space = 0;
-		*out++ = *in;
+		if (n == 0) {
+			if (cut_at_end(in, avail))
+				break;
+			*out++ = '?';
+			in++;
+			avail--;
+			continue;
+		}
+		memmove(out, in, n);
+		out += n;
+		in += n;
+		avail -= n;
 	}
 	*out = '\0';
 }

@@ -142,21 +142,39 @@ static int transient(CURLcode rc)
 	}
 }
 
+/* A string member of obj, or "" when absent or not a string. */
+static const char *string_or_empty(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
+}
+
 /* Fill err from a final non-2xx answer, using Notion's error body when it
- * has one ({"object":"error","code":...,"message":...}). */
+ * has one ({"object":"error","code":...,"message":...,"additional_data":
+ * {"error_type":...}}). The class comes from the status alone; callers that
+ * need more look at err->notion_code and err->notion_error_type, never at
+ * the message, which is Notion's English and quoted as it is. */
 static nsync_rc notion_failure(long status, const char *body, size_t len, struct nsync_err *err)
 {
-	struct json_object *root = NULL, *code = NULL, *message = NULL;
-	const char *code_s = "", *msg_s = "";
+	struct json_object *root = NULL, *extra;
+	const char *code_s = "", *msg_s = "", *type_s = "";
 	nsync_rc rc;
 
 	if (len > 0 && len < 65536) {
-		root = json_tokener_parse(body);
+		json_tokener *tok = json_tokener_new_ex(16);
+		if (tok) {
+			root = json_tokener_parse_ex(tok, body, (int)len);
+			json_tokener_free(tok);
+		}
 		if (json_object_is_type(root, json_type_object)) {
-			if (json_object_object_get_ex(root, "code", &code))
-				code_s = json_object_get_string(code);
-			if (json_object_object_get_ex(root, "message", &message))
-				msg_s = json_object_get_string(message);
+			code_s = string_or_empty(root, "code");
+			msg_s = string_or_empty(root, "message");
+			if (json_object_object_get_ex(root, "additional_data", &extra) &&
+			    json_object_is_type(extra, json_type_object))
+				type_s = string_or_empty(extra, "error_type");
 		}
 	}
 	if (status == 401 || status == 403)
@@ -172,9 +190,40 @@ static nsync_rc notion_failure(long status, const char *body, size_t len, struct
 	if (err) {
 		err->notion_status = (int)status;
 		snprintf(err->notion_code, sizeof(err->notion_code), "%s", code_s);
+		snprintf(err->notion_error_type, sizeof(err->notion_error_type), "%s", type_s);
 	}
 	json_object_put(root);
 	return rc;
+}
+
+/* Longest Retry-After taken as a real instruction; more is not a wait
+ * Notion means (its documented windows are a minute, its workspace limits
+ * longer, never days). */
+#define PLAUSIBLE_RETRY_AFTER 86400.0
+
+/* A 429/529 whose Retry-After is beyond the wait cap ends the request:
+ * say so precisely instead of quoting the rate-limit body. */
+static nsync_rc wait_refused(const struct nsync_http *h, long status, double retry_after,
+			     struct nsync_err *err)
+{
+	struct nsync_err answer;
+
+	memset(&answer, 0, sizeof(answer));
+	notion_failure(status, h->body.data, h->body.len, &answer);
+	if (retry_after > PLAUSIBLE_RETRY_AFTER)
+		nsync__err(&answer, NSYNC_ERR_PROTOCOL,
+			   "Notion answered %ld %s with Retry-After: %.0f s, which is no plausible "
+			   "wait (more than a day); the request was not retried",
+			   status, answer.notion_code, retry_after);
+	else
+		nsync__err(&answer, NSYNC_ERR_NOTION,
+			   "Notion answered %ld %s and asked to wait %.0f s (Retry-After), more than "
+			   "NOTION_MAX_RETRY_WAIT (%.0f s); the request was not retried, try again "
+			   "later",
+			   status, answer.notion_code, retry_after, h->policy.max_retry_wait);
+	if (err)
+		*err = answer;
+	return answer.code;
 }
 
 static void pace(struct nsync_pacer *pacer, double rate, struct nsync_stats *stats)
@@ -195,7 +244,7 @@ static void pace(struct nsync_pacer *pacer, double rate, struct nsync_stats *sta
 }
 
 nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *body,
-			  const char *token, struct nsync_pacer *pacer,
+			  const char *version_override, const char *token, struct nsync_pacer *pacer,
 			  struct nsync_stats *stats, const char **resp, size_t *resp_len,
 			  struct nsync_err *err)
 {
@@ -206,13 +255,18 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 
 	*resp = NULL;
 	*resp_len = 0;
+	/* The previous answer is no longer borrowed: an oversized one does not
+	 * keep its memory for the life of the client. */
+	if (h->body.cap > NSYNC_HTTP_KEEP_BODY)
+		nsync__buf_free(&h->body);
 	nsync__buf_init(&url, 8192);
 	nsync__buf_init(&auth, 8192);
 	nsync__buf_init(&version, 256);
 	if (nsync__buf_adds(&url, h->cfg->notion_api_url) != NSYNC_OK ||
 	    nsync__buf_adds(&url, path) != NSYNC_OK ||
 	    nsync__buf_printf(&auth, "Authorization: Bearer %s", token) != NSYNC_OK ||
-	    nsync__buf_printf(&version, "Notion-Version: %s", h->cfg->notion_version) != NSYNC_OK) {
+	    nsync__buf_printf(&version, "Notion-Version: %s",
+			      version_override ? version_override : h->cfg->notion_version) != NSYNC_OK) {
 		rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a Notion request");
 		goto out;
 	}
@@ -241,7 +295,7 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 	memset(&a, 0, sizeof(a));
 	for (a.attempt = 1;; a.attempt++) {
 		CURLcode cc;
-		long status = 0;
+		long status = 0, connects = 0;
 		curl_off_t retry_after = -1;
 		double delay;
 
@@ -251,6 +305,17 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 		if (stats)
 			stats->notion_requests++;
 		cc = curl_easy_perform(h->curl);
+		/* Includes libcurl's own silent resend of a request whose reused
+		 * connection turned out dead: it opens a new one. */
+		if (stats && curl_easy_getinfo(h->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+			stats->connections += connects;
+		if (cc == CURLE_WRITE_ERROR && h->body.over_limit) {
+			rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
+					"Notion's answer to %s %.200s is larger than %u MiB; it was not "
+					"read",
+					body ? "POST" : "GET", path, NSYNC_HTTP_MAX_BODY >> 20);
+			break;
+		}
 		if (cc == CURLE_OK) {
 			curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
 			curl_easy_getinfo(h->curl, CURLINFO_RETRY_AFTER, &retry_after);
@@ -266,7 +331,10 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 		a.retry_after = retry_after >= 0 ? (double)retry_after : -1;
 		delay = nsync__retry_delay(&h->policy, &a, next_jitter(h));
 		if (delay < 0) {
-			if (cc != CURLE_OK) {
+			if (cc == CURLE_OK && (status == 429 || status == 529) &&
+			    a.retry_after > h->policy.max_retry_wait) {
+				rc = wait_refused(h, status, a.retry_after, err);
+			} else if (cc != CURLE_OK) {
 				rc = nsync__err(err, NSYNC_ERR_NOTION,
 						"Notion could not be reached after %d attempt%s: %s",
 						a.attempt, a.attempt == 1 ? "" : "s",

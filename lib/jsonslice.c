@@ -134,10 +134,13 @@ static int find_member(struct cursor *c, const char *key)
 }
 
 /* After a member value inside an object, skip the remaining members and
- * the closing brace. Returns 0 on malformed input. */
-static int finish_object(struct cursor *c)
+ * the closing brace. A member named key (keylen > 0) among them is a
+ * duplicate. Returns 1, 0 on malformed input, -2 on a duplicate. */
+static int finish_object(struct cursor *c, const char *key, size_t keylen)
 {
 	for (;;) {
+		int eq;
+
 		skip_ws(c);
 		if (c->p >= c->end)
 			return 0;
@@ -145,21 +148,55 @@ static int finish_object(struct cursor *c)
 			c->p++;
 			return 1;
 		}
-		if (*c->p == ',') {
-			c->p++;
-			if (read_key(c, "", 0) < 0 || !skip_value(c))
-				return 0;
-			continue;
-		}
-		return 0;
+		if (*c->p != ',')
+			return 0;
+		c->p++;
+		eq = read_key(c, key, keylen);
+		if (eq < 0)
+			return 0;
+		if (eq && keylen)
+			return -2;
+		if (!skip_value(c))
+			return 0;
 	}
 }
 
-long nsync__slice_results_member(const char *json, size_t len, const char *key,
-				 struct nsync_slice *out, size_t max)
+/* Take the slice of the value at c->p (the value of key in an object) and
+ * finish that object. Returns 1, -1 malformed, -2 key appears twice. */
+static int take_member(struct cursor *c, const char *json, const char *key,
+		       struct nsync_slice *out)
+{
+	const char *start = c->p;
+	int done;
+
+	if (!skip_value(c))
+		return -1;
+	out->off = (size_t)(start - json);
+	out->len = (size_t)(c->p - start);
+	done = finish_object(c, key, strlen(key));
+	return done == 1 ? 1 : done == -2 ? -2 : -1;
+}
+
+int nsync__slice_member(const char *json, size_t len, const char *key, struct nsync_slice *out)
+{
+	struct cursor c = {json, json + len};
+	int found;
+
+	out->off = out->len = 0;
+	found = find_member(&c, key);
+	if (found != 1)
+		return found;
+	return take_member(&c, json, key, out);
+}
+
+/* Walk the elements of the top-level "results" array: with key, store the
+ * slice of each element's member key; without, each whole element. */
+static long walk_results(const char *json, size_t len, const char *key, struct nsync_slice *out,
+			 size_t max)
 {
 	struct cursor c = {json, json + len};
 	long n = 0;
+	int found;
 
 	if (find_member(&c, "results") != 1)
 		return -1;
@@ -169,25 +206,25 @@ long nsync__slice_results_member(const char *json, size_t len, const char *key,
 	c.p++;
 	for (;;) {
 		struct nsync_slice s = {0, 0};
-		int found;
 
 		skip_ws(&c);
 		if (c.p >= c.end)
 			return -1;
 		if (*c.p == ']')
-			return n;
-		/* One pass per element: find the member, take its slice, skip the rest. */
-		found = find_member(&c, key);
-		if (found < 0)
-			return -1;
-		if (found) {
+			break;
+		if (!key) {
 			const char *start = c.p;
 			if (!skip_value(&c))
 				return -1;
 			s.off = (size_t)(start - json);
 			s.len = (size_t)(c.p - start);
-			if (!finish_object(&c))
+		} else {
+			/* One pass per element: find the member, take its slice, skip the rest. */
+			found = find_member(&c, key);
+			if (found < 0)
 				return -1;
+			if (found && (found = take_member(&c, json, key, &s)) < 0)
+				return found;
 		}
 		if ((size_t)n < max)
 			out[n] = s;
@@ -196,4 +233,19 @@ long nsync__slice_results_member(const char *json, size_t len, const char *key,
 		if (c.p < c.end && *c.p == ',')
 			c.p++;
 	}
+	c.p++;
+	/* A second "results" would be the one json-c keeps. */
+	found = finish_object(&c, "results", 7);
+	return found == 1 ? n : found == -2 ? -2 : -1;
+}
+
+long nsync__slice_results_member(const char *json, size_t len, const char *key,
+				 struct nsync_slice *out, size_t max)
+{
+	return walk_results(json, len, key, out, max);
+}
+
+long nsync__slice_results(const char *json, size_t len, struct nsync_slice *out, size_t max)
+{
+	return walk_results(json, len, NULL, out, max);
 }

@@ -11,16 +11,16 @@
 #include "text.h"
 
 static const struct nsync_kind kinds[] = {
-	{"Characters", "notion_characters_sync", "name", {"Name", NULL},
+	{"Characters", "notion_characters_sync", "name",
 	 "description", {"Description", "Bio", "Backstory", NULL}, NULL, NULL, 0},
-	{"Worlds", "notion_worlds_sync", "name", {"World Name", NULL},
+	{"Worlds", "notion_worlds_sync", "name",
 	 "description", {"Concept/Premise", NULL}, NULL, NULL, 0},
-	{"Stories", "notion_stories_sync", "title", {"Story Title", NULL},
+	{"Stories", "notion_stories_sync", "title",
 	 "description", {"Premise", NULL}, NULL, NULL, 0},
-	{"Chat Sessions", "notion_chat_sessions_sync", "title", {"Session Title", NULL},
+	{"Chat Sessions", "notion_chat_sessions_sync", "title",
 	 "transcript", {"Raw Transcript", NULL}, "message_count", "Message Count", 0},
 	/* Any other database: its title property and, if it has one, a Description. */
-	{"Other", "notion_other_sync", "title", {"Name", NULL},
+	{"Other", "notion_other_sync", "title",
 	 "description", {"Description", NULL}, NULL, NULL, 1},
 };
 #define GENERIC_KIND (&kinds[sizeof(kinds) / sizeof(kinds[0]) - 1])
@@ -47,6 +47,11 @@ const struct nsync_kind *nsync__kind_for_title(const char *title)
 	const struct nsync_kind *kind = nsync__kind_find(title);
 
 	return kind && !kind->generic ? kind : NULL;
+}
+
+const struct nsync_kind *nsync__kind_at(size_t i)
+{
+	return i < sizeof(kinds) / sizeof(kinds[0]) && !kinds[i].generic ? &kinds[i] : NULL;
 }
 
 const struct nsync_kind *nsync__kind_generic(void)
@@ -171,23 +176,37 @@ static nsync_rc add_text_literal(struct nsync_buf *b, struct json_object *value,
 nsync_rc nsync__add_title(struct nsync_buf *b, const struct nsync_kind *kind,
 			  struct json_object *properties, long *cleaned)
 {
-	struct json_object *value = NULL;
+	/* By type, never by name: real databases have a rich_text "Name"
+	 * beside a title called "Title". Every page has exactly one. */
+	struct json_object *value = find_title_property(properties);
 
-	if (!json_object_object_get_ex(properties, kind->title_props[0], &value))
-		value = find_title_property(properties);
+	(void)kind;
 	if (!value)
 		return nsync__buf_add(b, "\"\"", 2);
 	return add_text_literal(b, value, NSYNC_TITLE_MAX_CHARS, NSYNC_TITLE_MAX_BYTES, cleaned);
 }
 
-/* True when the property value holds at least one character of text. */
+/* The property types a text column takes: text, and strings. */
+static int is_text_type(const char *t)
+{
+	static const char *const types[] = {"rich_text", "title", "url", "email", "phone_number"};
+	size_t i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(t, types[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* True when the property value is of a text type and holds at least one
+ * character of text. */
 static int has_text(struct json_object *value)
 {
 	struct json_object *inner, *s, *text;
 	const char *t = type_of(value);
 	size_t i, n;
 
-	if (!*t || !json_object_object_get_ex(value, t, &inner))
+	if (!is_text_type(t) || !json_object_object_get_ex(value, t, &inner))
 		return 0;
 	if (json_object_is_type(inner, json_type_string))
 		return json_object_get_string_len(inner) > 0;

@@ -24,10 +24,9 @@
 struct nsync_kind {
 	const char *name;               /* "Characters": matched case-insensitively */
 	const char *table;              /* "notion_characters_sync" */
-	const char *title_column;       /* "name" or "title" */
-	const char *title_props[2];     /* title property name, NULL-terminated */
+	const char *title_column;       /* "name" or "title": the property of type title */
 	const char *text_column;        /* "description"/"transcript" */
-	const char *text_props[4];      /* first non-empty wins, NULL-terminated */
+	const char *text_props[4];      /* first non-empty text-typed one wins, NULL-terminated */
 	const char *count_column;       /* "message_count", or NULL */
 	const char *count_prop;         /* "Message Count", or NULL */
 	int generic;                    /* 1 for "Other": never matched by title */
@@ -40,6 +39,10 @@ const struct nsync_kind *nsync__kind_find(const char *name);
 /* nsync__kind_for_title - the kind whose name is a database title: one of
  * the four of the design guide, never the generic one. NULL if none. */
 const struct nsync_kind *nsync__kind_for_title(const char *title);
+
+/* nsync__kind_at - the i-th of the four kinds discovery looks for (0..3),
+ * or NULL past them. Static. */
+const struct nsync_kind *nsync__kind_at(size_t i);
 
 /* nsync__kind_generic - the "Other" kind (notion_other_sync): title and
  * properties, for databases that are none of the four. */
@@ -62,15 +65,17 @@ struct nsync_mapped {
 };
 
 /* nsync__add_title - append the page's title as a JSON string literal: the
- * kind's title property, or else the property whose type is "title";
+ * plain text of the property whose type is "title", whatever its name;
  * capped at NSYNC_TITLE_MAX_CHARS characters and NSYNC_TITLE_MAX_BYTES. "" when there is none.
  * *cleaned counts text that had to be repaired. */
 nsync_rc nsync__add_title(struct nsync_buf *b, const struct nsync_kind *kind,
 			  struct json_object *properties, long *cleaned);
 
-/* nsync__add_text - append the kind's text column (first non-empty of its
- * properties, all rich-text pieces joined) as a JSON string literal, or
- * "null" when none is present. */
+/* nsync__add_text - append the kind's text column as a JSON string literal:
+ * the first of its named properties that is of a text type (rich_text,
+ * title, url, email, phone_number) and not empty, all rich-text pieces
+ * joined; "" when a named property is present but empty or of another
+ * type; "null" when none is present. */
 nsync_rc nsync__add_text(struct nsync_buf *b, const struct nsync_kind *kind,
 			 struct json_object *properties, long *cleaned);
 

@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "jsonslice.h"
 #include "mapping.h"
 #include "notion.h"
 #include "text.h"
@@ -57,14 +58,19 @@ int nsync__notion_legacy(const struct nsync_notion *n)
 	return n->legacy;
 }
 
+/* Most bytes of a database title's plain text. */
+#define TITLE_MAX (1u << 20)
+
 /* Parse a whole answer. Returns a new object (caller puts it) or NULL with
- * err set. */
+ * err set; *depth_exceeded (may be NULL) tells that nesting was the cause. */
 static struct json_object *parse(struct nsync_notion *n, const char *text, size_t len,
-				 const char *what, struct nsync_err *err)
+				 const char *what, int *depth_exceeded, struct nsync_err *err)
 {
 	struct json_object *root;
 	enum json_tokener_error jerr;
 
+	if (depth_exceeded)
+		*depth_exceeded = 0;
 	if (len > 0x7fffffff) {
 		nsync__err(err, NSYNC_ERR_PROTOCOL, "Notion's answer to %s is too large", what);
 		return NULL;
@@ -76,13 +82,98 @@ static struct json_object *parse(struct nsync_notion *n, const char *text, size_
 		/* A bare value without a terminator: feed the end. */
 		root = json_tokener_parse_ex(n->tok, "", 1);
 		jerr = json_tokener_get_error(n->tok);
+	} else if (jerr == json_tokener_success) {
+		size_t end = json_tokener_get_parse_end(n->tok);
+		/* Two objects, or an object and garbage: not one answer. */
+		if (end < len && strspn(text + end, " \t\r\n") != len - end) {
+			json_object_put(root);
+			nsync__err(err, NSYNC_ERR_PROTOCOL,
+				   "Notion's answer to %s has text after its JSON object", what);
+			return NULL;
+		}
 	}
 	if (jerr != json_tokener_success || !json_object_is_type(root, json_type_object)) {
+		if (depth_exceeded)
+			*depth_exceeded = jerr == json_tokener_error_depth;
 		nsync__err(err, NSYNC_ERR_PROTOCOL, "Notion's answer to %s is not a JSON object (%s)",
 			   what, jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "wrong type");
 		json_object_put(root);
 		return NULL;
 	}
+	return root;
+}
+
+/* A stand-in for a result that nests deeper than NOTION_JSON_DEPTH:
+ * {"object":"page","id":..., NSYNC_UNPARSED_MEMBER: why}. The walker turns
+ * it into a page error for that page alone. */
+static struct json_object *unparsed_result(const char *raw, size_t len)
+{
+	struct json_object *stand_in = json_object_new_object();
+	struct nsync_slice id;
+	char norm[37];
+
+	if (!stand_in)
+		return NULL;
+	json_object_object_add(stand_in, "object", json_object_new_string("page"));
+	/* The id is a plain string member; the nesting is further in. */
+	if (nsync__slice_member(raw, len, "id", &id) == 1 && id.len == 38 && raw[id.off] == '"') {
+		char quoted[37];
+		memcpy(quoted, raw + id.off + 1, 36);
+		quoted[36] = '\0';
+		if (nsync_normalize_id(quoted, norm, NULL) == NSYNC_OK)
+			json_object_object_add(stand_in, "id", json_object_new_string(norm));
+	}
+	json_object_object_add(stand_in, NSYNC_UNPARSED_MEMBER,
+			       json_object_new_string("the page's JSON nests deeper than "
+						      "notion-sync reads (128 levels)"));
+	return stand_in;
+}
+
+/* Parse a list answer whose results may nest too deeply: parse the
+ * envelope with an empty results list, then each result on its own. */
+static struct json_object *parse_results_apart(struct nsync_notion *n, const char *text,
+					       size_t len, const char *what, struct nsync_err *err)
+{
+	struct nsync_slice elems[NSYNC_PAGE_SIZE + 1], results;
+	struct json_object *root = NULL, *list;
+	struct nsync_buf envelope;
+	long count, i;
+	int deep;
+
+	count = nsync__slice_results(text, len, elems, NSYNC_PAGE_SIZE + 1);
+	if (count < 0 || count > NSYNC_PAGE_SIZE ||
+	    nsync__slice_member(text, len, "results", &results) != 1) {
+		nsync__err(err, NSYNC_ERR_PROTOCOL,
+			   "Notion's answer to %s nests deeper than 128 levels outside its results",
+			   what);
+		return NULL;
+	}
+	nsync__buf_init(&envelope, len + 3);
+	if (nsync__buf_add(&envelope, text, results.off) != NSYNC_OK ||
+	    nsync__buf_adds(&envelope, "[]") != NSYNC_OK ||
+	    nsync__buf_add(&envelope, text + results.off + results.len,
+			   len - results.off - results.len) != NSYNC_OK) {
+		nsync__buf_free(&envelope);
+		nsync__err(err, NSYNC_ERR_NOMEM, "out of memory reading Notion's answer");
+		return NULL;
+	}
+	root = parse(n, envelope.data, envelope.len, what, NULL, err);
+	nsync__buf_free(&envelope);
+	if (!root)
+		return NULL;
+	list = json_object_new_array();
+	json_object_object_add(root, "results", list);
+	for (i = 0; i < count; i++) {
+		struct json_object *elem = parse(n, text + elems[i].off, elems[i].len, what, &deep, err);
+		if (!elem && deep)
+			elem = unparsed_result(text + elems[i].off, elems[i].len);
+		if (!elem) {
+			json_object_put(root);
+			return NULL;
+		}
+		json_object_array_add(list, elem);
+	}
+	nsync__err_clear(err);
 	return root;
 }
 
@@ -93,6 +184,102 @@ void nsync__database_info_clear(struct nsync_database_info *info)
 	memset(info, 0, sizeof(*info));
 }
 
+static nsync_rc multi_source_error(const struct nsync_notion *n, const char *database_id,
+				   size_t count, struct nsync_err *err)
+{
+	char how_many[32] = "";
+
+	if (count)
+		snprintf(how_many, sizeof(how_many), " (%zu)", count);
+	nsync__err(err, NSYNC_ERR_NOTION,
+		   "database %s has multiple data sources%s, which Notion-Version %s cannot read; "
+		   "set NOTION_VERSION to 2025-09-03 or later",
+		   database_id, how_many, n->cfg->notion_version);
+	return NSYNC_ERR_NOTION;
+}
+
+static nsync_rc no_sources_error(const char *database_id, struct nsync_err *err)
+{
+	return nsync__err(err, NSYNC_ERR_NO_DATA_SOURCES,
+			  "database %s lists no data source the integration can read (a linked "
+			  "database, or its data sources are no longer shared with the "
+			  "integration); nothing was synced or deleted",
+			  database_id);
+}
+
+/* The data_sources list of a database answer, or NULL. */
+static struct json_object *sources_of(struct json_object *root)
+{
+	struct json_object *sources;
+
+	if (!json_object_object_get_ex(root, "data_sources", &sources) ||
+	    !json_object_is_type(sources, json_type_array))
+		return NULL;
+	return sources;
+}
+
+/* 2022-06-28 answered 400 validation_error to GET /v1/databases/{id}. The
+ * code alone does not tell why: a database with several data sources, or
+ * one with none the integration can read (a linked database) both answer
+ * so. Notion's additional_data.error_type tells the first; otherwise the
+ * database object under 2025-09-03 tells (one more request). When neither
+ * tells, err keeps Notion's own message, with no advice of ours. */
+static nsync_rc classify_legacy_refusal(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+					const char *database_id, const char *path,
+					struct nsync_err *err)
+{
+	struct json_object *root, *sources;
+	struct nsync_err probe;
+	const char *text;
+	size_t len, count;
+	nsync_rc rc;
+
+	if (strcmp(err->notion_error_type, "multiple_data_sources_for_database") == 0)
+		return multi_source_error(n, database_id, 0, err);
+	memset(&probe, 0, sizeof(probe));
+	rc = nsync__http_call(n->http, path, NULL, "2025-09-03", ctx->token, ctx->pacer,
+			      ctx->stats, &text, &len, &probe);
+	if (rc != NSYNC_OK)
+		return err->code;
+	root = parse(n, text, len, "retrieve database", NULL, &probe);
+	sources = root ? sources_of(root) : NULL;
+	count = sources ? json_object_array_length(sources) : 1;
+	json_object_put(root);
+	if (count == 0)
+		return no_sources_error(database_id, err);
+	if (count > 1)
+		return multi_source_error(n, database_id, count, err);
+	return err->code;
+}
+
+/* The plain text of a rich-text array, cleaned to valid UTF-8, capped at
+ * TITLE_MAX bytes. *out is new (free()). */
+static nsync_rc title_text(struct json_object *title, const char *database_id, char **out,
+			   struct nsync_err *err)
+{
+	struct nsync_buf plain, clean;
+	nsync_rc rc;
+
+	*out = NULL;
+	nsync__buf_init(&plain, TITLE_MAX);
+	nsync__buf_init(&clean, TITLE_MAX * 2);
+	rc = nsync__rich_text_plain(&plain, title);
+	if (rc == NSYNC_OK)
+		rc = nsync__utf8_clean(&clean, plain.data ? plain.data : "", plain.len, NULL);
+	if (rc == NSYNC_OK && !(*out = nsync__buf_take(&clean)))
+		rc = NSYNC_ERR_NOMEM;
+	if (rc != NSYNC_OK)
+		rc = plain.over_limit
+			     ? nsync__err(err, NSYNC_ERR_PROTOCOL,
+					  "the title of database %s is longer than %u KiB of text, "
+					  "which is no Notion title",
+					  database_id, TITLE_MAX >> 10)
+			     : nsync__err(err, NSYNC_ERR_NOMEM, "out of memory reading a database title");
+	nsync__buf_free(&plain);
+	nsync__buf_free(&clean);
+	return rc;
+}
+
 nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
 				    const char *database_id, struct nsync_database_info *info,
 				    struct nsync_err *err)
@@ -100,36 +287,27 @@ nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_n
 	char path[96];
 	const char *text;
 	size_t len, i, count;
-	struct json_object *root = NULL, *title, *sources;
-	struct nsync_buf plain;
+	struct json_object *root = NULL, *title = NULL, *sources;
 	nsync_rc rc;
 
 	memset(info, 0, sizeof(*info));
 	snprintf(info->id, sizeof(info->id), "%s", database_id);
 	snprintf(path, sizeof(path), "/v1/databases/%s", database_id);
-	rc = nsync__http_call(n->http, path, NULL, ctx->token, ctx->pacer, ctx->stats, &text,
+	rc = nsync__http_call(n->http, path, NULL, NULL, ctx->token, ctx->pacer, ctx->stats, &text,
 			      &len, err);
-	/* 2022-06-28 cannot read a database with several data sources: say
-	 * which database, and what to change. */
 	if (rc == NSYNC_ERR_NOTION && n->legacy && err && err->notion_status == 400 &&
-	    strcmp(err->notion_code, "validation_error") == 0 && strstr(err->msg, "data source"))
-		return nsync__err_prefix(err, "database %s has several data sources, which "
-					 "Notion-Version %s cannot read; set NOTION_VERSION to "
-					 "2025-09-03 or later", database_id, n->cfg->notion_version);
+	    strcmp(err->notion_code, "validation_error") == 0)
+		return classify_legacy_refusal(n, ctx, database_id, path, err);
 	if (rc != NSYNC_OK)
 		return rc;
-	root = parse(n, text, len, "retrieve database", err);
+	root = parse(n, text, len, "retrieve database", NULL, err);
 	if (!root)
 		return NSYNC_ERR_PROTOCOL;
 
-	nsync__buf_init(&plain, 1 << 20);
-	if (json_object_object_get_ex(root, "title", &title))
-		rc = nsync__rich_text_plain(&plain, title);
-	info->title = nsync__buf_take(&plain);
-	if (rc != NSYNC_OK || !info->title) {
-		rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory reading a database title");
+	json_object_object_get_ex(root, "title", &title);
+	rc = title_text(title, database_id, &info->title, err);
+	if (rc != NSYNC_OK)
 		goto out;
-	}
 
 	if (n->legacy) {
 		info->sources = calloc(1, sizeof(*info->sources));
@@ -141,15 +319,18 @@ nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_n
 		info->n_sources = 1;
 		goto out;
 	}
-	if (!json_object_object_get_ex(root, "data_sources", &sources) ||
-	    !json_object_is_type(sources, json_type_array)) {
+	if (!(sources = sources_of(root))) {
 		rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
 				"database %s has no data_sources list (is NOTION_VERSION %s right?)",
 				database_id, n->cfg->notion_version);
 		goto out;
 	}
 	count = json_object_array_length(sources);
-	info->sources = calloc(count ? count : 1, sizeof(*info->sources));
+	if (count == 0) {
+		rc = no_sources_error(database_id, err);
+		goto out;
+	}
+	info->sources = calloc(count, sizeof(*info->sources));
 	if (!info->sources) {
 		rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 		goto out;
@@ -157,6 +338,7 @@ nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_n
 	for (i = 0; i < count; i++) {
 		struct json_object *id;
 		if (!json_object_object_get_ex(json_object_array_get_idx(sources, i), "id", &id) ||
+		    !json_object_is_type(id, json_type_string) ||
 		    nsync_normalize_id(json_object_get_string(id), info->sources[info->n_sources],
 				       NULL) != NSYNC_OK) {
 			rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
@@ -176,25 +358,40 @@ void nsync__query_page_clear(struct nsync_query_page *page)
 	memset(page, 0, sizeof(*page));
 }
 
-/* Read the list envelope shared by query and search answers. */
+/* Read the list envelope shared by query, property-item and search answers. */
 static nsync_rc read_list(struct nsync_query_page *page, const char *what, struct nsync_err *err)
 {
 	struct json_object *v;
+	size_t count;
 
-	if (!json_object_object_get_ex(page->root, "results", &page->results) ||
-	    !json_object_is_type(page->results, json_type_array))
-		return nsync__err(err, NSYNC_ERR_PROTOCOL, "Notion's answer to %s has no results list",
+	if (!json_object_object_get_ex(page->root, "results", &page->results))
+		return nsync__err(err, NSYNC_ERR_PROTOCOL,
+				  "Notion's answer to %s has no \"results\" member", what);
+	if (!json_object_is_type(page->results, json_type_array))
+		return nsync__err(err, NSYNC_ERR_PROTOCOL,
+				  "Notion's answer to %s has a \"results\" member that is not a list",
 				  what);
-	if (json_object_object_get_ex(page->root, "has_more", &v))
+	count = json_object_array_length(page->results);
+	if (count > NSYNC_PAGE_SIZE)
+		return nsync__err(err, NSYNC_ERR_PROTOCOL,
+				  "Notion's answer to %s has %zu results, more than the %d asked for",
+				  what, count, NSYNC_PAGE_SIZE);
+	if (json_object_object_get_ex(page->root, "has_more", &v) && v) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return nsync__err(err, NSYNC_ERR_PROTOCOL,
+					  "Notion's answer to %s has a \"has_more\" that is neither "
+					  "true nor false",
+					  what);
 		page->has_more = json_object_get_boolean(v);
+	}
 	if (json_object_object_get_ex(page->root, "next_cursor", &v) &&
 	    json_object_is_type(v, json_type_string))
 		page->next_cursor = json_object_get_string(v);
-	if (page->has_more && !page->next_cursor)
+	if (page->has_more && (!page->next_cursor || !*page->next_cursor))
 		return nsync__err(err, NSYNC_ERR_PROTOCOL,
 				  "Notion's answer to %s has more results but no next_cursor", what);
 	if (json_object_object_get_ex(page->root, "request_status", &v) &&
-	    json_object_object_get_ex(v, "type", &v) &&
+	    json_object_object_get_ex(v, "type", &v) && json_object_is_type(v, json_type_string) &&
 	    strcmp(json_object_get_string(v), "incomplete") == 0)
 		page->incomplete = 1;
 	return NSYNC_OK;
@@ -207,6 +404,7 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 {
 	char path[112];
 	struct nsync_buf body;
+	int deep;
 	nsync_rc rc;
 
 	memset(page, 0, sizeof(*page));
@@ -229,14 +427,17 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 		nsync__buf_free(&body);
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a query");
 	}
-	rc = nsync__http_call(n->http, path, body.data, ctx->token, ctx->pacer, ctx->stats,
+	rc = nsync__http_call(n->http, path, body.data, NULL, ctx->token, ctx->pacer, ctx->stats,
 			      &page->raw, &page->raw_len, err);
 	nsync__buf_free(&body);
 	if (rc != NSYNC_OK)
 		return rc;
-	page->root = parse(n, page->raw, page->raw_len, "query", err);
+	page->root = parse(n, page->raw, page->raw_len, "query", &deep, err);
+	/* One page nesting too deeply must not hide the others. */
+	if (!page->root && deep)
+		page->root = parse_results_apart(n, page->raw, page->raw_len, "query", err);
 	if (!page->root)
-		return NSYNC_ERR_PROTOCOL;
+		return err && err->code ? err->code : NSYNC_ERR_PROTOCOL;
 	return read_list(page, "query", err);
 }
 
@@ -282,12 +483,12 @@ nsync_rc nsync__notion_property_items(struct nsync_notion *n, const struct nsync
 		nsync__buf_free(&path);
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a request");
 	}
-	rc = nsync__http_call(n->http, path.data, NULL, ctx->token, ctx->pacer, ctx->stats,
+	rc = nsync__http_call(n->http, path.data, NULL, NULL, ctx->token, ctx->pacer, ctx->stats,
 			      &page->raw, &page->raw_len, err);
 	nsync__buf_free(&path);
 	if (rc != NSYNC_OK)
 		return rc;
-	page->root = parse(n, page->raw, page->raw_len, "retrieve a page property", err);
+	page->root = parse(n, page->raw, page->raw_len, "retrieve a page property", NULL, err);
 	if (!page->root)
 		return NSYNC_ERR_PROTOCOL;
 	return read_list(page, "retrieve a page property", err);
@@ -328,11 +529,11 @@ nsync_rc nsync__notion_search(struct nsync_notion *n, const struct nsync_notion_
 			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a search");
 			break;
 		}
-		rc = nsync__http_call(n->http, "/v1/search", body.data, ctx->token, ctx->pacer,
+		rc = nsync__http_call(n->http, "/v1/search", body.data, NULL, ctx->token, ctx->pacer,
 				      ctx->stats, &page.raw, &page.raw_len, err);
 		if (rc != NSYNC_OK)
 			break;
-		page.root = parse(n, page.raw, page.raw_len, "search", err);
+		page.root = parse(n, page.raw, page.raw_len, "search", NULL, err);
 		if (!page.root) {
 			rc = NSYNC_ERR_PROTOCOL;
 			break;

@@ -15,6 +15,13 @@
 
 struct nsync_notion;
 
+/* Most results Notion returns per list answer (page_size 100). */
+#define NSYNC_PAGE_SIZE 100
+
+/* Member of a query result that stands in for a page nesting deeper than
+ * the parser reads; its value says why. Such a result has no properties. */
+#define NSYNC_UNPARSED_MEMBER "nsync_unparsed"
+
 /* Who a call is made for: the user's token, its pacer, the run's stats.
  * All borrowed. */
 struct nsync_notion_ctx {
@@ -39,8 +46,12 @@ struct nsync_database_info {
 };
 
 /* nsync__notion_get_database - GET /v1/databases/{id}. Fills info (clear it
- * with nsync__database_info_clear even on failure). NSYNC_ERR_NOT_FOUND
- * when the database does not exist or is not shared with the token. */
+ * with nsync__database_info_clear even on failure); the title is cleaned to
+ * valid UTF-8. NSYNC_ERR_NOT_FOUND when the database does not exist or is
+ * not shared with the token; NSYNC_ERR_NO_DATA_SOURCES when it lists none
+ * the token can read; NSYNC_ERR_PROTOCOL for a title over 1 MiB. Under
+ * 2022-06-28 a refusal (400 validation_error) is classified by Notion's
+ * error_type or by the database object under 2025-09-03 (one more request). */
 nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
 				    const char *database_id, struct nsync_database_info *info,
 				    struct nsync_err *err);
@@ -62,7 +73,9 @@ struct nsync_query_page {
  * for the first page). filter_json, if not NULL, is a JSON object text
  * placed as "filter"; sorts_json likewise as "sorts". Fills page (clear it
  * with nsync__query_page_clear). NSYNC_ERR_PROTOCOL if the answer is not a
- * list of results. */
+ * list of at most 100 results with a boolean has_more. A result nesting
+ * deeper than 128 levels is replaced by a stand-in holding only its id and
+ * NSYNC_UNPARSED_MEMBER; the other results are parsed as usual. */
 nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
 			     const char *source_id, const char *cursor, const char *filter_json,
 			     const char *sorts_json, struct nsync_query_page *page,

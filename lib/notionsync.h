@@ -40,6 +40,7 @@ typedef enum nsync_rc {
 	NSYNC_ERR_IO = 10,         /* a local file could not be read */
 	NSYNC_ERR_INTERNAL = 11,   /* a bug: an invariant did not hold */
 	NSYNC_ERR_DUPLICATE = 12,  /* discovery found two databases of one kind title */
+	NSYNC_ERR_NO_DATA_SOURCES = 13, /* the database lists no data source the token can read */
 	NSYNC_ERR__COUNT
 } nsync_rc;
 
@@ -50,6 +51,7 @@ struct nsync_err {
 	nsync_rc code;
 	int notion_status;       /* HTTP status Notion answered, 0 if none */
 	char notion_code[48];    /* Notion's error code ("validation_error"), or "" */
+	char notion_error_type[64]; /* Notion's additional_data.error_type, or "" */
 	char sqlstate[6];        /* PostgreSQL SQLSTATE when code is NSYNC_ERR_DB, or "" */
 	long run_id;             /* with NSYNC_ERR_BUSY: the run holding the lock */
 	char msg[NSYNC_ERR_MSG_MAX];
@@ -146,6 +148,8 @@ struct nsync_stats {
 	double pacing_seconds;     /* waited to keep under the per-token rate */
 	long deleted;              /* rows removed after a complete full walk */
 	long property_requests;    /* property-item fetches for truncated values */
+	long orphaned;             /* rows kept: their data source is no longer listed */
+	long connections;          /* new connections libcurl opened (resends included) */
 };
 
 struct nsync_service;
@@ -207,6 +211,17 @@ nsync_rc nsync_service_reap(struct nsync_service *svc, long *reaped, struct nsyn
  * and statistics of one run. NSYNC_ERR_NOT_FOUND for an unknown id. */
 nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char **response_json,
 				  struct nsync_err *err);
+
+/* nsync_service_prune_orphans - remove the rows full walks keep as
+ * orphaned: rows of the user's registered database whose data source the
+ * database, read from Notion now, no longer lists. Holds the database's
+ * lock meanwhile. *response_json is {"success":true,"deleted":N,
+ * "data_sources":[...],...}. NSYNC_ERR_NO_DATA_SOURCES (nothing deleted)
+ * when Notion lists none; NSYNC_ERR_CONFIG under 2022-06-28; NOT_FOUND,
+ * BUSY, NOTION*, DB as for a sync. */
+nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user_id,
+				     const char *database_id, char **response_json,
+				     struct nsync_err *err);
 
 /* A pool of worker threads, each with its own service (one PostgreSQL
  * connection, one HTTP client), draining the queue of runs. */

@@ -10,7 +10,6 @@
 
 /* Same key as store.c's (user, database) lock. */
 #define DB_LOCK_KEY(u, d) "hashtextextended('notion-sync:' || " u " || ':' || " d ", 0)"
-#define USER_LOCK_KEY "hashtextextended('notion-sync:user:' || $1, 0)"
 
 nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char *database_id,
 			  const char *name, const char *trigger, int full, long *run_id,
@@ -38,9 +37,15 @@ nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char
 	return NSYNC_OK;
 }
 
+static void user_lock_key(const char *user_id, char key[100], char label[100])
+{
+	snprintf(key, 100, "notion-sync:user:%s", user_id);
+	snprintf(label, 100, "user=%s (worker)", user_id);
+}
+
 nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct nsync_err *err)
 {
-	PGresult *res, *lock;
+	PGresult *res;
 	int i;
 
 	user_id[0] = '\0';
@@ -52,16 +57,16 @@ nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct
 	if (!res)
 		return NSYNC_ERR_DB;
 	for (i = 0; i < PQntuples(res) && !user_id[0]; i++) {
-		const char *params[] = {PQgetvalue(res, i, 0)};
-		lock = nsync__store_exec(s, "claiming a user", "select pg_try_advisory_lock(" USER_LOCK_KEY ")",
-					 1, params, err);
-		if (!lock) {
+		char key[100], label[100];
+		int got;
+
+		user_lock_key(PQgetvalue(res, i, 0), key, label);
+		if (nsync__store_try_lock(s, key, label, &got, err) != NSYNC_OK) {
 			PQclear(res);
 			return NSYNC_ERR_DB;
 		}
-		if (PQgetvalue(lock, 0, 0)[0] == 't')
-			snprintf(user_id, 37, "%s", params[0]);
-		PQclear(lock);
+		if (got)
+			snprintf(user_id, 37, "%s", PQgetvalue(res, i, 0));
 	}
 	PQclear(res);
 	return NSYNC_OK;
@@ -69,14 +74,10 @@ nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct
 
 void nsync__queue_release_user(struct nsync_store *s, const char *user_id)
 {
-	const char *params[] = {user_id};
-	PGresult *res;
+	char key[100], label[100];
 
-	if (!nsync__store_connection_ok(s))
-		return; /* a lost session lost its locks too */
-	res = PQexecParams(s->conn, "select pg_advisory_unlock(" USER_LOCK_KEY ")", 1, NULL, params,
-			   NULL, NULL, 0);
-	PQclear(res);
+	user_lock_key(user_id, key, label);
+	nsync__store_unlock_key(s, key);
 }
 
 nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct nsync_queued_run *run,
@@ -122,19 +123,6 @@ nsync_rc nsync__queue_start(struct nsync_store *s, long run_id, const char *work
 		return NSYNC_ERR_DB;
 	PQclear(res);
 	return NSYNC_OK;
-}
-
-void nsync__queue_heartbeat(struct nsync_store *s, long run_id)
-{
-	char id[24];
-	const char *params[] = {id};
-	PGresult *res;
-
-	snprintf(id, sizeof(id), "%ld", run_id);
-	res = nsync__store_exec(s, "heartbeat",
-				"update notion_sync_runs set heartbeat_at = now() where id = $1::bigint",
-				1, params, NULL);
-	PQclear(res);
 }
 
 nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reaped,

@@ -48,10 +48,6 @@ nsync_rc nsync__queue_start(struct nsync_store *s, long run_id, const char *work
 nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct nsync_queued_run *run,
 			   int *found, struct nsync_err *err);
 
-/* nsync__queue_heartbeat - note that run_id's worker is alive. Failures
- * are ignored: a missed heartbeat only makes the run look older. */
-void nsync__queue_heartbeat(struct nsync_store *s, long run_id);
-
 /* nsync__queue_reap - fail the running runs whose lock no session holds
  * (the (user, database) lock; the user lock for discovery runs) and whose last heartbeat is older than stale_after
  * seconds. *reaped receives the count. */

@@ -11,6 +11,7 @@
 
 #include <json-c/json.h>
 
+#include "buf.h"
 #include "error.h"
 #include "http.h"
 #include "mapping.h"
@@ -18,6 +19,7 @@
 #include "queue.h"
 #include "store.h"
 #include "sync.h"
+#include "syncstate.h"
 
 struct nsync_service {
 	struct nsync_config cfg;        /* deep copy of the caller's */
@@ -168,6 +170,8 @@ static void add_stats(struct nsync_stats *to, const struct nsync_stats *from)
 	to->pacing_seconds += from->pacing_seconds;
 	to->deleted += from->deleted;
 	to->property_requests += from->property_requests;
+	to->orphaned += from->orphaned;
+	to->connections += from->connections;
 }
 
 /* The outcome of one database sync, for the log and the JSON answer. */
@@ -191,16 +195,51 @@ static void log_outcome(struct nsync_service *svc, const char *user_id, const ch
 		return;
 	snprintf(line, sizeof(line),
 		 "sync run=%ld user=%s database=%s name=\"%s\" mode=%s status=%s pages=%ld "
-		 "inserted=%ld updated=%ld unchanged=%ld deleted=%ld page_errors=%ld requests=%ld "
-		 "property_requests=%ld retries=%ld waited=%.1fs duration_ms=%.0f%s%s",
+		 "inserted=%ld updated=%ld unchanged=%ld deleted=%ld orphaned=%ld page_errors=%ld "
+		 "requests=%ld property_requests=%ld retries=%ld connections=%ld waited=%.1fs "
+		 "duration_ms=%.0f%s%s",
 		 o->run_id, user_id, database_id, o->name ? o->name : "", o->mode ? o->mode : "-",
 		 o->rc == NSYNC_ERR_BUSY ? "busy" : o->rc ? "error" : "success",
 		 o->stats.pages_seen, o->stats.inserted, o->stats.updated, o->stats.unchanged,
-		 o->stats.deleted, o->stats.page_errors, o->stats.notion_requests,
-		 o->stats.property_requests, o->stats.retries,
+		 o->stats.deleted, o->stats.orphaned, o->stats.page_errors, o->stats.notion_requests,
+		 o->stats.property_requests, o->stats.retries, o->stats.connections,
 		 o->stats.wait_seconds, o->seconds * 1000, o->rc ? " error=" : "",
 		 o->rc ? o->err.msg : "");
 	svc->cfg.log(svc->cfg.log_data, line);
+}
+
+/* What a walk's heartbeat needs (see nsync_sync_job.heartbeat). */
+struct beat_target {
+	struct nsync_store *store;
+	long run_id;
+};
+
+static nsync_rc heartbeat(void *data, struct nsync_err *err)
+{
+	struct beat_target *t = data;
+
+	return nsync__store_heartbeat(t->store, t->run_id, err);
+}
+
+/* The warning of a successful run: page errors, and rows kept because
+ * their data source is no longer listed. "" when there is none. */
+static void run_warning(const struct outcome *o, const char *user_id, const char *database_id,
+			const char *first_page_error, char *out, size_t size)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	if (o->stats.page_errors)
+		used = (size_t)snprintf(out, size, "%ld page error%s; first: %s", o->stats.page_errors,
+					o->stats.page_errors == 1 ? "" : "s", first_page_error);
+	if (o->stats.orphaned && used < size)
+		snprintf(out + used, size - used,
+			 "%s%ld orphaned row%s kept: %s no longer listed by database %s (the "
+			 "integration may have lost access to them); `notion-sync prune-orphans "
+			 "--user %s --database %s` removes them",
+			 used ? "; " : "", o->stats.orphaned, o->stats.orphaned == 1 ? "" : "s",
+			 o->stats.orphaned == 1 ? "its data source is" : "their data sources are",
+			 database_id, user_id, database_id);
 }
 
 /* Sync one database of one user: lock, record the run, resolve its kind
@@ -212,6 +251,7 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 {
 	struct nsync_database_info info;
 	struct nsync_sync_job job;
+	struct beat_target beat;
 	const struct nsync_kind *kind = NULL;
 	char *token = NULL;
 	double start = nsync__monotonic();
@@ -240,6 +280,10 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 		o->run_id = 0;
 		goto out;
 	}
+	/* From here on a reconnect must find this row still running. */
+	svc->store.guard_run_id = o->run_id;
+	beat.store = &svc->store;
+	beat.run_id = o->run_id;
 
 	memset(&job, 0, sizeof(job));
 	job.nctx.token = token;
@@ -267,23 +311,29 @@ static void sync_one(struct nsync_service *svc, const char *user_id, const char 
 		job.database_id = database_id;
 		job.info = &info;
 		job.full_requested = full;
-		job.run_id = o->run_id;
-		job.last_heartbeat = nsync__monotonic();
+		job.heartbeat = heartbeat;
+		job.heartbeat_data = &beat;
 		o->rc = nsync__sync_walk(&job, &o->err);
 		o->mode = job.mode;
-		if (o->rc == NSYNC_OK && o->stats.page_errors)
-			snprintf(o->err.msg, sizeof(o->err.msg), "%ld page error%s; first: %s",
-				 o->stats.page_errors, o->stats.page_errors == 1 ? "" : "s",
-				 job.first_page_error);
+		if (o->rc == NSYNC_OK)
+			run_warning(o, user_id, database_id, job.first_page_error, o->err.msg,
+				    sizeof(o->err.msg));
 	}
-	{
+	if (svc->store.locks_lost) {
+		/* Another sync may own this database now: close our row only if
+		 * nobody has, and write nothing else. */
+		if (o->rc == NSYNC_OK)
+			o->rc = nsync__err(&o->err, NSYNC_ERR_DB, "the lock of this sync was lost");
+		nsync__store_run_abandon(&svc->store, o->run_id,
+					 "the connection to PostgreSQL was lost during the sync and its "
+					 "lock could not be re-taken; this run stopped without writing more");
+	} else {
 		struct nsync_err finish_err;
 		memset(&finish_err, 0, sizeof(finish_err));
 		/* Record even a failed run; a lost connection is reported by rc already. */
 		if (nsync__store_run_finish(&svc->store, o->run_id, &o->stats,
 					    o->rc == NSYNC_OK ? "success" : "error", o->mode, o->name,
-					    o->rc != NSYNC_OK || o->stats.page_errors ? o->err.msg : NULL,
-					    &finish_err) != NSYNC_OK &&
+					    o->err.msg[0] ? o->err.msg : NULL, &finish_err) != NSYNC_OK &&
 		    o->rc == NSYNC_OK) {
 			o->rc = finish_err.code;
 			o->err = finish_err;
@@ -333,6 +383,7 @@ static void put_counts(struct json_object *obj, const struct outcome *o)
 	json_object_object_add(obj, "updated", json_object_new_int64(o->stats.updated));
 	json_object_object_add(obj, "unchanged", json_object_new_int64(o->stats.unchanged));
 	json_object_object_add(obj, "deleted", json_object_new_int64(o->stats.deleted));
+	json_object_object_add(obj, "orphaned", json_object_new_int64(o->stats.orphaned));
 	json_object_object_add(obj, "pages_seen", json_object_new_int64(o->stats.pages_seen));
 	json_object_object_add(obj, "page_errors", json_object_new_int64(o->stats.page_errors));
 	json_object_object_add(obj, "notion_requests", json_object_new_int64(o->stats.notion_requests));
@@ -341,6 +392,7 @@ static void put_counts(struct json_object *obj, const struct outcome *o)
 	json_object_object_add(obj, "mode", o->mode ? json_object_new_string(o->mode) : NULL);
 	json_object_object_add(obj, "table", o->table ? json_object_new_string(o->table) : NULL);
 	json_object_object_add(obj, "retries", json_object_new_int64(o->stats.retries));
+	json_object_object_add(obj, "connections", json_object_new_int64(o->stats.connections));
 	json_object_object_add(obj, "duration_ms", json_object_new_int64((int64_t)(o->seconds * 1000)));
 }
 
@@ -387,6 +439,8 @@ static struct json_object *result_entry(const char *user_id, const char *databas
 	put_counts(r, o);
 	if (o->rc != NSYNC_OK)
 		json_object_object_add(r, "error", error_object(&o->err));
+	else if (o->err.msg[0])
+		json_object_object_add(r, "warning", json_object_new_string(o->err.msg));
 	return r;
 }
 
@@ -395,78 +449,137 @@ static struct json_object *result_entry(const char *user_id, const char *databas
 
 /* Most distinct databases remembered per kind title (more are counted). */
 #define MAX_CANDIDATES 8
+/* Most databases one kind's search may name before discovery stops
+ * reading them: each costs a request. */
+#define MAX_LOOKUPS 50
 
-/* The databases search found under one kind title. */
+/* The databases whose title is one kind's, as discovery found them. */
 struct candidates {
 	const struct nsync_kind *kind;
-	size_t n;                           /* distinct database ids seen */
+	size_t n;                           /* distinct databases with that title */
 	char ids[MAX_CANDIDATES][37];
+	size_t n_empty;                     /* of those, listing no readable data source */
+	char empty[MAX_CANDIDATES][37];
 };
 
 struct discovery {
-	struct candidates kinds[8];
+	struct candidates kinds[4];
 	size_t n_kinds;
 };
 
-/* Remember a search result whose title is one of the four kinds. */
-static nsync_rc discovered(void *data, struct json_object *result, struct nsync_err *err)
-{
-	struct discovery *d = data;
-	struct json_object *title = NULL, *parent, *v;
+/* The database ids one search named, without repeats. */
+struct search_hits {
 	const struct nsync_kind *kind;
-	struct candidates *c;
-	struct nsync_buf plain;
+	int legacy;
+	size_t n;
+	char ids[MAX_LOOKUPS][37];
+};
+
+/* One search result: a data source (its database is parent.database_id;
+ * its own name does not matter), or under 2022-06-28 a database, whose
+ * title can be compared at once. */
+static nsync_rc search_hit(void *data, struct json_object *result, struct nsync_err *err)
+{
+	struct search_hits *h = data;
+	struct json_object *parent, *v;
 	const char *db = NULL;
 	char id[37];
 	size_t i;
 
-	json_object_object_get_ex(result, "title", &title);
-	nsync__buf_init(&plain, 1 << 16);
-	if (nsync__rich_text_plain(&plain, title) != NSYNC_OK) {
+	if (h->legacy) {
+		struct json_object *title = NULL;
+		struct nsync_buf plain;
+		int match;
+
+		json_object_object_get_ex(result, "title", &title);
+		nsync__buf_init(&plain, 1 << 16);
+		if (nsync__rich_text_plain(&plain, title) != NSYNC_OK && !plain.over_limit) {
+			nsync__buf_free(&plain);
+			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+		}
+		match = nsync__kind_for_title(plain.data ? plain.data : "") == h->kind;
 		nsync__buf_free(&plain);
-		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+		if (!match)
+			return NSYNC_OK;
+		if (json_object_object_get_ex(result, "id", &v) && json_object_is_type(v, json_type_string))
+			db = json_object_get_string(v);
+	} else if (json_object_object_get_ex(result, "parent", &parent) &&
+		   json_object_object_get_ex(parent, "database_id", &v) &&
+		   json_object_is_type(v, json_type_string)) {
+		db = json_object_get_string(v);
 	}
-	kind = nsync__kind_for_title(plain.data ? plain.data : "");
-	nsync__buf_free(&plain);
-	if (!kind)
-		return NSYNC_OK;
-	/* A data source names its database in parent; a legacy result is the
-	 * database. Two data sources of one database are one candidate. */
-	if (json_object_object_get_ex(result, "parent", &parent) &&
-	    json_object_object_get_ex(parent, "database_id", &v))
-		db = json_object_get_string(v);
-	else if (json_object_object_get_ex(result, "id", &v))
-		db = json_object_get_string(v);
 	if (!db || nsync_normalize_id(db, id, NULL) != NSYNC_OK)
 		return NSYNC_OK;
-	for (i = 0; i < d->n_kinds && d->kinds[i].kind != kind; i++)
+	for (i = 0; i < h->n && strcmp(h->ids[i], id) != 0; i++)
 		;
-	if (i == d->n_kinds) {
-		if (i == sizeof(d->kinds) / sizeof(d->kinds[0]))
-			return NSYNC_OK;
-		d->kinds[d->n_kinds++].kind = kind;
-	}
-	c = &d->kinds[i];
-	for (i = 0; i < c->n && i < MAX_CANDIDATES && strcmp(c->ids[i], id) != 0; i++)
-		;
-	if (i < c->n && i < MAX_CANDIDATES)
-		return NSYNC_OK;
-	if (c->n < MAX_CANDIDATES)
-		memcpy(c->ids[c->n], id, sizeof(id));
-	c->n++;
+	if (i == h->n && h->n < MAX_LOOKUPS)
+		memcpy(h->ids[h->n++], id, sizeof(id));
 	return NSYNC_OK;
 }
 
-/* Find a user's databases with Notion search and register each kind whose
- * title names exactly one database. Kinds with several databases are left
- * in d (n > 1) for the caller to report: syncing both into one table would
- * merge two unrelated databases, picking one would be a guess. */
+static void remember(char (*list)[37], size_t *n, const char *id)
+{
+	if (*n < MAX_CANDIDATES)
+		memcpy(list[*n], id, 37);
+	(*n)++;
+}
+
+/* Find the databases titled kind->name: search (which matches database
+ * titles), then read each database named, since under 2025-09-03 results
+ * are data sources whose names may differ from their database's title. */
+static nsync_rc find_kind(struct nsync_service *svc, const struct nsync_notion_ctx *ctx,
+			  const struct nsync_kind *kind, struct candidates *c, struct nsync_err *err)
+{
+	struct search_hits *hits = calloc(1, sizeof(*hits));
+	size_t i;
+	nsync_rc rc;
+
+	if (!hits)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	memset(c, 0, sizeof(*c));
+	c->kind = kind;
+	hits->kind = kind;
+	hits->legacy = nsync__notion_legacy(svc->notion);
+	rc = nsync__notion_search(svc->notion, ctx, kind->name, search_hit, hits, err);
+	for (i = 0; rc == NSYNC_OK && i < hits->n; i++) {
+		struct nsync_database_info info;
+		struct nsync_err db_err;
+		nsync_rc db_rc;
+
+		memset(&db_err, 0, sizeof(db_err));
+		db_rc = nsync__notion_get_database(svc->notion, ctx, hits->ids[i], &info, &db_err);
+		if (db_rc == NSYNC_ERR_NOMEM || db_rc == NSYNC_ERR_NOTION_AUTH) {
+			if (err)
+				*err = db_err;
+			rc = db_rc;
+		} else if (info.title && nsync__kind_for_title(info.title) != kind) {
+			/* Another title that merely contains the kind's name. */
+		} else if (db_rc == NSYNC_ERR_NO_DATA_SOURCES) {
+			remember(c->empty, &c->n_empty, hits->ids[i]);
+		} else if (db_rc == NSYNC_OK || (hits->legacy && db_rc == NSYNC_ERR_NOTION)) {
+			/* A 2022-06-28 refusal of a multi-source database is said
+			 * by its sync, with the advice. */
+			remember(c->ids, &c->n, hits->ids[i]);
+		}
+		nsync__database_info_clear(&info);
+	}
+	free(hits);
+	return rc;
+}
+
+/* Find a user's databases and register each kind whose title names exactly
+ * one database with readable data sources. Kinds with several databases
+ * are left in d (n > 1) for the caller to report: syncing both into one
+ * table would merge two unrelated databases, picking one would be a guess.
+ * Databases listing no readable data source are left in d too (n_empty):
+ * registering one would sync an empty table. */
 static nsync_rc discover(struct nsync_service *svc, const char *user_id, struct nsync_stats *stats,
 			 struct discovery *d, struct nsync_err *err)
 {
 	struct nsync_notion_ctx ctx;
+	const struct nsync_kind *kind;
 	char *token = NULL;
-	size_t i;
+	size_t i, found = 0;
 	nsync_rc rc;
 
 	memset(d, 0, sizeof(*d));
@@ -476,19 +589,57 @@ static nsync_rc discover(struct nsync_service *svc, const char *user_id, struct 
 	ctx.token = token;
 	ctx.pacer = pacer_for(svc, token);
 	ctx.stats = stats;
-	rc = nsync__notion_search(svc->notion, &ctx, "", discovered, d, err);
+	for (i = 0; rc == NSYNC_OK && (kind = nsync__kind_at(i)) != NULL; i++) {
+		struct candidates *c = &d->kinds[d->n_kinds];
+		rc = find_kind(svc, &ctx, kind, c, err);
+		if (rc == NSYNC_OK && (c->n || c->n_empty))
+			d->n_kinds++;
+	}
 	nsync__secret_free(token);
 	for (i = 0; rc == NSYNC_OK && i < d->n_kinds; i++) {
+		found += d->kinds[i].n;
 		if (d->kinds[i].n != 1)
 			continue;
 		rc = nsync__store_register(&svc->store, user_id, d->kinds[i].ids[0],
 					   d->kinds[i].kind->name, d->kinds[i].kind->name, err);
 	}
-	if (rc == NSYNC_OK && d->n_kinds == 0)
+	if (rc == NSYNC_OK && found == 0 && d->n_kinds == 0)
 		rc = nsync__err(err, NSYNC_ERR_NOT_FOUND,
 				"no database titled %s is shared with user %s's integration",
 				nsync__kind_names(), user_id);
 	return rc;
+}
+
+/* The sentence for a database of a kind's title that lists no data source. */
+static void empty_message(const struct candidates *c, size_t i, char *out, size_t size)
+{
+	snprintf(out, size,
+		 "database %s titled \"%s\" lists no data source the integration can read (a "
+		 "linked database, or its data sources are not shared with the integration); it "
+		 "was not registered",
+		 c->empty[i], c->kind->name);
+}
+
+/* The answer entry for such a database. */
+static struct json_object *empty_entry(struct nsync_service *svc, const char *user_id,
+				       const struct candidates *c, size_t i)
+{
+	struct json_object *r = json_object_new_object();
+	char message[NSYNC_ERR_MSG_MAX];
+
+	empty_message(c, i, message, sizeof(message));
+	if (svc->cfg.log) {
+		char line[NSYNC_ERR_MSG_MAX + 64];
+		snprintf(line, sizeof(line), "discovery user=%s: %s", user_id, message);
+		svc->cfg.log(svc->cfg.log_data, line);
+	}
+	json_object_object_add(r, "database_name", json_object_new_string(c->kind->name));
+	json_object_object_add(r, "database_id", json_object_new_string(c->empty[i]));
+	json_object_object_add(r, "user_id", json_object_new_string(user_id));
+	json_object_object_add(r, "status", json_object_new_string("error"));
+	json_object_object_add(r, "error",
+			       error_member(nsync_rc_name(NSYNC_ERR_NO_DATA_SOURCES), message, 0));
+	return r;
 }
 
 /* The sentence for a kind title that several databases share (c->n > 1). */
@@ -588,7 +739,7 @@ static nsync_rc run_single(struct nsync_service *svc, const struct nsync_request
 	json_object_object_add(obj, "database_id", json_object_new_string(req->database_id));
 	json_object_object_add(obj, "user_id", json_object_new_string(req->user_id));
 	put_counts(obj, &o);
-	if (o.stats.page_errors)
+	if (o.err.msg[0])
 		json_object_object_add(obj, "warning", json_object_new_string(o.err.msg));
 	return finish_json(obj, out, err);
 }
@@ -625,11 +776,17 @@ static nsync_rc run_many(struct nsync_service *svc, const struct nsync_request *
 		memset(&o, 0, sizeof(o));
 		o.rc = discover(svc, targets[i].user_id, &o.stats, &found, &o.err);
 		for (j = 0; o.rc == NSYNC_OK && j < found.n_kinds; j++) {
-			if (found.kinds[j].n < 2)
+			const struct candidates *c = &found.kinds[j];
+			size_t k;
+
+			for (k = 0; k < c->n_empty && k < MAX_CANDIDATES; k++) {
+				all_ok = 0;
+				json_object_array_add(results, empty_entry(svc, targets[i].user_id, c, k));
+			}
+			if (c->n < 2)
 				continue;
 			all_ok = 0;
-			json_object_array_add(results,
-					      duplicate_entry(svc, targets[i].user_id, &found.kinds[j]));
+			json_object_array_add(results, duplicate_entry(svc, targets[i].user_id, c));
 		}
 		if (o.rc == NSYNC_OK)
 			o.rc = nsync__store_targets(&svc->store, targets[i].user_id, "", &more, &n_more,
@@ -778,6 +935,9 @@ static void work_discovery(struct nsync_service *svc, const char *user_id,
 		if (d.kinds[i].n > 1) {
 			duplicate_message(&d.kinds[i], o.err.msg, sizeof(o.err.msg));
 			o.rc = o.err.code = NSYNC_ERR_DUPLICATE;
+		} else if (d.kinds[i].n_empty) {
+			empty_message(&d.kinds[i], 0, o.err.msg, sizeof(o.err.msg));
+			o.rc = o.err.code = NSYNC_ERR_NO_DATA_SOURCES;
 		}
 	memset(&finish_err, 0, sizeof(finish_err));
 	nsync__store_run_finish(&svc->store, run->id, &o.stats, o.rc == NSYNC_OK ? "success" : "error",
@@ -857,4 +1017,88 @@ nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char *
 	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
 		return NSYNC_ERR_DB;
 	return nsync__queue_status(&svc->store, run_id, response_json, err);
+}
+
+nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user_id,
+				     const char *database_id, char **response_json,
+				     struct nsync_err *err)
+{
+	struct nsync_database_info info;
+	struct nsync_notion_ctx ctx;
+	struct nsync_target *targets = NULL;
+	const struct nsync_kind *kind = NULL;
+	struct nsync_stats stats;
+	struct nsync_buf sources;
+	struct json_object *obj, *list;
+	char uid[37], did[37], *token = NULL;
+	size_t n = 0, i;
+	long deleted = 0;
+	int locked = 0;
+	nsync_rc rc;
+
+	*response_json = NULL;
+	memset(&info, 0, sizeof(info));
+	memset(&stats, 0, sizeof(stats));
+	nsync__buf_init(&sources, 1 << 20);
+	if (nsync_normalize_id(user_id, uid, err) != NSYNC_OK ||
+	    nsync_normalize_id(database_id, did, err) != NSYNC_OK)
+		return NSYNC_ERR_ARG;
+	if (nsync__notion_legacy(svc->notion))
+		return nsync__err(err, NSYNC_ERR_CONFIG,
+				  "prune-orphans needs NOTION_VERSION 2025-09-03 or later: "
+				  "Notion-Version %s lists no data sources",
+				  svc->cfg.notion_version);
+	rc = nsync__store_refresh(&svc->store, err);
+	if (rc == NSYNC_OK)
+		rc = nsync__store_targets(&svc->store, uid, did, &targets, &n, err);
+	if (rc == NSYNC_OK && (n == 0 || !(kind = nsync__kind_find(targets[0].database_name))))
+		rc = nsync__err(err, NSYNC_ERR_NOT_FOUND, "user %s has no database %s registered",
+				uid, did);
+	free(targets);
+	if (rc == NSYNC_OK)
+		rc = nsync__store_user_token(&svc->store, uid, &token, err);
+	if (rc == NSYNC_OK && (rc = nsync__store_lock(&svc->store, uid, did, err)) == NSYNC_OK)
+		locked = 1;
+	if (rc == NSYNC_OK) {
+		ctx.token = token;
+		ctx.pacer = pacer_for(svc, token);
+		ctx.stats = &stats;
+		/* Fails with NSYNC_ERR_NO_DATA_SOURCES when none is listed:
+		 * then every row would be an orphan, and that is no proof. */
+		rc = nsync__notion_get_database(svc->notion, &ctx, did, &info, err);
+	}
+	for (i = 0; rc == NSYNC_OK && i < info.n_sources; i++)
+		if (nsync__buf_printf(&sources, "%c%s", i ? ',' : '{', info.sources[i]) != NSYNC_OK)
+			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	if (rc == NSYNC_OK && nsync__buf_addc(&sources, '}') != NSYNC_OK)
+		rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	if (rc == NSYNC_OK)
+		rc = nsync__store_delete_orphans(&svc->store, kind, uid, did, sources.data, &deleted,
+						 err);
+	if (locked)
+		nsync__store_unlock(&svc->store, uid, did);
+	nsync__secret_free(token);
+	if (rc == NSYNC_OK) {
+		obj = json_object_new_object();
+		list = json_object_new_array();
+		for (i = 0; i < info.n_sources; i++)
+			json_object_array_add(list, json_object_new_string(info.sources[i]));
+		json_object_object_add(obj, "success", json_object_new_boolean(1));
+		json_object_object_add(obj, "user_id", json_object_new_string(uid));
+		json_object_object_add(obj, "database_id", json_object_new_string(did));
+		json_object_object_add(obj, "database_name", json_object_new_string(kind->name));
+		json_object_object_add(obj, "table", json_object_new_string(kind->table));
+		json_object_object_add(obj, "data_sources", list);
+		json_object_object_add(obj, "deleted", json_object_new_int64(deleted));
+		rc = finish_json(obj, response_json, err);
+	}
+	if (svc->cfg.log) {
+		char line[300];
+		snprintf(line, sizeof(line), "prune-orphans user=%s database=%s deleted=%ld status=%s",
+			 uid, did, deleted, rc == NSYNC_OK ? "success" : "error");
+		svc->cfg.log(svc->cfg.log_data, line);
+	}
+	nsync__database_info_clear(&info);
+	nsync__buf_free(&sources);
+	return rc;
 }

@@ -3,18 +3,19 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "error.h"
+#include "http.h"
 #include "store.h"
 
 nsync_rc nsync__store_init(struct nsync_store *s, const char *conninfo, struct nsync_err *err)
 {
-	s->conn = NULL;
-	s->conninfo = NULL;
+	memset(s, 0, sizeof(*s));
 	if (conninfo && !(s->conninfo = strdup(conninfo)))
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 	return NSYNC_OK;
@@ -56,7 +57,31 @@ static nsync_rc db_error(struct nsync_err *err, const char *what, const char *pg
 
 int nsync__store_connection_ok(const struct nsync_store *s)
 {
-	return s->conn && PQstatus(s->conn) == CONNECTION_OK;
+	return s->conn && PQstatus(s->conn) == CONNECTION_OK && !s->locks_lost;
+}
+
+static void log_line(const struct nsync_store *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void log_line(const struct nsync_store *s, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+
+	if (!s->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	s->log(s->log_data, line);
+}
+
+static nsync_rc locks_lost_error(const struct nsync_store *s, struct nsync_err *err)
+{
+	return nsync__err(err, NSYNC_ERR_DB,
+			  "the connection to PostgreSQL was lost and the lock of %s could not be "
+			  "re-taken (another sync may hold it now); this run stopped writing",
+			  s->n_locks ? s->locks[0].label : "the run");
 }
 
 /* Server notices (WARNING: terminating connection...) go to the log sink
@@ -78,20 +103,15 @@ static void on_notice(void *arg, const char *message)
 	s->log(s->log_data, line);
 }
 
-nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err)
+/* Open a new connection (the old one, if any, is gone). */
+static nsync_rc connect_now(struct nsync_store *s, struct nsync_err *err)
 {
+	/* connect_timeout first: the caller's conninfo, expanded after it, wins. */
+	const char *keys[] = {"connect_timeout", "dbname", NULL};
+	const char *values[] = {"10", s->conninfo && *s->conninfo ? s->conninfo : NULL, NULL};
 	PGresult *res;
 
-	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
-		return NSYNC_OK;
-	if (s->conn) {
-		PQreset(s->conn);
-		if (PQstatus(s->conn) == CONNECTION_OK)
-			return NSYNC_OK;
-		PQfinish(s->conn);
-		s->conn = NULL;
-	}
-	s->conn = PQconnectdb(s->conninfo ? s->conninfo : "");
+	s->conn = PQconnectdbParams(keys, values, 1);
 	if (!s->conn)
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory connecting to PostgreSQL");
 	if (PQstatus(s->conn) != CONNECTION_OK) {
@@ -105,6 +125,77 @@ nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err)
 	res = PQexec(s->conn, "set time zone 'UTC'; set application_name = 'notion-sync'");
 	PQclear(res);
 	return NSYNC_OK;
+}
+
+/* After a reconnect: take every remembered lock again, then check the
+ * guarded run is still running. Any failure marks the locks lost. */
+static nsync_rc retake_locks(struct nsync_store *s, struct nsync_err *err)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_locks; i++) {
+		const char *params[] = {s->locks[i].key};
+		PGresult *res = PQexecParams(s->conn, "select pg_try_advisory_lock(hashtextextended($1, 0))",
+					     1, NULL, params, NULL, NULL, 0);
+		int got = PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't';
+
+		PQclear(res);
+		if (!got) {
+			log_line(s, "lock lost %s: another session took it while PostgreSQL was away",
+				 s->locks[i].label);
+			goto lost;
+		}
+		log_line(s, "lock re-taken %s after reconnecting to PostgreSQL", s->locks[i].label);
+	}
+	if (s->guard_run_id > 0) {
+		char id[24];
+		const char *params[] = {id};
+		PGresult *res;
+		int running;
+
+		snprintf(id, sizeof(id), "%ld", s->guard_run_id);
+		res = PQexecParams(s->conn, "select status = 'running' from notion_sync_runs where id = $1::bigint",
+				   1, NULL, params, NULL, NULL, 0);
+		running = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+			  PQgetvalue(res, 0, 0)[0] == 't';
+		PQclear(res);
+		if (!running) {
+			log_line(s, "lock lost %s: run %ld was closed by another session while "
+				    "PostgreSQL was away",
+				 s->n_locks ? s->locks[0].label : "", s->guard_run_id);
+			goto lost;
+		}
+	}
+	return NSYNC_OK;
+lost:
+	/* Give back whatever was re-taken; the next holder must not wait on us. */
+	for (i = 0; i < s->n_locks; i++) {
+		const char *params[] = {s->locks[i].key};
+		PGresult *res = PQexecParams(s->conn, "select pg_advisory_unlock(hashtextextended($1, 0))",
+					     1, NULL, params, NULL, NULL, 0);
+		PQclear(res);
+	}
+	s->locks_lost = 1;
+	return locks_lost_error(s, err);
+}
+
+nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err)
+{
+	nsync_rc rc;
+
+	if (s->locks_lost)
+		return locks_lost_error(s, err);
+	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+		return NSYNC_OK;
+	if (s->conn) {
+		PQfinish(s->conn);
+		s->conn = NULL;
+	}
+	rc = connect_now(s, err);
+	/* Locks held and no connection: they died with the old one. */
+	if (rc == NSYNC_OK && s->n_locks)
+		rc = retake_locks(s, err);
+	return rc;
 }
 
 PGresult *nsync__store_exec(struct nsync_store *s, const char *what, const char *sql, int n,
@@ -258,21 +349,72 @@ nsync_rc nsync__store_set_token(struct nsync_store *s, const char *user_id, cons
 	return NSYNC_OK;
 }
 
-/* The lock key is derived in SQL so that every process agrees on it. */
-#define LOCK_KEY "hashtextextended('notion-sync:' || $1 || ':' || $2, 0)"
+nsync_rc nsync__store_try_lock(struct nsync_store *s, const char *key, const char *label,
+			       int *got, struct nsync_err *err)
+{
+	const char *params[] = {key};
+	PGresult *res;
+
+	*got = 0;
+	if (s->n_locks == NSYNC_MAX_LOCKS)
+		return nsync__err(err, NSYNC_ERR_INTERNAL, "more than %d advisory locks held",
+				  NSYNC_MAX_LOCKS);
+	res = nsync__store_exec(s, "taking a lock", "select pg_try_advisory_lock(hashtextextended($1, 0))",
+				1, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	*got = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!*got)
+		return NSYNC_OK;
+	snprintf(s->locks[s->n_locks].key, sizeof(s->locks[0].key), "%s", key);
+	snprintf(s->locks[s->n_locks].label, sizeof(s->locks[0].label), "%s", label);
+	s->n_locks++;
+	log_line(s, "lock taken %s", label);
+	return NSYNC_OK;
+}
+
+void nsync__store_unlock_key(struct nsync_store *s, const char *key)
+{
+	const char *params[] = {key};
+	size_t i;
+
+	for (i = 0; i < s->n_locks && strcmp(s->locks[i].key, key) != 0; i++)
+		;
+	if (i == s->n_locks)
+		return;
+	/* A lost session lost its locks too; a lost lock is not ours to release. */
+	if (!s->locks_lost && s->conn && PQstatus(s->conn) == CONNECTION_OK) {
+		PGresult *res = PQexecParams(s->conn, "select pg_advisory_unlock(hashtextextended($1, 0))",
+					     1, NULL, params, NULL, NULL, 0);
+		PQclear(res);
+	}
+	log_line(s, "lock released %s", s->locks[i].label);
+	s->locks[i] = s->locks[--s->n_locks];
+	if (s->n_locks == 0) {
+		s->locks_lost = 0;
+		s->guard_run_id = 0;
+	}
+}
+
+static void db_lock_key(const char *user_id, const char *database_id, char key[100],
+			char label[100])
+{
+	snprintf(key, 100, "notion-sync:%s:%s", user_id, database_id);
+	snprintf(label, 100, "user=%s database=%s", user_id, database_id);
+}
 
 nsync_rc nsync__store_lock(struct nsync_store *s, const char *user_id, const char *database_id,
 			   struct nsync_err *err)
 {
 	const char *params[] = {user_id, database_id};
-	PGresult *res = nsync__store_exec(s, "locking the database", "select pg_try_advisory_lock(" LOCK_KEY ")", 2,
-			     params, err);
+	char key[100], label[100];
+	PGresult *res;
 	int got;
 
-	if (!res)
-		return NSYNC_ERR_DB;
-	got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
+	db_lock_key(user_id, database_id, key, label);
+	if (nsync__store_try_lock(s, key, label, &got, err) != NSYNC_OK)
+		return err ? err->code : NSYNC_ERR_DB;
 	if (got)
 		return NSYNC_OK;
 	res = nsync__store_exec(s, "finding the running sync",
@@ -289,13 +431,72 @@ nsync_rc nsync__store_lock(struct nsync_store *s, const char *user_id, const cha
 
 void nsync__store_unlock(struct nsync_store *s, const char *user_id, const char *database_id)
 {
-	const char *params[] = {user_id, database_id};
+	char key[100], label[100];
+
+	db_lock_key(user_id, database_id, key, label);
+	nsync__store_unlock_key(s, key);
+}
+
+/* Seconds a heartbeat keeps trying to reach PostgreSQL again: long enough
+ * for a restart, short enough that a walk against a dead server stops. */
+#define RECONNECT_FOR 5.0
+
+nsync_rc nsync__store_heartbeat(struct nsync_store *s, long run_id, struct nsync_err *err)
+{
+	char id[24];
+	const char *params[] = {id};
+	double give_up = nsync__monotonic() + RECONNECT_FOR;
+	PGresult *res;
+	int alive;
+
+	snprintf(id, sizeof(id), "%ld", run_id);
+	for (;;) {
+		res = nsync__store_exec(s, "heartbeat",
+					"update notion_sync_runs set heartbeat_at = now()"
+					" where id = $1::bigint and status = 'running' returning id",
+					1, params, err);
+		/* A dead connection fails once, then reconnects on the next try. */
+		if (res || s->locks_lost || nsync__monotonic() >= give_up)
+			break;
+		if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+			return NSYNC_ERR_DB; /* the statement itself failed */
+		if (s->conn)
+			continue;
+		nsync__sleep(0.5);
+	}
+	if (!res)
+		return err ? err->code : NSYNC_ERR_DB;
+	alive = PQntuples(res) == 1;
+	PQclear(res);
+	if (!alive) {
+		s->locks_lost = 1;
+		log_line(s, "lock lost %s: run %ld is no longer running (another session closed it)",
+			 s->n_locks ? s->locks[0].label : "", run_id);
+		return locks_lost_error(s, err);
+	}
+	return NSYNC_OK;
+}
+
+void nsync__store_run_abandon(struct nsync_store *s, long run_id, const char *message)
+{
+	char id[24];
+	const char *params[] = {id, message};
 	PGresult *res;
 
-	if (!nsync__store_connection_ok(s))
-		return; /* a lost session lost its locks too */
-	res = PQexecParams(s->conn, "select pg_advisory_unlock(" LOCK_KEY ")", 2, NULL, params, NULL,
-			   NULL, 0);
+	if (run_id <= 0)
+		return;
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+		if (s->conn)
+			PQfinish(s->conn);
+		s->conn = NULL;
+		if (connect_now(s, NULL) != NSYNC_OK)
+			return;
+	}
+	snprintf(id, sizeof(id), "%ld", run_id);
+	res = PQexecParams(s->conn,
+			   "update notion_sync_runs set status = 'error', finished_at = now(),"
+			   " error_message = $2 where id = $1::bigint and status = 'running'",
+			   2, NULL, params, NULL, NULL, 0);
 	PQclear(res);
 }
 
@@ -341,8 +542,8 @@ nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struc
 				 const char *message, struct nsync_err *err)
 {
 	char id[24], seen[24], ins[24], upd[24], unch[24], perr[24], req[24], retr[24], wait[32],
-		pacing[32], del[24], preq[24];
-	const char *params[16];
+		pacing[32], del[24], preq[24], orph[24], conns[24];
+	const char *params[18];
 	PGresult *res;
 
 	snprintf(id, sizeof(id), "%ld", run_id);
@@ -357,6 +558,8 @@ nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struc
 	snprintf(pacing, sizeof(pacing), "%.3f", st->pacing_seconds);
 	snprintf(del, sizeof(del), "%ld", st->deleted);
 	snprintf(preq, sizeof(preq), "%ld", st->property_requests);
+	snprintf(orph, sizeof(orph), "%ld", st->orphaned);
+	snprintf(conns, sizeof(conns), "%ld", st->connections);
 	params[0] = id;
 	params[1] = status;
 	params[2] = seen;
@@ -373,18 +576,20 @@ nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struc
 	params[13] = del;
 	params[14] = preq;
 	params[15] = name;
+	params[16] = orph;
+	params[17] = conns;
 	res = nsync__store_exec(s, "recording the run's outcome",
 		   "with r as (update notion_sync_runs set status = $2, finished_at = now(),"
 		   " pages_seen = $3, inserted = $4, updated = $5, unchanged = $6, page_errors = $7,"
 		   " notion_requests = $8, retries = $9, rate_limit_wait_seconds = $10,"
 		   " pacing_wait_seconds = $11, error_message = $12, mode = $13,"
 		   " deleted = $14, property_requests = $15,"
-		   " database_name = coalesce(database_name, $16)"
+		   " database_name = coalesce(database_name, $16), orphaned = $17, connections = $18"
 		   " where id = $1::bigint returning user_id, database_id, status, finished_at, id)"
 		   " update notion_databases d set last_synced_at = r.finished_at,"
 		   " last_status = r.status, last_run_id = r.id"
 		   " from r where d.user_id = r.user_id and d.database_id = r.database_id",
-		   16, params, err);
+		   18, params, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	PQclear(res);

@@ -12,20 +12,41 @@
 #include "notionsync.h"
 #include "pagemap.h"
 
+/* Most advisory locks one session holds at once (a worker's user lock
+ * and one database lock). */
+#define NSYNC_MAX_LOCKS 4
+
+/* An advisory lock this session holds: its key text (hashed in SQL) and
+ * how the log names it. */
+struct nsync_held_lock {
+	char key[100];       /* "notion-sync:<user>:<database>" or "notion-sync:user:<user>" */
+	char label[100];     /* "user=<user> database=<database>" */
+};
+
+/* Session advisory locks die with their connection. The store keeps the
+ * list of those it holds, so that a reconnect re-takes them, and proves
+ * nothing else ran meanwhile (guard_run_id's row is still 'running': any
+ * other sync of that database closes it first), or else refuses every
+ * statement (locks_lost) until the holder has released them all. */
 struct nsync_store {
 	PGconn *conn;        /* owned; NULL until first use */
 	char *conninfo;      /* owned; NULL = libpq defaults */
 	nsync_log_fn log;    /* where server notices go; may be NULL */
 	void *log_data;
+	struct nsync_held_lock locks[NSYNC_MAX_LOCKS];
+	size_t n_locks;
+	int locks_lost;      /* a reconnect could not re-take them: no statement runs */
+	long guard_run_id;   /* the run whose row proves the locks were not lost, or 0 */
 };
 
 /* nsync__store_init - remember conninfo (copied; may be NULL). */
 nsync_rc nsync__store_init(struct nsync_store *s, const char *conninfo, struct nsync_err *err);
 void nsync__store_close(struct nsync_store *s);
 
-/* nsync__store_ready - connect, or reconnect after a lost connection.
- * NSYNC_ERR_DB with libpq's reason (the password, if any, is never part
- * of libpq's messages). */
+/* nsync__store_ready - connect, or reconnect after a lost connection; a
+ * reconnect re-takes the locks held (see struct nsync_store). NSYNC_ERR_DB
+ * with libpq's reason (the password, if any, is never part of libpq's
+ * messages), or saying the locks were lost. */
 nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err);
 
 /* nsync__store_exec - run one statement with text parameters (connecting
@@ -72,12 +93,37 @@ nsync_rc nsync__store_register(struct nsync_store *s, const char *user_id,
 nsync_rc nsync__store_set_token(struct nsync_store *s, const char *user_id, const char *token,
 				int oauth, struct nsync_err *err);
 
-/* nsync__store_lock - take the session advisory lock of (user, database)
- * without waiting. NSYNC_ERR_BUSY with err->run_id = the running run when
- * another session holds it. */
+/* nsync__store_try_lock - take the session advisory lock named key
+ * (hashed with hashtextextended in SQL, so every process agrees) without
+ * waiting, and remember it. *got is 0 when another session holds it.
+ * label names it in the log. NSYNC_ERR_DB on failure, NSYNC_ERR_INTERNAL
+ * past NSYNC_MAX_LOCKS. */
+nsync_rc nsync__store_try_lock(struct nsync_store *s, const char *key, const char *label,
+			       int *got, struct nsync_err *err);
+
+/* nsync__store_unlock_key - release (and forget) a lock taken with
+ * nsync__store_try_lock. Once none is held, a store that lost its locks
+ * works again. */
+void nsync__store_unlock_key(struct nsync_store *s, const char *key);
+
+/* nsync__store_lock - take the lock of (user, database) without waiting.
+ * NSYNC_ERR_BUSY with err->run_id = the running run when another session
+ * holds it. */
 nsync_rc nsync__store_lock(struct nsync_store *s, const char *user_id, const char *database_id,
 			   struct nsync_err *err);
 void nsync__store_unlock(struct nsync_store *s, const char *user_id, const char *database_id);
+
+/* nsync__store_heartbeat - note that run_id is alive, and prove it still
+ * holds its locks: a lost connection is re-established (for up to a few
+ * seconds while PostgreSQL restarts) and the locks re-taken. NSYNC_ERR_DB
+ * when PostgreSQL stays away, or when the run's locks or row were lost (a
+ * second sync took over): the caller must stop writing. */
+nsync_rc nsync__store_heartbeat(struct nsync_store *s, long run_id, struct nsync_err *err);
+
+/* nsync__store_run_abandon - after the locks were lost: mark run_id
+ * 'error' with message, only if its row is still 'running' (no other run
+ * has closed it). Best effort, on a fresh connection if need be. */
+void nsync__store_run_abandon(struct nsync_store *s, long run_id, const char *message);
 
 /* nsync__store_run_begin - start a run (status running) and return its id.
  * With *run_id > 0 that queued run is started; otherwise a new row is
@@ -112,8 +158,9 @@ nsync_rc nsync__store_upsert(struct nsync_store *s, const struct nsync_kind *kin
 			     const char *user_id, const char *database_id, const char *batch,
 			     long *inserted, long *updated, struct nsync_err *err);
 
-/* nsync__store_connection_ok - 0 when the connection is gone (a statement
- * failure then means "PostgreSQL unavailable", not "bad row"). */
+/* nsync__store_connection_ok - 0 when the connection is gone or its locks
+ * were lost (a statement failure then means "PostgreSQL unavailable", not
+ * "bad row"). */
 int nsync__store_connection_ok(const struct nsync_store *s);
 
 /* nsync__store_migrate - see nsync_migrate. */

@@ -17,19 +17,16 @@
 #include "http.h"
 #include "jsonslice.h"
 #include "pagemap.h"
-#include "queue.h"
 #include "sync.h"
 #include "syncstate.h"
 #include "text.h"
 
 /* Most pages Notion returns per query answer. */
-#define PAGE_SIZE 100
+#define PAGE_SIZE NSYNC_PAGE_SIZE
 /* Cursors one walk may follow before we call it a loop (10,000 rows cap). */
 #define MAX_CURSORS 1000
 /* The batch document stays well below PostgreSQL's 1 GB limit. */
 #define BATCH_LIMIT (256u << 20)
-/* Seconds between heartbeats of a running run. */
-#define HEARTBEAT_EVERY 10.0
 /* Page ids per DELETE statement. */
 #define DELETE_CHUNK 1000
 
@@ -66,7 +63,21 @@ struct walker {
 	size_t n_rows, cap_rows;
 	struct nsync_slice slices[PAGE_SIZE];
 	long cleaned;                 /* pages whose text had to be repaired */
+	double last_heartbeat;        /* monotonic seconds */
 };
+
+/* Heartbeat when one is due. Its failure stops the walk: the lock may be
+ * gone, and nothing may be written without it. */
+static nsync_rc beat(struct walker *w, struct nsync_err *err)
+{
+	struct nsync_sync_job *job = w->job;
+	double now = nsync__monotonic();
+
+	if (!job->heartbeat || now - w->last_heartbeat < NSYNC_HEARTBEAT_EVERY)
+		return NSYNC_OK;
+	w->last_heartbeat = now;
+	return job->heartbeat(job->heartbeat_data, err);
+}
 
 static void note_page_error(struct walker *w, const char *page_id, const struct nsync_err *e)
 {
@@ -312,6 +323,8 @@ static nsync_rc complete_deferred(struct walker *w, const char *source_id,
 			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 		rc = queue_page(w, d->norm, d->id, source_id, page, props, text, strlen(text), d->hash,
 				err);
+		if (rc == NSYNC_OK)
+			rc = beat(w, err);
 		if (rc != NSYNC_OK)
 			return rc;
 	}
@@ -328,11 +341,21 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 	nsync_rc rc;
 
 	sliced = nsync__slice_results_member(qp->raw, qp->raw_len, "properties", w->slices, PAGE_SIZE);
-	if (sliced < 0 || (size_t)sliced != count || count > PAGE_SIZE)
+	if (sliced == NSYNC_SLICE_DUPLICATE) {
+		struct nsync_slice whole;
+		int twice = nsync__slice_member(qp->raw, qp->raw_len, "results", &whole) ==
+			    NSYNC_SLICE_DUPLICATE;
 		return nsync__err(err, NSYNC_ERR_PROTOCOL,
-				  "Notion's query answer for data source %s has %zu results that could "
-				  "not be located in its text",
-				  source_id, count);
+				  "Notion's query answer for data source %s has %s twice; it was not "
+				  "used",
+				  source_id, twice ? "the member \"results\""
+						   : "a result with the member \"properties\"");
+	}
+	if (sliced < 0 || (size_t)sliced != count)
+		return nsync__err(err, NSYNC_ERR_PROTOCOL,
+				  "Notion's query answer for data source %s could not be read "
+				  "consistently: its JSON has %zu results, its text %ld",
+				  source_id, count, sliced);
 	w->n_deferred = 0;
 	for (i = 0; i < count; i++) {
 		struct json_object *page = json_object_array_get_idx(qp->results, i);
@@ -341,6 +364,7 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 		const char *edited = string_member(page, "last_edited_time");
 		const char *sort_value = string_member(page, w->sort_field);
 		char hash[NSYNC_HASH_HEX], norm[37];
+		const char *why;
 		struct nsync_pagemap_slot *slot;
 		struct nsync_err page_err;
 		uint8_t id[16], digest[16];
@@ -351,6 +375,26 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 		if (edited && strcmp(edited, w->newest_edit) > 0)
 			snprintf(w->newest_edit, sizeof(w->newest_edit), "%s", edited);
 		memset(&page_err, 0, sizeof(page_err));
+		if (json_object_object_get_ex(page, NSYNC_UNPARSED_MEMBER, NULL)) {
+			/* Too deep to read: an error for this page alone. Seen, so
+			 * its stored row (if any) is kept, never deleted. */
+			w->stats->pages_seen++;
+			if (!page_id || nsync_normalize_id(page_id, norm, NULL) != NSYNC_OK ||
+			    !nsync__hex_to_bytes(norm, id, 16)) {
+				w->unidentified++;
+			} else if (!(slot = nsync__pagemap_find(&w->map, id))) {
+				static const uint8_t never[16];
+				if (!(slot = nsync__pagemap_set(&w->map, id, never)))
+					return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+				slot->seen = 1;
+			} else {
+				slot->seen = 1;
+			}
+			why = string_member(page, NSYNC_UNPARSED_MEMBER);
+			nsync__err(&page_err, NSYNC_ERR_PROTOCOL, "%s", why ? why : "unreadable page");
+			note_page_error(w, page_id ? page_id : "(no id)", &page_err);
+			continue;
+		}
 		if (!page_id || nsync_normalize_id(page_id, norm, NULL) != NSYNC_OK ||
 		    !nsync__hex_to_bytes(norm, id, 16) ||
 		    !json_object_object_get_ex(page, "properties", &props) ||
@@ -458,10 +502,8 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 			rc = take_page_of_results(w, source_id, &qp, &qerr);
 		if (rc == NSYNC_OK && job->cfg->progress)
 			job->cfg->progress(job->cfg->progress_data, job->kind->name, w->stats->pages_seen);
-		if (job->run_id && nsync__monotonic() - job->last_heartbeat >= HEARTBEAT_EVERY) {
-			nsync__queue_heartbeat(job->store, job->run_id);
-			job->last_heartbeat = nsync__monotonic();
-		}
+		if (rc == NSYNC_OK)
+			rc = beat(w, &qerr);
 		free(cursor);
 		cursor = NULL;
 		if (rc == NSYNC_OK && qp.incomplete)
@@ -551,8 +593,10 @@ static nsync_rc walk_source(struct walker *w, const char *source_id, const char 
 	}
 }
 
-/* Delete the rows listed in ids ("{id,id,...") and empty it. */
-static nsync_rc delete_listed(struct walker *w, struct nsync_buf *ids, struct nsync_err *err)
+/* Delete the rows listed in ids ("{id,id,...") that belong to the data
+ * sources in sources (NULL: any), and empty ids. */
+static nsync_rc delete_listed(struct walker *w, struct nsync_buf *ids, const char *sources,
+			      struct nsync_err *err)
 {
 	struct nsync_sync_job *job = w->job;
 	nsync_rc rc;
@@ -560,21 +604,31 @@ static nsync_rc delete_listed(struct walker *w, struct nsync_buf *ids, struct ns
 	if (nsync__buf_addc(ids, '}') != NSYNC_OK)
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory listing deleted pages");
 	rc = nsync__store_delete_pages(job->store, job->kind, job->user_id, job->database_id,
-				       ids->data, &w->stats->deleted, err);
+				       ids->data, sources, &w->stats->deleted, &w->stats->orphaned,
+				       err);
 	nsync__buf_reset(ids);
 	return rc;
 }
 
 /* After a complete full walk: delete the stored rows whose pages Notion
  * did not return (trashed, deleted, no longer shared), DELETE_CHUNK ids
- * per statement. */
+ * per statement, but only rows of the data sources just walked; the
+ * others are orphaned and kept (2022-06-28 walks the whole database). */
 static nsync_rc delete_unseen(struct walker *w, struct nsync_err *err)
 {
-	struct nsync_buf ids;
+	const struct nsync_database_info *info = w->job->info;
+	struct nsync_buf ids, sources;
 	size_t i, listed = 0;
 	nsync_rc rc = NSYNC_OK;
 
 	nsync__buf_init(&ids, BATCH_LIMIT);
+	nsync__buf_init(&sources, BATCH_LIMIT);
+	for (i = 0; i < info->n_sources && rc == NSYNC_OK; i++)
+		rc = nsync__buf_printf(&sources, "%c%s", i ? ',' : '{', info->sources[i]);
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_addc(&sources, '}');
+	if (rc != NSYNC_OK)
+		rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory listing data sources");
 	for (i = 0; i < w->map.cap && rc == NSYNC_OK; i++) {
 		const struct nsync_pagemap_slot *slot = &w->map.slots[i];
 		char id[37];
@@ -586,11 +640,15 @@ static nsync_rc delete_unseen(struct walker *w, struct nsync_err *err)
 		    nsync__buf_adds(&ids, id) != NSYNC_OK)
 			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory listing deleted pages");
 		else if (++listed % DELETE_CHUNK == 0)
-			rc = delete_listed(w, &ids, err);
+			rc = delete_listed(w, &ids, nsync__notion_legacy(w->job->notion) ? NULL
+											 : sources.data,
+					   err);
 	}
 	if (rc == NSYNC_OK && listed % DELETE_CHUNK)
-		rc = delete_listed(w, &ids, err);
+		rc = delete_listed(w, &ids, nsync__notion_legacy(w->job->notion) ? NULL : sources.data,
+				   err);
 	nsync__buf_free(&ids);
+	nsync__buf_free(&sources);
 	return rc;
 }
 
@@ -651,6 +709,7 @@ nsync_rc nsync__sync_walk(struct nsync_sync_job *job, struct nsync_err *err)
 	}
 	w->job = job;
 	w->stats = job->nctx.stats;
+	w->last_heartbeat = nsync__monotonic();
 	nsync__pagemap_init(&w->map);
 	nsync__buf_init(&w->batch, BATCH_LIMIT);
 

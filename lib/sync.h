@@ -6,7 +6,9 @@
  * pending batch.
  *
  * A walk is full (every page, sorted by created_time; afterwards the rows
- * of pages Notion no longer returned are deleted) or incremental (pages
+ * of pages Notion no longer returned are deleted, but only rows of the
+ * data sources this walk completed: rows of a source the database no
+ * longer lists are kept and counted as orphaned) or incremental (pages
  * edited since the source's watermark minus two minutes, sorted by
  * last_edited_time; never deletes).
  */
@@ -18,6 +20,10 @@
 #include "notionsync.h"
 #include "store.h"
 
+/* Seconds between heartbeats of a walk: how soon a lost PostgreSQL (and so
+ * a lost lock) is noticed while only Notion is being called. */
+#define NSYNC_HEARTBEAT_EVERY 2.0
+
 struct nsync_sync_job {
 	const struct nsync_config *cfg;     /* borrowed */
 	struct nsync_store *store;          /* borrowed; connected */
@@ -28,8 +34,12 @@ struct nsync_sync_job {
 	const char *database_id;
 	const struct nsync_database_info *info; /* data sources to walk */
 	int full_requested;                 /* the caller asked for a full walk */
-	long run_id;                        /* heartbeats go to this run (0 = none) */
-	double last_heartbeat;              /* monotonic seconds */
+	/* Called at most every NSYNC_HEARTBEAT_EVERY seconds while the walk
+	 * runs (may be NULL): records that the run is alive and proves it
+	 * still holds its lock. Anything but NSYNC_OK stops the walk at once,
+	 * with nothing more written or deleted. */
+	nsync_rc (*heartbeat)(void *data, struct nsync_err *err);
+	void *heartbeat_data;
 	const char *mode;                   /* out: "full" or "incremental" (static) */
 	char first_page_error[256];         /* out: first page error, "" if none */
 };
@@ -41,9 +51,9 @@ struct nsync_sync_job {
  * refuses even after cleaning, a truncated value that could not be
  * fetched) are counted and the walk goes on; such a source's watermark
  * does not move, so the next sync tries those pages again. Returns
- * NSYNC_ERR_NOTION*, NSYNC_ERR_PROTOCOL, NSYNC_ERR_DB (connection lost) or
- * NSYNC_ERR_NOMEM for what stops the walk; rows written before stay, and
- * nothing is deleted. */
+ * NSYNC_ERR_NOTION*, NSYNC_ERR_PROTOCOL, NSYNC_ERR_DB (connection or lock
+ * lost, or the heartbeat's failure) or NSYNC_ERR_NOMEM for what stops the
+ * walk; rows written before stay, and nothing is deleted. */
 nsync_rc nsync__sync_walk(struct nsync_sync_job *job, struct nsync_err *err);
 
 #endif

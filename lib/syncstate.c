@@ -76,17 +76,48 @@ nsync_rc nsync__state_save(struct nsync_store *s, const char *user_id, const cha
 
 nsync_rc nsync__store_delete_pages(struct nsync_store *s, const struct nsync_kind *kind,
 				   const char *user_id, const char *database_id,
-				   const char *ids_array, long *deleted, struct nsync_err *err)
+				   const char *ids_array, const char *sources_array, long *deleted,
+				   long *orphaned, struct nsync_err *err)
 {
-	const char *params[] = {user_id, database_id, ids_array};
-	char sql[256];
+	const char *params[] = {user_id, database_id, ids_array, sources_array};
+	char sql[1024];
+	PGresult *res;
+
+	/* Both parts see the rows as they were before the DELETE. A row whose
+	 * data source was not walked (NULL included) is kept and counted. */
+	snprintf(sql, sizeof(sql),
+		 "with gone as (delete from %s where user_id = $1::uuid"
+		 "   and notion_database_id = $2::uuid and notion_page_id = any($3::uuid[])"
+		 "   and ($4::uuid[] is null or coalesce(notion_data_source_id = any($4::uuid[]), false))"
+		 "   returning 1)"
+		 " select (select count(*) from gone),"
+		 "   (select count(*) from %s where user_id = $1::uuid"
+		 "     and notion_database_id = $2::uuid and notion_page_id = any($3::uuid[])"
+		 "     and $4::uuid[] is not null"
+		 "     and not coalesce(notion_data_source_id = any($4::uuid[]), false))",
+		 kind->table, kind->table);
+	res = nsync__store_exec(s, "deleting pages Notion no longer has", sql, 4, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	*deleted += strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	*orphaned += strtol(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	return NSYNC_OK;
+}
+
+nsync_rc nsync__store_delete_orphans(struct nsync_store *s, const struct nsync_kind *kind,
+				     const char *user_id, const char *database_id,
+				     const char *sources_array, long *deleted, struct nsync_err *err)
+{
+	const char *params[] = {user_id, database_id, sources_array};
+	char sql[512];
 	PGresult *res;
 
 	snprintf(sql, sizeof(sql),
 		 "delete from %s where user_id = $1::uuid and notion_database_id = $2::uuid"
-		 " and notion_page_id = any($3::uuid[])",
+		 " and not coalesce(notion_data_source_id = any($3::uuid[]), false)",
 		 kind->table);
-	res = nsync__store_exec(s, "deleting pages Notion no longer has", sql, 3, params, err);
+	res = nsync__store_exec(s, "deleting orphaned rows", sql, 3, params, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	*deleted += strtol(PQcmdTuples(res), NULL, 10);

@@ -35,9 +35,22 @@ nsync_rc nsync__state_save(struct nsync_store *s, const char *user_id, const cha
 
 /* nsync__store_delete_pages - delete the rows of (user, database) in kind's
  * table whose page ids are in ids_array, a PostgreSQL array literal of
- * UUIDs ("{...,...}"). Adds the rows deleted to *deleted. */
+ * UUIDs ("{...,...}"), and whose data source is in sources_array (the
+ * sources this walk completed; NULL: any, for 2022-06-28 where the
+ * database is the source). Listed rows of other data sources (or none) are
+ * kept: their source is no longer listed, which may be lost access, not
+ * emptiness. Adds the rows deleted to *deleted and those kept to *orphaned. */
 nsync_rc nsync__store_delete_pages(struct nsync_store *s, const struct nsync_kind *kind,
 				   const char *user_id, const char *database_id,
-				   const char *ids_array, long *deleted, struct nsync_err *err);
+				   const char *ids_array, const char *sources_array, long *deleted,
+				   long *orphaned, struct nsync_err *err);
+
+/* nsync__store_delete_orphans - delete the rows of (user, database) in
+ * kind's table whose data source is not in sources_array (what the
+ * database lists now) or is unknown: the operator's explicit removal of
+ * what full walks keep as orphaned. Adds the rows deleted to *deleted. */
+nsync_rc nsync__store_delete_orphans(struct nsync_store *s, const struct nsync_kind *kind,
+				     const char *user_id, const char *database_id,
+				     const char *sources_array, long *deleted, struct nsync_err *err);
 
 #endif

@@ -25,6 +25,9 @@ MSG_MISSING_VERSION = ("Notion-Version header failed validation: Notion-Version 
                        "be defined, instead was undefined.")
 MSG_RATE_LIMITED = "You have been rate limited. Please try again in a few minutes."
 MSG_MULTI_SOURCE = "Databases with multiple data sources are not supported in this API version."
+# Not recorded in notion-api.md; the wording is the emulator's (see _single_source).
+MSG_NO_SOURCES = ("Database with ID %s does not contain any data sources accessible by this "
+                  "API bot.")
 
 STATUS_ERRORS = {  # fault kind "status": HTTP status -> (code, message)
     400: ("invalid_request", "Unsupported request: emulated fault."),
@@ -389,32 +392,38 @@ class Emulator:
     def _data_source(self, ctx, raw):
         h = self._path_id(raw, "data_source_id")
         ds = self.ws.data_sources.get(h)
-        if ds is None or ds.db_id not in ctx.tok.databases:
+        if ds is None or ds.db_id not in ctx.tok.databases or not ds.accessible:
             raise self._not_found(ctx, "data_source", h)
         return ds
 
     def _page(self, ctx, raw):
         h = self._path_id(raw, "page_id")
         page = self.ws.pages.get(h)
-        if page is None or page.ds.db_id not in ctx.tok.databases:
+        if page is None or page.ds.db_id not in ctx.tok.databases or not page.ds.accessible:
             raise self._not_found(ctx, "page", h)
         return page
 
     def _single_source(self, db):
-        if len(db.ds_ids) > 1:
+        """The one data source a 2022-06-28 database request works on. Counted as the bot
+        sees the database: its accessible data sources. None reachable (a linked database,
+        or sources the integration lost access to) -> 400 validation_error without
+        additional_data; two or more -> the documented multi-source error."""
+        ids = db.accessible_ids(self.ws)
+        if not ids:
+            raise validation_error(MSG_NO_SOURCES % dashed(db.id))
+        if len(ids) > 1:
             raise validation_error(MSG_MULTI_SOURCE, {
                 "error_type": "multiple_data_sources_for_database", "database_id": dashed(db.id),
-                "child_data_source_ids": [dashed(i) for i in db.ds_ids],
+                "child_data_source_ids": [dashed(i) for i in ids],
                 "minimum_api_version": "2025-09-03"})
-        return self.ws.data_sources[db.ds_ids[0]]
+        return self.ws.data_sources[ids[0]]
 
     # ------------------------------------------------------------ endpoints
     def get_database(self, ctx, raw):
         with self.lock:
             db = self._database(ctx, raw)
-            if ctx.vkey == "2022":
-                self._single_source(db)
-            return open_object(to_parts(database_obj(self.ws, db, ctx.vkey)))
+            ds = self._single_source(db) if ctx.vkey == "2022" else None
+            return open_object(to_parts(database_obj(self.ws, db, ctx.vkey, ds)))
 
     def get_data_source(self, ctx, raw):
         with self.lock:
@@ -619,18 +628,21 @@ class Emulator:
             db = self.ws.databases.get(db_id)
             if db is None:
                 continue
-            if kinds != ["page"]:
+            # The query matches the DATABASE title, also for data source results
+            # (notion-api.md 1.1); a data source result carries its own name as title.
+            found = self.ws.data_sources
+            visible = db.searchable_ids(self.ws)
+            if kinds != ["page"] and q in db.title.lower():
                 if ctx.vkey == "2022":
-                    if len(db.ds_ids) == 1 and q in db.title.lower():
-                        rows.append(((sign * db.edited, tie_hash(db.id), db.id), ("database", db)))
+                    if len(visible) == 1:
+                        rows.append(((sign * db.edited, tie_hash(db.id), db.id),
+                                     ("database", (db, found[visible[0]]))))
                 else:
-                    for dsid in db.ds_ids:
-                        ds = self.ws.data_sources[dsid]
-                        if q in ds.name.lower() or q in db.title.lower():
-                            rows.append(((sign * db.edited, tie_hash(dsid), dsid),
-                                         ("data_source", ds)))
+                    for dsid in visible:
+                        rows.append(((sign * db.edited, tie_hash(dsid), dsid),
+                                     ("data_source", found[dsid])))
             if "page" in kinds:
-                for dsid in db.ds_ids:
+                for dsid in db.accessible_ids(self.ws):
                     for p in self.ws.data_sources[dsid].pages.values():
                         if not p.in_trash and (not q or q in p.title().lower()):
                             rows.append(((sign * p.edited, p.tie, p.id), ("page", p)))
@@ -642,7 +654,7 @@ class Emulator:
         if kind == "page":
             return "page", obj
         if kind == "database":
-            return "database", database_obj(self.ws, obj, ctx.vkey)
+            return "database", database_obj(self.ws, obj[0], ctx.vkey, obj[1])
         return "data_source", data_source_obj(self.ws, obj, ctx.vkey)
 
 

@@ -85,6 +85,27 @@ def share(emu, body, q):
     return {"ok": True}
 
 
+def access(emu, body, q):
+    """Grant or revoke the API's access to one data source ({data_source_id}) or to every
+    data source of a database ({database_id}): {accessible: bool (default false),
+    in_search: bool (default false; a revoked source search still returns)}."""
+    if body.get("data_source_id") is not None:
+        sources = [_ds(emu, body["data_source_id"])]
+        db = emu.ws.databases[sources[0].db_id]
+    else:
+        h = norm_id(body.get("database_id"))
+        db = emu.ws.databases.get(h) if h else None
+        if db is None:
+            raise ControlError("give a known data_source_id or database_id", 404)
+        sources = [emu.ws.data_sources[i] for i in db.ds_ids]
+    for ds in sources:
+        emu.ws.set_access(ds, body.get("accessible", False), body.get("in_search", False))
+    return {"database_id": dashed(db.id),
+            "data_sources": [{"id": dashed(i), "accessible": emu.ws.data_sources[i].accessible,
+                              "in_search": emu.ws.data_sources[i].in_search}
+                             for i in db.ds_ids]}
+
+
 def _fill_data_source(emu, ds, spec):
     """Optional "pages" and "generate" members of a data source spec."""
     now = emu.clock.now()
@@ -98,7 +119,8 @@ def create_database(emu, body, q):
     if body.get("token") is not None and body["token"] not in emu.ws.tokens:
         raise ControlError("unknown token (create it with POST /_emulator/tokens first)", 404)
     db = emu.ws.create_database(body, emu.clock.now())
-    for dsid, spec in zip(db.ds_ids, body.get("data_sources") or [{}]):
+    specs = body.get("data_sources")
+    for dsid, spec in zip(db.ds_ids, [{}] if specs is None else specs):
         _fill_data_source(emu, emu.ws.data_sources[dsid], spec)
     return {"database_id": dashed(db.id), "data_source_ids": [dashed(i) for i in db.ds_ids]}
 
@@ -283,6 +305,7 @@ ROUTES = [  # methods, regex, handler, pass_method
     (("POST",), _rx("/share"), share, False),
     (("POST",), _rx("/databases"), create_database, False),
     (("POST",), _rx("/data_sources"), create_data_source, False),
+    (("POST",), _rx("/access"), access, False),
     (("POST",), _rx("/pages"), create_page, False),
     (("GET",), _rx("/pages"), list_pages, False),
     (("GET",), _rx("/pages/([^/]+)"), get_page, False),

@@ -31,8 +31,16 @@ Faithful details
   * missing Notion-Version -> 400 missing_version; other unsupported versions -> 400
     validation_error; unknown token -> 401 unauthorized; unknown or unshared id -> 404
     object_not_found with the integration name and additional_data.integration_id.
-  * 2022-06-28 on a database with >= 2 data sources -> 400 validation_error with
-    additional_data.error_type "multiple_data_sources_for_database".
+  * 2022-06-28 on a database with >= 2 accessible data sources -> 400 validation_error with
+    additional_data.error_type "multiple_data_sources_for_database"; with none (a linked
+    database, or sources the integration lost access to) -> 400 validation_error "Database
+    with ID <id> does not contain any data sources accessible by this API bot." (no
+    additional_data; this wording is not recorded in notion-api.md).
+  * GET database (2025+) lists only the accessible data sources ("data_sources": [] when
+    none); an inaccessible data source and its pages answer 404 object_not_found.
+  * search: the query matches the DATABASE title (also for data_source results, whose
+    title is the data source's own name); 2025+: one data_source object per data source,
+    2022-06-28: database objects of databases with exactly one data source.
   * page timestamps are rounded down to the minute (YYYY-MM-DDTHH:MM:00.000Z); no sorts ->
     deterministic hash order (not creation order); equal sort values -> hash order too.
   * a query chain (same filter+sorts+in_trash) returns at most result_cap rows; the
@@ -54,10 +62,20 @@ Control API (JSON in/out, no auth; paths under /_emulator)
   GET    /health
   POST   /tokens     {token, integration_name, databases:[ids]}    create/replace a token
   POST   /share      {token, database_id, shared:bool}
-  POST   /databases  {id?, title, data_sources?:[{id?, name?, schema?, pages?, generate?}],
-                      token?}  -> {database_id, data_source_ids}
+  POST   /databases  {id?, title, data_sources?:[{id?, name?, schema?, pages?, generate?,
+                      accessible?, in_search?}], token?}  -> {database_id, data_source_ids}
                       schema: {name: "type" | {type, <type>: config, id?}} (default Name: title)
-  POST   /data_sources {database_id, id?, name?, schema?}  add a data source to a database
+                      data_sources defaults to one source named like the database; [] makes
+                      a database without data sources (a linked database)
+  POST   /data_sources {database_id, id?, name?, schema?, accessible?, in_search?}  add a
+                      data source to a database
+  POST   /access     {data_source_id | database_id, accessible?: false, in_search?: false}
+                      revoke (or with accessible: true, restore) the API's access to one
+                      data source or to every data source of a database, for all tokens:
+                      GET database stops listing it, it and its pages answer 404, 2022-06-28
+                      counts only accessible sources; in_search: search still returns the
+                      revoked data source (a stale search index). -> {database_id,
+                      data_sources:[{id, accessible, in_search}]}
   POST   /pages      {data_source_id, properties:{name: value}, id?, created_time?,
                       last_edited_time?, created_by?, cover?, icon?, in_trash?}
                       values as Notion returns them ({type, <type>: ...}, id optional) or the

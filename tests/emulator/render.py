@@ -188,12 +188,12 @@ def schema(ds, vkey):
     return out
 
 
-def database_obj(ws, db, vkey):
-    """GET /v1/databases/{id}: the 2025-09-03 container, or the pre-2025 database object."""
+def database_obj(ws, db, vkey, ds=None):
+    """GET /v1/databases/{id}: the 2025-09-03 container (data_sources: the accessible
+    ones), or the pre-2025 database object with the schema of its one data source ds."""
     user = {"object": "user", "id": dashed(ws.default_user)}
     url = "https://app.notion.com/p/" + db.id
     if vkey == "2022":
-        ds = ws.data_sources[db.ds_ids[0]]
         return {"object": "database", "id": dashed(db.id), "cover": None, "icon": None,
                 "created_time": iso_minute(db.created), "created_by": user,
                 "last_edited_by": user, "last_edited_time": iso_minute(db.edited),
@@ -205,7 +205,8 @@ def database_obj(ws, db, vkey):
          "parent": {"type": "page_id", "page_id": dashed(db.parent_page_id)},
          "is_inline": False, "in_trash": db.in_trash, "is_locked": False,
          "created_time": iso_db(db.created), "last_edited_time": iso_db(db.edited),
-         "data_sources": [{"id": dashed(i), "name": ws.data_sources[i].name} for i in db.ds_ids],
+         "data_sources": [{"id": dashed(i), "name": ws.data_sources[i].name}
+                          for i in db.accessible_ids(ws)],
          "icon": None, "cover": None, "url": url, "public_url": None}
     if vkey != "2026":
         d["archived"] = db.in_trash

@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EMULATOR = os.path.join(HERE, "notion_emulator.py")
 TOKEN = "test-token-not-a-secret-aaaa"
 OTHER_TOKEN = "test-token-not-a-secret-bbbb"
+PROOF_TOKEN = "test-token-not-a-secret-cccc"   # sees only the databases of the t_proof_* tests
 V22, V25, V26 = "2022-06-28", "2025-09-03", "2026-03-11"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MINUTE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z$")
@@ -34,6 +35,17 @@ DB_M = "b0000000-0000-4000-8000-00000000000b"      # two data sources
 DB_U = "c0000000-0000-4000-8000-00000000000c"      # not shared with TOKEN
 DB_G = "d0000000-0000-4000-8000-00000000000d"      # generated pages
 DS_G = "d0000000-0000-4000-8000-0000000000d5"
+DB_R = "f1000000-0000-4000-8000-00000000000f"      # "Characters": its data source gets revoked
+DS_R = "f1000000-0000-4000-8000-0000000000d5"
+DB_L = "f2000000-0000-4000-8000-00000000000f"      # "Worlds": created without data sources
+DB_S = "f3000000-0000-4000-8000-00000000000f"      # "Stories": sources "Drafts", "Published"
+DS_S1 = "f3000000-0000-4000-8000-0000000000d1"
+DS_S2 = "f3000000-0000-4000-8000-0000000000d2"
+DB_T = "f4000000-0000-4000-8000-00000000000f"      # title "Title" beside rich_text "Name"
+DS_T = "f4000000-0000-4000-8000-0000000000d5"
+MSG_NO_SOURCES = ("Database with ID %s does not contain any data sources accessible by this API "
+                  "bot.")
+MSG_MULTI = "Databases with multiple data sources are not supported in this API version."
 
 
 class Fail(Exception):
@@ -692,6 +704,176 @@ def t_prerender(c):
     check(d["next_cursor"] != old and st == 200, "after /cursors/expire a fresh chain works")
 
 
+# ---------------------------------------------------------------- proof gains (issue 9)
+
+def _proof_setup(c):
+    c.ctl("POST", "/tokens", {"token": PROOF_TOKEN, "integration_name": "proof-test",
+                              "databases": []})
+    c.ctl("POST", "/databases", {"id": DB_R, "title": "Characters", "token": PROOF_TOKEN,
+                                 "data_sources": [{"id": DS_R, "pages": [
+                                     {"id": "f1000000-0000-4000-8000-1000000000%02d" % i,
+                                      "properties": {"Name": [rt("Hero %d" % i)]}}
+                                     for i in range(3)]}]})
+    c.ctl("POST", "/databases", {"id": DB_L, "title": "Worlds", "token": PROOF_TOKEN,
+                                 "data_sources": []})
+
+
+def _search(c, query, value, version=V25, token=PROOF_TOKEN):
+    st, _, d = c.api("POST", "/search", {"query": query,
+                                         "filter": {"property": "object", "value": value}},
+                     version=version, token=token)
+    check(st == 200, "search %r %s" % (query, value), d)
+    return d["results"]
+
+
+def _no_sources_error(c, r, db):
+    d = expect_error(r, 400, "validation_error", MSG_NO_SOURCES % db)
+    check("additional_data" not in d, "no additional_data (no error_type)", d)
+    check(list(d) == ["object", "status", "code", "message", "request_id"], "field order", list(d))
+
+
+def t_proof_no_sources(c):
+    _proof_setup(c)
+    page = "f1000000-0000-4000-8000-100000000001"
+    st, _, d = c.api("GET", "/databases/" + DB_R, token=PROOF_TOKEN)
+    check(st == 200 and d["data_sources"] == [{"id": DS_R, "name": "Characters"}], "before", d)
+    r = c.ctl("POST", "/access", {"database_id": DB_R})
+    r.pop("request_id", None)
+    check(r == {"database_id": DB_R, "data_sources": [
+        {"id": DS_R, "accessible": False, "in_search": False}]}, "/access answer", r)
+    for v in (V25, V26):
+        st, _, d = c.api("GET", "/databases/" + DB_R, version=v, token=PROOF_TOKEN)
+        check(st == 200 and d["data_sources"] == [] and d["title"][0]["plain_text"] == "Characters",
+              "%s: revoked database lists data_sources: []" % v, d)
+    _no_sources_error(c, c.api("GET", "/databases/" + DB_R, version=V22, token=PROOF_TOKEN), DB_R)
+    _no_sources_error(c, c.api("POST", "/databases/%s/query" % DB_R, {}, version=V22,
+                               token=PROOF_TOKEN), DB_R)
+    d = expect_error(c.api("GET", "/data_sources/" + DS_R, token=PROOF_TOKEN), 404,
+                     "object_not_found")
+    check('integration "proof-test"' in d["message"] and DS_R in d["message"], "404 names", d)
+    expect_error(c.api("POST", "/data_sources/%s/query" % DS_R, {}, token=PROOF_TOKEN), 404,
+                 "object_not_found")
+    expect_error(c.api("GET", "/pages/" + page, token=PROOF_TOKEN), 404, "object_not_found")
+    expect_error(c.api("GET", "/pages/%s/properties/title" % page, token=PROOF_TOKEN), 404,
+                 "object_not_found")
+    check(_search(c, "characters", "data_source") == [], "revoked source not found by search")
+    check(_search(c, "hero", "page") == [], "pages of a revoked source not found by search")
+    check(_search(c, "characters", "database", V22) == [], "2022 search: not listed")
+    # a search index that still lists the revoked source
+    c.ctl("POST", "/access", {"data_source_id": DS_R, "in_search": True})
+    res = _search(c, "characters", "data_source")
+    check([(o["id"], o["parent"]["database_id"]) for o in res] == [(DS_R, DB_R)],
+          "in_search: search still returns the data source", res)
+    st, _, d = c.api("GET", "/databases/" + DB_R, token=PROOF_TOKEN)
+    check(st == 200 and d["data_sources"] == [], "in_search: GET still lists none", d)
+    check([o["id"] for o in _search(c, "characters", "database", V22)] == [DB_R],
+          "in_search: 2022 search still returns the database")
+    _no_sources_error(c, c.api("GET", "/databases/" + DB_R, version=V22, token=PROOF_TOKEN), DB_R)
+    # restored
+    r = c.ctl("POST", "/access", {"database_id": DB_R, "accessible": True})
+    check(r["data_sources"] == [{"id": DS_R, "accessible": True, "in_search": False}], "restore", r)
+    st, _, d = c.api("GET", "/databases/" + DB_R, token=PROOF_TOKEN)
+    check(st == 200 and d["data_sources"] == [{"id": DS_R, "name": "Characters"}], "listed again", d)
+    st, _, d = c.api("POST", "/databases/%s/query" % DB_R, {}, version=V22, token=PROOF_TOKEN)
+    check(st == 200 and len(d["results"]) == 3, "2022 query works again", d)
+    st, _, d = c.api("GET", "/pages/" + page, token=PROOF_TOKEN)
+    check(st == 200 and d["id"] == page, "page visible again", d)
+    # a database created without data sources (a linked database)
+    st, _, d = c.api("GET", "/databases/" + DB_L, token=PROOF_TOKEN)
+    check(st == 200 and d["data_sources"] == [], "linked database lists no data sources", d)
+    _no_sources_error(c, c.api("GET", "/databases/" + DB_L, version=V22, token=PROOF_TOKEN), DB_L)
+    # control errors
+    st, _, d = c.request("POST", "/_emulator/access", {"database_id": DB_U.replace("c", "9")})
+    check(st == 404 and "error" in d, "unknown database -> 404", d)
+    st, _, d = c.request("POST", "/_emulator/access", {"database_id": DB_R, "accessible": "no"})
+    check(st == 400 and "boolean" in d["error"], "accessible must be a boolean", d)
+
+
+def t_proof_partial_access(c):
+    db = "f5000000-0000-4000-8000-00000000000f"
+    r = c.ctl("POST", "/databases", {"id": db, "title": "Worlds", "token": PROOF_TOKEN,
+                                     "data_sources": [{"name": "East"}, {"name": "West"}]})
+    east, west = r["data_source_ids"]
+    c.ctl("POST", "/pages", {"data_source_id": west, "properties": {"Name": [rt("westland")]}})
+    expect_error(c.api("GET", "/databases/" + db, version=V22, token=PROOF_TOKEN), 400,
+                 "validation_error", MSG_MULTI)
+    c.ctl("POST", "/access", {"data_source_id": west})
+    st, _, d = c.api("GET", "/databases/" + db, token=PROOF_TOKEN)
+    check(st == 200 and d["data_sources"] == [{"id": east, "name": "East"}], "one source listed", d)
+    expect_error(c.query(west), 404, "object_not_found")
+    st, _, d = c.api("GET", "/databases/" + db, version=V22, token=PROOF_TOKEN)
+    check(st == 200 and d["id"] == db, "2022: one accessible source -> a single-source database", d)
+    check([o["id"] for o in _search(c, "worlds", "data_source")] == [east], "search: east only")
+    check(_search(c, "westland", "page") == [], "pages of the revoked source hidden from search")
+    c.ctl("POST", "/access", {"data_source_id": west, "accessible": True})
+    st, _, d = c.api("GET", "/databases/" + db, token=PROOF_TOKEN)
+    check([s["id"] for s in d["data_sources"]] == [east, west], "both listed again", d)
+    check(len(_search(c, "westland", "page")) == 1, "page searchable again")
+
+
+def t_proof_multi_names(c):
+    c.ctl("POST", "/databases", {"id": DB_S, "title": "Stories", "token": PROOF_TOKEN,
+                                 "data_sources": [{"id": DS_S1, "name": "Drafts"},
+                                                  {"id": DS_S2, "name": "Published"}]})
+    for r in (c.api("GET", "/databases/" + DB_S, version=V22, token=PROOF_TOKEN),
+              c.api("POST", "/databases/%s/query" % DB_S, {}, version=V22, token=PROOF_TOKEN)):
+        d = expect_error(r, 400, "validation_error", MSG_MULTI)
+        check(d["additional_data"] == {"error_type": "multiple_data_sources_for_database",
+                                       "database_id": DB_S,
+                                       "child_data_source_ids": [DS_S1, DS_S2],
+                                       "minimum_api_version": "2025-09-03"}, "additional_data", d)
+    st, _, d = c.api("GET", "/databases/" + DB_S, token=PROOF_TOKEN)
+    check(st == 200 and d["title"][0]["plain_text"] == "Stories" and d["data_sources"] ==
+          [{"id": DS_S1, "name": "Drafts"}, {"id": DS_S2, "name": "Published"}],
+          "2025: container titled Stories lists Drafts and Published", d)
+    for ds, name in ((DS_S1, "Drafts"), (DS_S2, "Published")):
+        st, _, d = c.api("GET", "/data_sources/" + ds, token=PROOF_TOKEN)
+        check(st == 200 and d["title"][0]["plain_text"] == name, "data source title", d)
+
+
+def t_proof_search_titles(c):
+    res = _search(c, "stories", "data_source")
+    check(sorted((o["id"], o["title"][0]["plain_text"], o["parent"]["database_id"]) for o in res)
+          == [(DS_S1, "Drafts", DB_S), (DS_S2, "Published", DB_S)],
+          "2025: query 'stories' (the database title) finds both sources, titled by their names",
+          res)
+    check(_search(c, "drafts", "data_source") == [], "2025: a data source name is not matched")
+    check(_search(c, "Stories", "database", V22) == [], "2022: multi-source database not listed")
+    check(_search(c, "stories", "data_source", V26) != [], "2026 like 2025")
+    res = _search(c, "", "data_source")
+    check(DS_S1 in [o["id"] for o in res], "empty query finds everything", res)
+    st, _, d = c.api("POST", "/search", {"query": "characters", "filter": {
+        "property": "object", "value": "database"}}, version=V22, token=PROOF_TOKEN)
+    check(st == 200 and d["type"] == "page_or_database" and [o["id"] for o in d["results"]] ==
+          [DB_R] and d["results"][0]["object"] == "database" and
+          "Name" in d["results"][0]["properties"], "2022: database objects with their schema", d)
+
+
+def t_proof_title_not_name(c):
+    c.ctl("POST", "/databases", {"id": DB_T, "title": "Characters Extra", "token": PROOF_TOKEN,
+                                 "data_sources": [{"id": DS_T, "schema": {
+                                     "Name": "rich_text", "Title": "title"}}]})
+    p = c.ctl("POST", "/pages", {"data_source_id": DS_T, "properties": {
+        "Title": [rt("The real title")], "Name": [rt("only a rich text")]}})
+    check(p["properties"]["Title"]["type"] == "title" and p["properties"]["Title"]["id"] == "title"
+          and p["properties"]["Name"]["type"] == "rich_text", "ground truth types", p)
+    st, _, d = c.api("GET", "/data_sources/" + DS_T, token=PROOF_TOKEN)
+    check(st == 200 and d["properties"]["Title"]["type"] == "title" and
+          d["properties"]["Name"]["type"] == "rich_text" and
+          [v["type"] for v in d["properties"].values()].count("title") == 1,
+          "schema: one title property, named Title; Name is rich_text", d["properties"])
+    st, _, d = c.api("POST", "/data_sources/%s/query" % DS_T, {}, token=PROOF_TOKEN)
+    got = d["results"][0]["properties"]
+    check(got["Title"]["title"][0]["plain_text"] == "The real title" and
+          got["Name"]["rich_text"][0]["plain_text"] == "only a rich text", "query values", got)
+    check("The-real-title" in d["results"][0]["url"], "page url slug from the title property", d)
+    check([o["id"] for o in _search(c, "real title", "page")] == [p["id"]],
+          "page search matches the title property")
+    check(_search(c, "only a rich", "page") == [], "page search ignores the rich_text Name")
+    st, _, d = c.api("GET", "/databases/" + DB_T, version=V22, token=PROOF_TOKEN)
+    check(st == 200 and d["properties"]["Title"]["id"] == "title", "2022 schema", d)
+
+
 TESTS = [
     ("setup workspace, users/me", t_setup),
     ("missing / unsupported Notion-Version", t_missing_version),
@@ -721,6 +903,13 @@ TESTS = [
     ("keep-alive, control API bad input", t_keepalive_control_errors),
     ("generate 20,000 pages (timing, determinism, size)", t_generate),
     ("prerendered query chain", t_prerender),
+    ("data_sources: [] (revoked access, linked database): GET, 2022 error, 404s, search",
+     t_proof_no_sources),
+    ("one of two data sources revoked, then restored", t_proof_partial_access),
+    ("multi-source database whose source names differ from its title", t_proof_multi_names),
+    ("search matches database titles; data sources titled by their own names",
+     t_proof_search_titles),
+    ("title property named Title beside a rich_text Name", t_proof_title_not_name),
 ]
 
 

@@ -254,6 +254,16 @@ class Database:
         self.ds_ids = []
         self.in_trash = False
 
+    def accessible_ids(self, ws):
+        """Ids of the data sources the API can reach (what GET lists as data_sources)."""
+        return [i for i in self.ds_ids if ws.data_sources[i].accessible]
+
+    def searchable_ids(self, ws):
+        """Ids of the data sources search returns: the accessible ones, and those whose
+        access was revoked while the search index still lists them (in_search)."""
+        return [i for i in self.ds_ids
+                if ws.data_sources[i].accessible or ws.data_sources[i].in_search]
+
 
 class DataSource:
     def __init__(self, dsid, db_id, name, created):
@@ -268,6 +278,8 @@ class DataSource:
         self.unique_counter = 0
         self.query_cache = collections.OrderedDict()
         self.prerender = None
+        self.accessible = True      # False: the integration lost access (not listed, 404)
+        self.in_search = False      # while not accessible: search still returns it (stale index)
 
     def title_prop(self):
         for p in self.props.values():
@@ -348,6 +360,16 @@ class Workspace:
             raise ControlError("invalid database_id")
         (tok.databases.add if shared else tok.databases.discard)(h)
 
+    def set_access(self, ds, accessible, in_search=False):
+        """Grant or revoke the API's access to a data source (for every token). A revoked
+        source is not listed by GET database, and it and its pages answer 404; in_search
+        keeps it in search results (a search index that has not caught up)."""
+        if not isinstance(accessible, bool) or not isinstance(in_search, bool):
+            raise ControlError("accessible and in_search must be booleans")
+        ds.accessible = accessible
+        ds.in_search = in_search and not accessible
+        self.touched(ds)
+
     # -- databases and data sources
     def create_database(self, spec, now):
         title = spec.get("title", "Untitled")
@@ -357,7 +379,9 @@ class Workspace:
         created = self._time(spec.get("created_time"), now)
         db = Database(did, title, created, stable_id("parent", did))
         self.databases[did] = db
-        sources = spec.get("data_sources") or [{}]
+        sources = spec.get("data_sources")
+        if sources is None:
+            sources = [{}]
         if not isinstance(sources, list):
             raise ControlError("data_sources must be a list")
         for s in sources:
@@ -375,6 +399,7 @@ class Workspace:
         ds = DataSource(dsid, db.id, name, self._time(spec.get("created_time"), now))
         self.data_sources[dsid] = ds
         db.ds_ids.append(dsid)
+        self.set_access(ds, spec.get("accessible", True), spec.get("in_search", False))
         self.set_schema(ds, spec.get("schema") or {})
         if ds.title_prop() is None:     # Notion data sources always have one title property
             self.add_prop(ds, "Name", "title")

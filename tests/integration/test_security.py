@@ -696,6 +696,23 @@ st, _, js = call("GET", "/api/" + "a" * 20000, None, auth(), "20 KB URI", nginx_
 t.eq(st, 414, "a 20 KB request URI -> 414 from nginx")
 t.ok(is_error(js), "a 20 KB request URI: the 414 body is JSON like the other answers",
      str(js)[:200])
+# Statuses nginx makes while reading the request line and headers, before
+# any location: 501 (a Transfer-Encoding other than chunked) and 505 (an
+# HTTP version it does not speak) are JSON too.
+for desc, raw_request, want in (
+        ("Transfer-Encoding: identity", b"POST /api/notion/sync-to-postgres HTTP/1.1\r\nHost: a\r\n"
+         b"Transfer-Encoding: identity\r\nConnection: close\r\n\r\n", 501),
+        ("an HTTP/2.0 request line in text", b"GET /healthz HTTP/2.0\r\nHost: a\r\n"
+         b"Connection: close\r\n\r\n", 505)):
+    st, raw = h.https_raw(nginx.url, raw_request, context=nginx.ssl_context())
+    body = raw.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in raw else b""
+    try:
+        js = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        js = None
+    t.eq(st, want, f"{desc} -> {want} from nginx")
+    t.ok(is_error(js) and b"application/json" in raw.split(b"\r\n\r\n", 1)[0],
+         f"{desc}: the {want} body is JSON like the other answers", raw[:300])
 
 t.ok(resp.alive(), "the responder process is alive after the hostile input")
 st, _, js = call("GET", "/healthz")

@@ -191,6 +191,56 @@ class Postgres:
             except subprocess.CalledProcessError:
                 pass
 
+    # Stopping and starting the same cluster (same data, same socket folder,
+    # same conninfo) while clients hold sessions. The cleanup registered in
+    # __init__ (stop) still stops whatever server runs at exit. Note that with
+    # the default synchronous_commit = off, an immediate stop may lose the
+    # last ~0.6 s of commits; tests that count rows across a restart pass
+    # extra_conf=["synchronous_commit = on"].
+
+    def running(self):
+        """True while a postmaster of this cluster runs (its pid file exists)."""
+        return os.path.exists(os.path.join(self.data, "postmaster.pid"))
+
+    def accepts_connections(self):
+        """True when a new session can run a query right now."""
+        out = subprocess.run(
+            ["psql", "-X", "-q", "-A", "-t", "-h", self.dir, "-U", self.superuser,
+             "-d", self.dbname, "-c", "select 1"],
+            capture_output=True, text=True)
+        return out.returncode == 0 and out.stdout.strip() == "1"
+
+    def stop_server(self):
+        """Stop the server at once (pg_ctl stop -m immediate): every session
+        is cut without a goodbye, as in a crash; the next start runs crash
+        recovery. Returns the seconds it took; a no-op when it is not running."""
+        start = time.monotonic()
+        if self.running():
+            self._pg(["pg_ctl", "-D", self.data, "-m", "immediate", "-w", "-t", "60", "stop"])
+        return time.monotonic() - start
+
+    def start_server(self, timeout=60.0):
+        """Start the stopped server again on the same data and socket folder
+        (its log continued), and wait until it accepts connections. Returns
+        the seconds it took."""
+        start = time.monotonic()
+        if not self.running():
+            self._pg(["pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t",
+                      str(int(timeout)), "start"])
+        wait_for(self.accepts_connections, timeout=timeout, interval=0.05,
+                 what="PostgreSQL to accept connections again")
+        return time.monotonic() - start
+
+    def restart(self, timeout=60.0):
+        """pg_ctl restart -m immediate, done as stop -m immediate + start so
+        that the server keeps its log file (pg_ctl restart would hand the
+        new postmaster pg_ctl's own stdout). Waits until the server accepts
+        connections again; returns the seconds it took."""
+        start = time.monotonic()
+        self.stop_server()
+        self.start_server(timeout)
+        return time.monotonic() - start
+
     def psql(self, sql, db=None, check=True):
         """Run SQL; return stdout rows as lists of strings (unaligned, | separated)."""
         out = subprocess.run(
@@ -259,6 +309,18 @@ class Emulator:
 
     def clear_requests(self):
         self.control("DELETE", "/requests")
+
+    def access(self, database_id=None, data_source_id=None, accessible=False, in_search=False):
+        """Revoke (accessible=False) or restore the API's access to every data source of
+        a database, or to one data source (POST /_emulator/access): a revoked source is
+        no longer listed by GET database, it and its pages answer 404, and search still
+        returns it only with in_search=True (a stale search index)."""
+        body = {"accessible": accessible, "in_search": in_search}
+        if data_source_id is not None:
+            body["data_source_id"] = data_source_id
+        else:
+            body["database_id"] = database_id
+        return self.control("POST", "/access", body)
 
 
 # --- running the CLI -----------------------------------------------------
@@ -488,6 +550,20 @@ def plain_text(value):
     return "".join(i.get("plain_text", i.get("text", {}).get("content", "")) for i in items)
 
 
+TEXT_TYPES = ("rich_text", "title", "url", "email", "phone_number")
+
+
+def text_value(value):
+    """What a text column takes from a property: the text of a text-typed
+    value (rich text joined, or the string), None for other types."""
+    if not value or value.get("type") not in TEXT_TYPES:
+        return None
+    inner = value.get(value["type"])
+    if isinstance(inner, str):
+        return inner
+    return plain_text(value)
+
+
 def clean_text(s):
     """What the sync stores for text: NUL removed; a lone UTF-16 surrogate
     (json-c already decodes it as U+FFFD) becomes U+FFFD."""
@@ -498,14 +574,14 @@ def clean_text(s):
 
 def expected_columns(kind, props):
     """The mapped columns of the design guide, computed independently of the C code."""
-    table, title_col, title_prop, text_col, text_props = KINDS[kind]
-    title_value = props.get(title_prop) or next(
-        (v for v in props.values() if v.get("type") == "title"), None)
+    table, title_col, _title_prop, text_col, text_props = KINDS[kind]
+    # The title column is the property of type title, whatever its name.
+    title_value = next((v for v in props.values() if v.get("type") == "title"), None)
     title = cap_title(clean_text(plain_text(title_value) or ""))
     text = None
     present = [p for p in text_props if p in props]
     for p in text_props:
-        t = plain_text(props.get(p))
+        t = text_value(props.get(p))
         if t:
             text = clean_text(t)
             break
@@ -923,3 +999,9 @@ def https_raw(url, data, context=None, cafile=None, timeout=30):
     first = raw.split(b"\r\n", 1)[0].split()
     status = int(first[1]) if len(first) > 1 and first[1].isdigit() else None
     return status, raw
+
+
+def stop_process(proc, grace=5.0):
+    """Stop a process started with start_process now (SIGTERM to its group,
+    SIGKILL after grace seconds); a no-op once it has ended."""
+    _stop_process(proc, grace)

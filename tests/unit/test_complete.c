@@ -25,6 +25,9 @@
 
 static const char *served[8];   /* answers, in order */
 static int n_served, next_answer;
+/* Instead of served: 1 answers with a new cursor forever, 2 with the same
+ * cursor forever; calls counts the requests. */
+static int endless, calls;
 static char asked[8][256];      /* "page/property?cursor" of each call */
 
 void nsync__query_page_clear(struct nsync_query_page *page)
@@ -43,6 +46,20 @@ nsync_rc nsync__notion_property_items(struct nsync_notion *n, const struct nsync
 	(void)n;
 	(void)ctx;
 	memset(page, 0, sizeof(*page));
+	calls++;
+	if (endless) {
+		char text[300];
+		snprintf(text, sizeof(text),
+			 "{\"object\":\"list\",\"results\":[{\"object\":\"property_item\","
+			 "\"type\":\"relation\",\"relation\":{\"id\":\"r%d\"}}],\"has_more\":true,"
+			 "\"next_cursor\":\"cursor-%d\"}",
+			 calls, endless == 1 ? calls : 0);
+		page->root = json_tokener_parse(text);
+		json_object_object_get_ex(page->root, "results", &page->results);
+		page->has_more = 1;
+		page->next_cursor = json_object_get_string(json_object_object_get(page->root, "next_cursor"));
+		return NSYNC_OK;
+	}
 	if (next_answer < 8)
 		snprintf(asked[next_answer], sizeof(asked[0]), "%s/%s?%s", page_id, property_id,
 			 cursor ? cursor : "");
@@ -62,6 +79,7 @@ static int setup(void **state)
 {
 	(void)state;
 	n_served = next_answer = 0;
+	endless = calls = 0;
 	memset(asked, 0, sizeof(asked));
 	return 0;
 }
@@ -311,6 +329,38 @@ static void no_property_id_is_a_protocol_error(void **state)
 	json_object_put(props);
 }
 
+/* An item list that never ends stops at the cap (100 requests), one that
+ * repeats its cursor at once; both are errors for that value, and the
+ * property keeps what the query showed. */
+static void endless_items_are_capped(void **state)
+{
+	struct json_object *props = json_object_new_object(), *v, *list;
+	struct nsync_err err;
+	long requests = 0;
+
+	(void)state;
+	json_object_object_add(props, "Cast", relation(25, 1));
+	endless = 1;
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(nsync__complete_props(NULL, NULL, "p", props, &requests, &err),
+			 NSYNC_ERR_PROTOCOL);
+	assert_int_equal(requests, 100);
+	assert_int_equal(calls, 100);
+	assert_non_null(strstr(err.msg, "did not end after 100 requests"));
+	json_object_object_get_ex(props, "Cast", &v);
+	json_object_object_get_ex(v, "relation", &list);
+	assert_int_equal(json_object_array_length(list), 25);
+
+	endless = 2;
+	calls = 0;
+	requests = 0;
+	assert_int_equal(nsync__complete_props(NULL, NULL, "p", props, &requests, &err),
+			 NSYNC_ERR_PROTOCOL);
+	assert_int_equal(calls, 2);
+	assert_non_null(strstr(err.msg, "returned before"));
+	json_object_put(props);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +370,7 @@ int main(void)
 		cmocka_unit_test_setup(odd_shapes_are_not_truncated, setup),
 		cmocka_unit_test_setup(props_any, setup),
 		cmocka_unit_test_setup(relation_completed_across_pages, setup),
+		cmocka_unit_test_setup(endless_items_are_capped, setup),
 		cmocka_unit_test_setup(people_completed, setup),
 		cmocka_unit_test_setup(failure_keeps_the_cut_value, setup),
 		cmocka_unit_test_setup(wrong_item_type_is_a_protocol_error, setup),

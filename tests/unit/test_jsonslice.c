@@ -9,7 +9,10 @@
  * like it ("x_properties"), nested "properties" deeper in an element, an
  * element without the member (len 0), a "results" key nested before the
  * top-level one, empty results, malformed input (-1) and more elements
- * than out[] can hold.
+ * than out[] can hold; duplicate "results" or "properties" members
+ * (NSYNC_SLICE_DUPLICATE, because json-c keeps the last and the scanner
+ * would take the first), whole elements (nsync__slice_results) and one
+ * member of an object (nsync__slice_member).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -277,6 +280,66 @@ static void other_key(void **state)
 	assert_int_equal(out[1].off, unique_offset(json, "\"def\""));
 }
 
+/* json-c keeps the last of two equal keys; the scanner must not quietly
+ * take the first. Duplicates elsewhere (deeper, or other keys) are fine. */
+static void duplicate_members(void **state)
+{
+	static const char two_results[] =
+		"{\"results\":[{\"properties\":{\"a\":1}}],\"has_more\":false,"
+		"\"results\":[{\"properties\":{\"b\":2}}]}";
+	static const char two_props[] =
+		"{\"results\":[{\"id\":\"x\",\"properties\":{\"a\":1},\"properties\":{\"b\":2}}]}";
+	static const char deep_twice[] =
+		"{\"results\":[{\"properties\":{\"a\":{\"k\":1,\"k\":2}},\"id\":\"x\",\"id\":\"y\"}]}";
+	struct nsync_slice out[4], one;
+
+	(void)state;
+	assert_int_equal(nsync__slice_results_member(two_results, strlen(two_results), "properties",
+						     out, 4),
+			 NSYNC_SLICE_DUPLICATE);
+	assert_int_equal(nsync__slice_results_member(two_props, strlen(two_props), "properties", out,
+						     4),
+			 NSYNC_SLICE_DUPLICATE);
+	assert_int_equal(nsync__slice_member(two_results, strlen(two_results), "results", &one),
+			 NSYNC_SLICE_DUPLICATE);
+	assert_int_equal(nsync__slice_member(two_props, strlen(two_props), "results", &one), 1);
+	assert_int_equal(nsync__slice_results_member(deep_twice, strlen(deep_twice), "properties",
+						     out, 4),
+			 1);
+	assert_int_equal(nsync__slice_results(two_results, strlen(two_results), out, 4),
+			 NSYNC_SLICE_DUPLICATE);
+}
+
+static void whole_elements(void **state)
+{
+	static const char json[] =
+		"{\"object\":\"list\",\"results\":[ {\"id\":\"a\"} ,{\"id\":\"b\",\"x\":[1,{}]},3],"
+		"\"has_more\":false}";
+	struct nsync_slice out[2];
+
+	(void)state;
+	assert_int_equal(nsync__slice_results(json, strlen(json), out, 2), 3);
+	assert_int_equal(out[0].len, strlen("{\"id\":\"a\"}"));
+	assert_memory_equal(json + out[0].off, "{\"id\":\"a\"}", out[0].len);
+	assert_memory_equal(json + out[1].off, "{\"id\":\"b\",\"x\":[1,{}]}", out[1].len);
+	assert_int_equal(nsync__slice_results("[]", 2, out, 2), -1);
+}
+
+static void one_member(void **state)
+{
+	static const char json[] = "{\"a\":{\"id\":\"no\"},\"id\" : \"yes\",\"z\":[]}";
+	struct nsync_slice s;
+
+	(void)state;
+	assert_int_equal(nsync__slice_member(json, strlen(json), "id", &s), 1);
+	assert_int_equal(s.len, 5);
+	assert_memory_equal(json + s.off, "\"yes\"", 5);
+	assert_int_equal(nsync__slice_member(json, strlen(json), "missing", &s), 0);
+	assert_int_equal(nsync__slice_member("{\"id\":", 6, "id", &s), -1);
+	assert_int_equal(nsync__slice_member("{\"id\":1,\"id\":2}", 15, "id", &s),
+			 NSYNC_SLICE_DUPLICATE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +353,9 @@ int main(void)
 		cmocka_unit_test(malformed_input),
 		cmocka_unit_test(count_above_max),
 		cmocka_unit_test(other_key),
+		cmocka_unit_test(duplicate_members),
+		cmocka_unit_test(whole_elements),
+		cmocka_unit_test(one_member),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -345,9 +345,16 @@ static void title_fallback_to_title_type(void **state)
 		     "{\"Premise\":{\"id\":\"p\",\"type\":\"rich_text\",\"rich_text\":[]},"
 		     TITLE_PROP("Titre", "Le Conte") "}",
 		     "\"Le Conte\"");
-	/* The named property wins over another title-typed one. */
+	/* By type, never by name: a rich_text called "Name" (or "World Name")
+	 * beside the title property is not the title. */
+	check_column("Characters", TITLE,
+		     "{" TEXT_PROP("Name", "n", RT("wrong")) "," TITLE_PROP("Title", "right") "}",
+		     "\"right\"");
 	check_column("Worlds", TITLE,
-		     "{" TITLE_PROP("Other", "wrong") "," TITLE_PROP("World Name", "right") "}",
+		     "{" TEXT_PROP("World Name", "w", RT("wrong")) "," TITLE_PROP("Nom", "right") "}",
+		     "\"right\"");
+	check_column("Other", TITLE,
+		     "{" TEXT_PROP("Name", "n", RT("wrong")) "," TITLE_PROP("Task", "right") "}",
 		     "\"right\"");
 	/* No title at all: "". */
 	check_column("Characters", TITLE, "{" TEXT_PROP("Bio", "b", RT("x")) "}", "\"\"");
@@ -355,6 +362,25 @@ static void title_fallback_to_title_type(void **state)
 	/* Title present but empty: "". */
 	check_column("Characters", TITLE,
 		     "{\"Name\":{\"id\":\"title\",\"type\":\"title\",\"title\":[]}}", "\"\"");
+}
+
+/* A text column takes text types only; another type present gives "". */
+static void text_column_types(void **state)
+{
+	(void)state;
+	check_column("Characters", TEXT,
+		     "{\"Description\":{\"id\":\"d\",\"type\":\"url\",\"url\":\"https://x.test/\"}}",
+		     "\"https://x.test/\"");
+	check_column("Characters", TEXT,
+		     "{\"Description\":{\"id\":\"d\",\"type\":\"select\",\"select\":{\"name\":\"S\"}}}",
+		     "\"\"");
+	check_column("Characters", TEXT,
+		     "{\"Description\":{\"id\":\"d\",\"type\":\"number\",\"number\":5}}", "\"\"");
+	/* A select "Description" does not hide a rich_text "Bio". */
+	check_column("Characters", TEXT,
+		     "{\"Description\":{\"id\":\"d\",\"type\":\"select\",\"select\":{\"name\":\"S\"}},"
+		     TEXT_PROP("Bio", "b", RT("bio")) "}",
+		     "\"bio\"");
 }
 
 /* Build a Characters page whose "Name" title holds nchars characters taken
@@ -640,6 +666,7 @@ int main(void)
 		cmocka_unit_test(chat_sessions_transcript),
 		cmocka_unit_test(message_count),
 		cmocka_unit_test(title_fallback_to_title_type),
+		cmocka_unit_test(text_column_types),
 		cmocka_unit_test(title_capped),
 		cmocka_unit_test(title_cap_after_cleaning),
 		cmocka_unit_test(rich_text_items),
