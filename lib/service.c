@@ -351,6 +351,8 @@ out:
 					&finish_err);
 		o->run_id = queued_run;
 	}
+	/* The row proves this run's lock only while it runs. */
+	svc->store.guard_run_id = 0;
 	if (locked)
 		nsync__store_unlock(&svc->store, user_id, database_id);
 	nsync__secret_free(token);
