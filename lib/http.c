@@ -4,6 +4,9 @@
 #include "config.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,8 +260,13 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 	*resp_len = 0;
 	/* The previous answer is no longer borrowed: an oversized one does not
 	 * keep its memory for the life of the client. */
-	if (h->body.cap > NSYNC_HTTP_KEEP_BODY)
+	if (h->body.cap > NSYNC_HTTP_KEEP_BODY) {
 		nsync__buf_free(&h->body);
+#ifdef __GLIBC__
+		/* And the heap that parsing it grew, back to the system. */
+		malloc_trim(0);
+#endif
+	}
 	nsync__buf_init(&url, 8192);
 	nsync__buf_init(&auth, 8192);
 	nsync__buf_init(&version, 256);

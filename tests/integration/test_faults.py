@@ -71,6 +71,17 @@ t.eq(content(STORM_USER), content(CLEAN_USER), "fault storm: rows identical to t
 # reach our own retry counter.
 t.ok(stormy and fired - 2 <= stormy["retries"] <= fired,
      f"fault storm: the faults were retried and counted ({fired} fired)", stormy)
+# What retries does not count shows in connections: libcurl's own resend
+# opens a connection, and so does every reconnect after a reset or a
+# truncated answer; a clean walk keeps one connection alive.
+t.eq(clean["connections"], 1, "clean sync: one keep-alive connection for the whole walk")
+t.ok(stormy and stormy["connections"] >= 1 + (fired - stormy["retries"]),
+     "fault storm: every request libcurl resent by itself shows as a new connection "
+     f"({fired} fired, {stormy and stormy['retries']} retries, "
+     f"{stormy and stormy['connections']} connections)", stormy)
+t.eq(pg.scalar(f"select connections from notion_sync_runs where user_id = '{STORM_USER}' "
+               "order by id desc limit 1"), str(stormy and stormy["connections"]),
+     "fault storm: the run row records the connections")
 t.eq(seen, clean["notion_requests"] + fired,
      "fault storm: Notion saw the clean walk's requests plus one retry per fault, nothing more")
 run = pg.psql(f"select status, retries, rate_limit_wait_seconds, notion_requests from notion_sync_runs "
