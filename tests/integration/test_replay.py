@@ -4,7 +4,8 @@
 Every other integration test talks to tests/emulator, which agrees with our own
 reading of the docs. Here Notion is tests/replay/replay_server.py, which serves
 only answers api.notion.com really sent (the notion-sdk-py VCR cassettes in
-tests/fixtures/notion-sdk-py, see SOURCE.md there), checks requests the way Notion
+tests/fixtures/notion-sdk-py and the notion_ruby_mapping curl answers in
+tests/fixtures/notion_ruby_mapping, see SOURCE.md in each), checks requests the way Notion
 does (Notion-Version, Bearer token, page_size <= 100, documented body keys) and
 answers the recorded error bodies. Real PostgreSQL 15, the CLI, and once the
 FastCGI responder behind nginx.
@@ -15,9 +16,14 @@ sync table, the title column is the plain text of the property of type title,
 the text column follows the contract, `properties` equals what Notion sent,
 notion_created_time / notion_last_edited_time are the recorded timestamps,
 notion_data_source_id is the recorded data source; a re-sync writes 0 rows.
+The notion_ruby_mapping rows carry 25 property types (numbers compared as exact
+decimals), come in a three-page cursor walk, and one page's relation was cut at 25
+references: its recorded property-item list must be fetched once, stored complete,
+and never fetched again while the page is unchanged.
 Also: a 2022-06-28 recording; the recorded 401 and (recorded-shape) 404 bodies
 give notion_unauthorized / not_found answers quoting Notion's message.
 """
+import copy
 import datetime
 import glob
 import json
@@ -26,6 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
+from decimal import Decimal
 
 TOP = os.environ.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -33,7 +40,8 @@ sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 import harness as h  # noqa: E402
 
 REPLAY = os.path.join(h.SRCDIR, "tests", "replay", "replay_server.py")
-FIXTURES = os.path.join(h.SRCDIR, "tests", "fixtures", "notion-sdk-py")
+FIXTURE_DIRS = [os.path.join(h.SRCDIR, "tests", "fixtures", d)
+                for d in ("notion-sdk-py", "notion_ruby_mapping")]
 TOKEN = "secret_test_replay_token_1"
 OTHER_TOKEN = "secret_test_replay_token_other"
 SECRET = "secret_test_replay_endpoint"
@@ -68,14 +76,38 @@ SYNCED = [  # (cassette fixture, kind)
 ]
 LEGACY = "test_databases_query__d6b5c1eb"               # 2022-06-28, real empty query
 
+# notion_ruby_mapping (2025-09-03): "Sample table", 5 rows in a recorded 3-page cursor
+# chain, and "A parent", whose relation was cut at 25 (its database is made up by the
+# replay server: MANY_RELATIONS_DB there). No property of either is named like a text
+# property of a kind, so: the generic table, and Characters for the title named 名前.
+SAMPLE_CHAIN = ["query_data_source_limit_2__9846ab69", "query_data_source_next_2__ff3d52d0",
+                "query_data_source_last_2__9846ab69"]
+SAMPLE_DB = "retrieve_database_database__9846ab69"
+MANY_PAGE = "retrieve_page_with_many_relations__9846ab69"
+MANY_ITEMS = "retrieve_property_relation_with_many_relations__9846ab69"
+MANY_RELATIONS_DB = "db000000-0000-4000-8000-5a0c756ba0a7"
+RUBY_TYPES = {"title", "rich_text", "number", "select", "multi_select", "status", "date",
+              "checkbox", "url", "email", "phone_number", "people", "files", "relation",
+              "rollup", "formula", "created_time", "created_by", "last_edited_time",
+              "last_edited_by", "unique_id"}
+
 t = h.Tap()
 
 
 # --- the recorded workspace, read from the fixtures ----------------------------------
 
 def load(stem):
-    with open(os.path.join(FIXTURES, stem + ".json"), encoding="utf-8") as f:
-        return json.load(f)
+    for d in FIXTURE_DIRS:
+        path = os.path.join(d, stem + ".json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+    raise FileNotFoundError(stem)
+
+
+def body(stem, i=0):
+    """A recorded answer, numbers as exact decimals (Notion's digits, not a double's)."""
+    return json.loads(load(stem)["interactions"][i]["response_body"], parse_float=Decimal)
 
 
 def recorded_database(stem):
@@ -90,9 +122,29 @@ def recorded_database(stem):
     q = [i for i in inters if i["path"] == f"/v1/data_sources/{ds['id']}/query"
          and i["status"] == 200 and "filter" not in json.loads(i["request_body"] or "{}")]
     assert len(q) == 1, stem
-    pages = json.loads(q[0]["response_body"])["results"]
+    pages = json.loads(q[0]["response_body"], parse_float=Decimal)["results"]
     title = "".join(r["plain_text"] for r in db["title"])
     return db["id"], ds["id"], title, pages
+
+
+def ruby_databases():
+    """The two notion_ruby_mapping databases as (stem, kind, db, ds, title, pages), and the
+    properties the sync must store where they differ from the query's (the relation cut
+    at 25, completed from the recorded property-item list)."""
+    db = body(SAMPLE_DB)
+    rows = [p for stem in SAMPLE_CHAIN for p in body(stem)["results"]]
+    sample = (SAMPLE_DB, "Other", db["id"], db["data_sources"][0]["id"],
+              "".join(r["plain_text"] for r in db["title"]), rows)
+    page = body(MANY_PAGE)
+    del page["request_id"]       # a row of a query answer carries none
+    items = body(MANY_ITEMS)
+    full = copy.deepcopy(page["properties"])
+    name = next(k for k, v in full.items() if v["type"] == "relation" and v.get("has_more"))
+    full[name]["relation"] = [i["relation"] for i in items["results"]]
+    full[name]["has_more"] = False
+    many = (MANY_PAGE, "Characters", MANY_RELATIONS_DB, page["parent"]["data_source_id"], "",
+            [page])
+    return [sample, many], {page["id"]: full}
 
 
 def plain_text(value):
@@ -203,10 +255,11 @@ def cli(args, e=None, input_text=None):
 
 
 # --- 0. the corpus and the replay server themselves ------------------------------------
-files = sorted(glob.glob(os.path.join(FIXTURES, "*.json")))
-source_md = open(os.path.join(FIXTURES, "SOURCE.md"), encoding="utf-8").read()
-bad = []
-for path in files:
+files, bad = [], []
+for fdir in FIXTURE_DIRS:
+    source_md = open(os.path.join(fdir, "SOURCE.md"), encoding="utf-8").read()
+    files += [(p, source_md) for p in sorted(glob.glob(os.path.join(fdir, "*.json")))]
+for path, source_md in files:
     doc = json.load(open(path, encoding="utf-8"))
     stem = os.path.basename(path)[:-5]
     if stem not in source_md or doc["source"]["commit"] not in source_md:
@@ -218,13 +271,18 @@ for path in files:
             bad.append((stem, it["index"], "body not JSON"))
         if any(s in json.dumps(it) for s in ("Bearer ", "ntn_", "secret_")):
             bad.append((stem, it["index"], "token-like text"))
-t.ok(len(files) >= 10 and not bad,
-     f"{len(files)} fixture files: every body is JSON, listed in SOURCE.md, no token-like text",
+t.ok(len(files) >= 25 and not bad,
+     f"{len(files)} fixture files: every body is JSON, listed in its SOURCE.md, no token-like text",
      bad[:5])
 
 DBS = []   # (stem, kind, database id, data source id, title, pages)
 for stem, kind in SYNCED:
     DBS.append((stem, kind) + recorded_database(stem))
+RUBY_DBS, EXPECTED_PROPS = ruby_databases()
+DBS += RUBY_DBS
+SAMPLE_DS = RUBY_DBS[0][3]
+MANY_ID = RUBY_DBS[1][5][0]["id"]
+RUBY_PAGES = [p for _, _, _, _, _, pages in RUBY_DBS for p in pages]
 ALL_PAGES = [(kind, db, ds, p) for _, kind, db, ds, _, pages in DBS for p in pages]
 t.ok(len(ALL_PAGES) >= 12 and len({p["id"] for _, _, _, p in ALL_PAGES}) == len(ALL_PAGES),
      f"{len(ALL_PAGES)} distinct recorded pages in {len(DBS)} recorded databases")
@@ -248,6 +306,10 @@ t.ok(status == 401 and js == json.loads(load("test_api_response_error__15196fc3"
      "replay: no Authorization -> the recorded 401 body", js)
 status, _, js = rp.notion("POST", qpath, '{"page_size":100')
 t.ok(status == 400 and js.get("code") == "invalid_json", "replay: broken JSON -> 400 invalid_json", js)
+rec400 = body("retrieve_page_wrong_format__42b81f32")
+status, _, js = rp.notion("GET", "/v1/pages/AAA")
+t.ok(status == 400 and {k: js.get(k) for k in rec400} == rec400,
+     "replay: GET /v1/pages/AAA -> the recorded 400 validation_error wording", js)
 status, _, js = rp.notion("POST", qpath, json.dumps({
     "page_size": 100, "filter": {"timestamp": "last_edited_time",
                                  "last_edited_time": {"on_or_after": "2026-01-01T00:00:00Z"}},
@@ -255,6 +317,18 @@ status, _, js = rp.notion("POST", qpath, json.dumps({
 t.ok(status == 200 and len(js.get("results", [])) == len(DBS[0][5]),
      "replay: a valid filtered query is served the recorded rows", status)
 rp.clear()
+
+# The notion_ruby_mapping recordings themselves.
+filtered = [p["id"] for p in body("query_data_source_filter_properties__9846ab69")["results"]]
+t.eq([p["id"] for p in RUBY_DBS[0][5]], filtered,
+     "Sample table: the recorded 3-page cursor chain holds exactly the rows of the recorded "
+     "page_size-100 query (filter_properties), in its order")
+types = {v["type"] for p in RUBY_PAGES for v in p["properties"].values()}
+t.ok(RUBY_TYPES <= types, f"notion_ruby_mapping rows: {len(RUBY_PAGES)} pages, "
+     f"{len(types)} property types: {', '.join(sorted(types))}", sorted(RUBY_TYPES - types))
+t.ok(len(body(MANY_PAGE)["properties"]["Children"]["relation"]) == 25 and
+     len(body(MANY_ITEMS)["results"]) == 26,
+     "A parent: the page shows 25 of its 26 recorded relation items (has_more true)")
 
 # --- 1. register and sync through the CLI ------------------------------------------------
 for user in (USER, USER_BYID, USER_DISC):
@@ -290,6 +364,24 @@ t.eq(sorted({r["path"] for r in queries}),
 t.ok(all(isinstance(r["body"], dict) and r["body"].get("page_size", 100) <= 100 for r in queries),
      "query bodies are JSON objects with page_size <= 100",
      [r["body"] for r in queries][:3])
+walk = [(r["body"].get("start_cursor"), r["served"]) for r in queries
+        if r["path"] == f"/v1/data_sources/{SAMPLE_DS}/query"]
+t.eq(walk, [(None, SAMPLE_CHAIN[0] + "#0"),
+            ("6601e719-a39a-460c-908e-8909467fcccf", SAMPLE_CHAIN[1] + "#0"),
+            ("dcdc805c-85fa-4155-a55c-20fc28771af7", SAMPLE_CHAIN[2] + "#0")],
+     "Sample table: the walk followed both recorded next_cursors, one query per recorded page")
+props_reqs = [(r["method"], r["path"], r["query"], r["status"], r["served"]) for r in v1
+              if "/properties/" in r["path"]]
+t.eq(props_reqs, [("GET", f"/v1/pages/{MANY_ID}/properties/%60%5B%3E%7B", "page_size=100", 200,
+                   MANY_ITEMS + "#0")],
+     "the relation cut at 25 (has_more true) cost exactly one property-item request, answered "
+     "by the recorded list; no other page asked for one")
+t.eq(pg.psql(f"select d.database_id::text, r.property_requests from notion_sync_runs r "
+             f"join notion_databases d on d.user_id = r.user_id and d.database_id = r.database_id "
+             f"where r.user_id = '{USER}' and r.database_id in ('{RUBY_DBS[0][2]}', "
+             f"'{MANY_RELATIONS_DB}') order by 1"),
+     sorted([[RUBY_DBS[0][2], "0"], [MANY_RELATIONS_DB, "1"]]),
+     "run rows: property_requests 1 for A parent's database, 0 for Sample table")
 
 
 def check_rows(user, kind_of, label):
@@ -302,7 +394,7 @@ def check_rows(user, kind_of, label):
         table, title_col, text_col, _ = KINDS[kind]
         rows = h.json_rows(pg, (
             f"select notion_database_id::text as db, notion_data_source_id::text as ds, "
-            f"{title_col} as title, {text_col} as text, properties, "
+            f"{title_col} as title, {text_col} as text, properties::text as properties, "
             f"extract(epoch from notion_created_time)::float8 as created, "
             f"extract(epoch from notion_last_edited_time)::float8 as edited "
             f"from {table} where user_id = '{user}' and notion_page_id = '{page['id']}'"))
@@ -316,18 +408,24 @@ def check_rows(user, kind_of, label):
             mismatches.append((page["id"], title_col, row["title"], want[title_col]))
         if row["text"] != want[text_col]:
             mismatches.append((page["id"], text_col, row["text"], want[text_col]))
-        if row["properties"] != clean_props(page["properties"]):
-            mismatches.append((page["id"], "properties", row["properties"], page["properties"]))
+        stored = json.loads(row["properties"], parse_float=Decimal)
+        want_props = clean_props(EXPECTED_PROPS.get(page["id"], page["properties"]))
+        if stored != want_props:
+            diff = sorted(k for k in set(stored) | set(want_props)
+                          if stored.get(k) != want_props.get(k))
+            mismatches.append((page["id"], "properties differ in", diff[:5],
+                               [stored.get(k) for k in diff[:1]], [want_props.get(k) for k in diff[:1]]))
         if abs(row["created"] - epoch(page["created_time"])) > 0.0005 or \
                 abs(row["edited"] - epoch(page["last_edited_time"])) > 0.0005:
             mismatches.append((page["id"], "timestamps", row["created"], page["created_time"]))
         if row["ds"] != page["parent"]["data_source_id"] or row["ds"] != ds:
             mismatches.append((page["id"], "data source", row["ds"], ds))
-        if row["db"] != page["parent"]["database_id"] or row["db"] != db:
+        if row["db"] != page["parent"].get("database_id", db) or row["db"] != db:
             mismatches.append((page["id"], "database", row["db"], db))
     t.ok(checked and not mismatches,
          f"{label}: all {checked} recorded pages stored exactly (table, title by type, "
-         f"text column, properties, timestamps, data source, database)", mismatches[:4])
+         f"text column, properties as exact decimals, timestamps, data source, database)",
+         mismatches[:4])
     return checked
 
 
@@ -360,6 +458,8 @@ for flags, label in (([], "incremental"), (["--full"], "full")):
     bad = [(r["path"], r["status"], r["served"]) for r in rp.requests()
            if r["path"].startswith("/v1/") and r["status"] != 200]
     t.ok(not bad, f"{label} re-sync: every request (with its own filter/sorts) valid", bad[:3])
+    t.eq([r["path"] for r in rp.requests() if "/properties/" in r["path"]], [],
+         f"{label} re-sync: A parent unchanged, so its relation is not fetched again")
     if label == "incremental":
         # Data sources with recorded rows have a watermark now: their incremental
         # query carries a last_edited_time filter (README "Incremental").

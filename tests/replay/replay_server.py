@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """replay_server.py - a Notion API stand-in made only of REAL recorded answers.
 
-Every answer body comes from tests/fixtures/notion-sdk-py/*.json: responses that
-api.notion.com really sent, recorded by the Python SDK's VCR cassettes
-(ramnes/notion-sdk-py, MIT; see tests/fixtures/notion-sdk-py/SOURCE.md). It is
+Every answer body comes from responses that api.notion.com really sent:
+tests/fixtures/notion-sdk-py/*.json, recorded by the Python SDK's VCR cassettes
+(ramnes/notion-sdk-py, MIT; see SOURCE.md there), and
+tests/fixtures/notion_ruby_mapping/*.json, curl answers kept by the Ruby library's
+spec fixtures (hkob/notion_ruby_mapping, MIT; see SOURCE.md there). It is
 independent evidence next to tests/emulator, which follows our own reading of the
 docs. Python 3 standard library only.
 
 Usage:
   python3 tests/replay/replay_server.py [--host 127.0.0.1] [--port 0] [--port-file PATH]
-      [--token TOKEN ...] [--fixtures DIR] [--quiet]
+      [--token TOKEN ...] [--fixtures DIR ...] [--quiet]
 
 Loopback only. With --port 0 a free port is chosen; --port-file receives it (written
 atomically once the socket listens, removed on exit). SIGTERM/SIGINT stop it.
 --token may be repeated; without it no token is accepted until one is set through
 the control API. Tokens are never logged, echoed or written anywhere.
+--fixtures may be repeated (default: both corpus folders above).
 
 Notion API served (Authorization: Bearer <token>, Notion-Version 2022-06-28 or
 2025-09-03, paths under /v1):
@@ -42,7 +45,10 @@ Request validation (what Notion checks before it answers):
     "body failed validation: body.page_size should be ≤ `100`, instead was `101`." and
     "body failed validation: body.foo should be not present, instead was `1`." (this
     wording is Notion's, as quoted from real error answers in public code; the exact
-    sentences are not in the ramnes recordings). ?page_size on the property endpoint
+    sentences are not in the ramnes recordings; one of the form, "path failed validation:
+    path.page_id should be a valid uuid, instead was `"AAA"`.", is recorded in
+    retrieve_page_wrong_format__42b81f32, under 2022-02-22, and is what this server answers
+    for GET /v1/pages/AAA too). ?page_size on the property endpoint
     is checked the same way ("query failed validation: query.page_size ...").
   * Unknown /v1 paths and methods: the RECORDED 400 invalid_request_url body.
   * Unknown ids: 404 object_not_found in the RECORDED shape ("Could not find page with
@@ -68,6 +74,17 @@ What is served, and where it comes from (fixture file # interaction index):
     POST query of database 0e35a186-7075-44d3-80b1-f0d4b69cf582 (2022)  test_databases_query__d6b5c1eb #2 (empty)
     POST search {} and search with a query that matches nothing (2025) test_collect_paginated_api__15196fc3 #0, #1
     GET  users/me (2025)                                             test_users_me__0e329fa2 #0
+    notion_ruby_mapping (all 2025-09-03):
+    GET  database c37a2c66-e3aa-4a0d-a447-73de3b80c253 "Sample table" retrieve_database_database__9846ab69
+    POST query of data source 4f93db51-4e1d-4015-b07f-876e34c3b0b1, a chain of three pages
+         (5 rows, 25 property types): query_data_source_limit_2__9846ab69 (no cursor),
+         query_data_source_next_2__ff3d52d0 (start_cursor 6601e719-...),
+         query_data_source_last_2__9846ab69 (start_cursor dcdc805c-...). Recorded with
+         page_size 2; served for any page_size >= 2 (Notion would send the 5 rows at once
+         for page_size 100; a walk that follows next_cursor ends with the same rows).
+    GET  page b56cba96-82ab-46f2-866a-e7a9e590dff3 "A parent" (relation cut at 25,
+         has_more true)                                         retrieve_page_with_many_relations__9846ab69
+    GET  property %60%5B%3E%7B of b56cba96-... (26 items)      retrieve_property_relation_with_many_relations__9846ab69
     400 invalid_request_url, 401 unauthorized                        test_api_response_error__15196fc3 #0, #1
     404 object_not_found (page 00000000-...)                         test_build_request_error_integration__0e329fa2 #0
   CONSTRUCTED from recorded pieces (the recordings lack them; the sync needs them):
@@ -88,15 +105,25 @@ What is served, and where it comes from (fixture file # interaction index):
         recorded POST /v1/pages answer, unchanged (POST == GET: test_pages_retrieve #0
         vs #1; row objects in query answers equal them minus request_id).
     404 bodies for ids nobody recorded, and the 400 validation bodies (see above).
+    GET database db000000-0000-4000-8000-5a0c756ba0a7 (2025-09-03, an id made up here):
+        the database of "A parent", whose data source 5a0c756b-... was never retrieved and
+        whose database was never named (the page's parent has no database_id). Shaped like
+        the recorded "Sample table" database: empty title, data_sources [5a0c756b-...], no
+        times (unknown).
+    POST query of data source 5a0c756b-a0a7-4799-906f-37e622ea502b (2025-09-03): the list
+        envelope of query_data_source_last_2 (one page, has_more false) holding the
+        recorded page "A parent" minus its request_id, with a fresh request_id.
   NOT RECORDED: 501 {"object":"error","status":501,"code":"replay_no_recording",...}
     (a code Notion never sends, so a test cannot mistake it for Notion): a Notion-Version
     without recordings, an object known only under the other version, a search or a
     query whose answer would differ from every recording (e.g. a search whose query
     matches a served title, a page_size smaller than the recorded page, a start_cursor
     the recordings never returned).
-  Query answers ignore filter and sorts (the recordings hold one answer per data source;
-  a recording with several pages is served in order, each next start_cursor being the
-  previous page's next_cursor; none of the current recordings has more than one page).
+  Query answers ignore filter and sorts (the recordings hold one answer per data source,
+  served in the recorded row order, whatever the sorts ask); a recording with several
+  pages is served in order, each next start_cursor being the previous page's next_cursor
+  (data source 4f93db51-... has three). Property-item requests for a page known only from
+  a query answer answer 501 (none recorded).
 
 Control API (JSON, no auth, paths under /_replay):
   GET    /_replay/health
@@ -120,7 +147,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_FIXTURES = os.path.join(HERE, "..", "fixtures", "notion-sdk-py")
+DEFAULT_FIXTURES = [os.path.join(HERE, "..", "fixtures", "notion-sdk-py"),
+                    os.path.join(HERE, "..", "fixtures", "notion_ruby_mapping")]
+# The made-up id of the database of the recorded page "A parent" (see the top comment).
+MANY_RELATIONS_DB = "db000000-0000-4000-8000-5a0c756ba0a7"
 VERSIONS = ("2022-06-28", "2025-09-03")
 MSG_MISSING_VERSION = ("Notion-Version header failed validation: Notion-Version header should "
                        "be defined, instead was undefined.")
@@ -173,16 +203,20 @@ class Workspace:
 
     def __init__(self, fixtures):
         self.files = {}
-        for path in sorted(glob.glob(os.path.join(fixtures, "*.json"))):
-            stem = os.path.basename(path)[:-5]
-            with open(path, encoding="utf-8") as f:
-                self.files[stem] = json.load(f)
+        for folder in fixtures:
+            for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+                stem = os.path.basename(path)[:-5]
+                if stem in self.files:
+                    raise SystemExit(f"replay_server: fixture {stem} twice")
+                with open(path, encoding="utf-8") as f:
+                    self.files[stem] = json.load(f)
         if not self.files:
             raise SystemExit(f"replay_server: no fixtures in {fixtures}")
         self.objects = {}   # (version, kind, id) -> (body, served)
         self.queries = {}   # (version, source id) -> [(body, served), ...] in cursor order
         self.props = {}     # (version, page id, property id) -> (body, served)
         self.titles = []    # every served database/data source/page title (for search)
+        self.known_pages = set()  # (version, page id) of rows seen only in query answers
         self.errors = {}
         self._build()
 
@@ -251,6 +285,8 @@ class Workspace:
         self.queries[("2022-06-28", norm_id(q["path"].split("/")[3]))] = [
             (q["response_body"], f"{stem}#2")]
 
+        self._build_ruby_mapping()
+
         # Search, users/me, errors.
         it0, s0 = self.inter("test_collect_paginated_api__15196fc3", 0)
         it1, s1 = self.inter("test_collect_paginated_api__15196fc3", 1)
@@ -263,6 +299,53 @@ class Workspace:
                              ("object_not_found", "test_build_request_error_integration__0e329fa2", 0)):
             it, s = self.inter(stem, i)
             self.errors[key] = (it["status"], it["response_body"], s)
+
+    def _build_ruby_mapping(self):
+        """hkob/notion_ruby_mapping answers (2025-09-03), see the top comment."""
+        v = "2025-09-03"
+        one = lambda stem: self.inter(stem, 0)  # noqa: E731
+        it, served = one("retrieve_database_database__9846ab69")
+        self._put(v, "databases", it["path"].split("/")[3], it["response_body"], served)
+        chain = []
+        for stem in ("query_data_source_limit_2__9846ab69", "query_data_source_next_2__ff3d52d0",
+                     "query_data_source_last_2__9846ab69"):
+            it, served = one(stem)
+            start = json.loads(it["request_body"] or "{}").get("start_cursor")
+            if chain:   # each page answers the previous page's next_cursor
+                assert start == json.loads(chain[-1][0])["next_cursor"], stem
+            chain.append((it["response_body"], served))
+            for row in json.loads(it["response_body"])["results"]:
+                self.known_pages.add((v, norm_id(row["id"])))
+                self.titles.append(plain(row["properties"]["Title"]["title"]))
+        self.queries[(v, norm_id(it["path"].split("/")[3]))] = chain
+        it, served = one("retrieve_page_with_many_relations__9846ab69")
+        page = json.loads(it["response_body"])
+        self._put(v, "pages", page["id"], it["response_body"], served)
+        pit, pserved = one("retrieve_property_relation_with_many_relations__9846ab69")
+        _, _, _, pid, _, prop = pit["path"].split("/")
+        assert norm_id(pid) == page["id"], pid
+        self.props[(v, norm_id(pid), prop)] = (pit["response_body"], pserved)
+        # Constructed: its database and its data source's query (see the top comment).
+        ds = page["parent"]["data_source_id"]
+        db = json.loads(self.inter("retrieve_database_database__9846ab69", 0)[0]["response_body"])
+        for unknown in ("created_time", "last_edited_time", "is_inline"):
+            del db[unknown]
+        db.update(id=MANY_RELATIONS_DB, title=[], parent={"type": "workspace", "workspace": True},
+                  data_sources=[{"id": ds, "name": ""}],
+                  url="https://www.notion.so/" + MANY_RELATIONS_DB.replace("-", ""),
+                  public_url=None, request_id=str(uuid.uuid4()))
+        self._put(v, "databases", MANY_RELATIONS_DB, compact(db),
+                  "constructed: the database of retrieve_page_with_many_relations__9846ab69 "
+                  "(shape of retrieve_database_database__9846ab69)")
+        row = dict(page)
+        del row["request_id"]
+        envelope = json.loads(self.inter("query_data_source_last_2__9846ab69", 0)[0]["response_body"])
+        envelope.update(results=[row], request_id=str(uuid.uuid4()))
+        assert envelope["has_more"] is False and envelope["next_cursor"] is None
+        self.queries[(v, norm_id(ds))] = [(compact(envelope),
+                                           "constructed: retrieve_page_with_many_relations__9846ab69 "
+                                           "minus request_id in the envelope of "
+                                           "query_data_source_last_2__9846ab69")]
 
     def known_elsewhere(self, version, kind, oid):
         return any(v != version and k == kind and i == oid for (v, k, i) in self.objects) or \
@@ -462,7 +545,7 @@ def api(ws, method, path, query, version, body):
             if params.get("start_cursor"):
                 raise no_recording("property items: start_cursor was never returned by the recordings")
             return Answer(200, hit[0], hit[1])
-        if (version, "pages", pid) in ws.objects:
+        if (version, "pages", pid) in ws.objects or (version, pid) in ws.known_pages:
             raise no_recording(f"no property item of page {pid} was recorded")
         raise not_found(ws, "page", pid)
     if parts[1:] == ["search"] and method == "POST":
@@ -657,12 +740,12 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
     ap.add_argument("--token", action="append", default=[])
-    ap.add_argument("--fixtures", default=DEFAULT_FIXTURES)
+    ap.add_argument("--fixtures", action="append", default=None)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost"):
         ap.error(f"refusing to listen on {args.host!r}: 127.0.0.1 only")
-    ws = Workspace(args.fixtures)
+    ws = Workspace(args.fixtures or DEFAULT_FIXTURES)
     server = Server(("127.0.0.1", args.port), ws, args.token, args.quiet)
 
     def stop(signum, frame):
