@@ -103,6 +103,27 @@ static void on_notice(void *arg, const char *message)
 	s->log(s->log_data, line);
 }
 
+/* After a failed statement: was it the connection that failed? libpq
+ * reports the first failure on a connection whose server died while it
+ * still says CONNECTION_OK; only the second would mark it bad, and the
+ * third would reconnect. So judge by the error itself: no SQLSTATE (libpq's
+ * own "server closed the connection unexpectedly"), class 08 (connection
+ * exception) or 57P01-57P03 (shutdown, crash, cannot connect now) mean the
+ * session, and its advisory locks, are gone: drop it now, so that the next
+ * statement reconnects and re-takes the locks before it runs. */
+static void drop_if_dead(struct nsync_store *s, const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	int dead = PQstatus(s->conn) != CONNECTION_OK || !state || !*state ||
+		   strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+		   strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0;
+
+	if (dead) {
+		PQfinish(s->conn);
+		s->conn = NULL;
+	}
+}
+
 /* Open a new connection (the old one, if any, is gone). */
 static nsync_rc connect_now(struct nsync_store *s, struct nsync_err *err)
 {
@@ -212,6 +233,7 @@ PGresult *nsync__store_exec(struct nsync_store *s, const char *what, const char 
 		return res;
 	db_error(err, what, res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn),
 		 res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
+	drop_if_dead(s, res);
 	PQclear(res);
 	return NULL;
 }
@@ -455,14 +477,13 @@ nsync_rc nsync__store_heartbeat(struct nsync_store *s, long run_id, struct nsync
 					"update notion_sync_runs set heartbeat_at = now()"
 					" where id = $1::bigint and status = 'running' returning id",
 					1, params, err);
-		/* A dead connection fails once, then reconnects on the next try. */
 		if (res || s->locks_lost || nsync__monotonic() >= give_up)
 			break;
-		if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
-			return NSYNC_ERR_DB; /* the statement itself failed */
 		if (s->conn)
-			continue;
-		nsync__sleep(0.5);
+			return NSYNC_ERR_DB; /* the statement itself failed, on a live session */
+		/* The session died (dropped above) or reconnecting failed:
+		 * PostgreSQL may be restarting; try again shortly. */
+		nsync__sleep(0.25);
 	}
 	if (!res)
 		return err ? err->code : NSYNC_ERR_DB;
@@ -481,23 +502,30 @@ void nsync__store_run_abandon(struct nsync_store *s, long run_id, const char *me
 {
 	char id[24];
 	const char *params[] = {id, message};
-	PGresult *res;
+	int attempt;
 
 	if (run_id <= 0)
 		return;
-	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-		if (s->conn)
-			PQfinish(s->conn);
-		s->conn = NULL;
-		if (connect_now(s, NULL) != NSYNC_OK)
+	snprintf(id, sizeof(id), "%ld", run_id);
+	/* Bypasses locks_lost on purpose: the row is closed only if it is
+	 * still running, which no other run's row can be. */
+	for (attempt = 0; attempt < 2; attempt++) {
+		PGresult *res;
+		int done;
+
+		if (!s->conn && connect_now(s, NULL) != NSYNC_OK)
+			return;
+		res = PQexecParams(s->conn,
+				   "update notion_sync_runs set status = 'error', finished_at = now(),"
+				   " error_message = $2 where id = $1::bigint and status = 'running'",
+				   2, NULL, params, NULL, NULL, 0);
+		done = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!done)
+			drop_if_dead(s, res);
+		PQclear(res);
+		if (done || s->conn)
 			return;
 	}
-	snprintf(id, sizeof(id), "%ld", run_id);
-	res = PQexecParams(s->conn,
-			   "update notion_sync_runs set status = 'error', finished_at = now(),"
-			   " error_message = $2 where id = $1::bigint and status = 'running'",
-			   2, NULL, params, NULL, NULL, 0);
-	PQclear(res);
 }
 
 nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
