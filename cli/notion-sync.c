@@ -110,6 +110,20 @@ static char *read_token(void)
 	return line;
 }
 
+/* Print a library failure as the endpoint would answer it (JSON on
+ * stdout), with the sentence on stderr; return the exit status. */
+static int print_failure(nsync_rc rc, const struct nsync_err *err, const char *command)
+{
+	char *answer = nsync_error_json(nsync_rc_name(rc), err->msg, err->run_id);
+
+	if (answer)
+		puts(answer);
+	free(answer);
+	fprintf(stderr, "notion-sync: %s%s%s\n", command ? command : "", command ? ": " : "",
+		err->msg);
+	return rc == NSYNC_ERR_ARG || rc == NSYNC_ERR_CONFIG ? 2 : 1;
+}
+
 static int cmd_sync(struct nsync_service *svc, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -155,14 +169,8 @@ static int cmd_sync(struct nsync_service *svc, int argc, char **argv)
 	rc = nsync_service_run(svc, &req, &answer, &err);
 	if (show_progress)
 		fputs("\r\033[K", stderr);
-	if (rc != NSYNC_OK) {
-		answer = nsync_error_json(nsync_rc_name(rc), err.msg, err.run_id);
-		if (answer)
-			puts(answer);
-		free(answer);
-		fprintf(stderr, "notion-sync: %s\n", err.msg);
-		return rc == NSYNC_ERR_ARG || rc == NSYNC_ERR_CONFIG ? 2 : 1;
-	}
+	if (rc != NSYNC_OK)
+		return print_failure(rc, &err, NULL);
 	puts(answer);
 	/* An all-databases run succeeds only when every database did. */
 	c = strncmp(answer, "{\"success\":true", 15) == 0 ? 0 : 1;
@@ -337,14 +345,8 @@ static int cmd_prune_orphans(struct nsync_service *svc, int argc, char **argv)
 		return fail_usage("prune-orphans needs --user and --database");
 	memset(&err, 0, sizeof(err));
 	rc = nsync_service_prune_orphans(svc, user, db, &answer, &err);
-	if (rc != NSYNC_OK) {
-		answer = nsync_error_json(nsync_rc_name(rc), err.msg, err.run_id);
-		if (answer)
-			puts(answer);
-		free(answer);
-		fprintf(stderr, "notion-sync: prune-orphans: %s\n", err.msg);
-		return rc == NSYNC_ERR_ARG || rc == NSYNC_ERR_CONFIG ? 2 : 1;
-	}
+	if (rc != NSYNC_OK)
+		return print_failure(rc, &err, "prune-orphans");
 	puts(answer);
 	free(answer);
 	return 0;

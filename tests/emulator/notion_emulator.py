@@ -126,7 +126,6 @@ import email.utils
 import ipaddress
 import json
 import os
-import signal
 import socket
 import struct
 import sys
@@ -137,6 +136,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import serving  # noqa: E402
 
 import control  # noqa: E402
 from api import DEFAULT_CAP, DEFAULT_TTL, Emulator, Request, Response  # noqa: E402
@@ -280,13 +281,6 @@ def _loopback(host):
     return None
 
 
-def _write_port_file(path, port):
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Notion REST API emulator (loopback only).")
     ap.add_argument("--host", default="127.0.0.1")
@@ -317,27 +311,9 @@ def main(argv=None):
     server = cls((host, args.port), emu, args.quiet)
     port = server.server_address[1]
 
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.port_file:
-        _write_port_file(args.port_file, port)
     if not args.quiet:
         sys.stderr.write("notion_emulator listening on http://%s:%d\n" % (host, port))
-    try:
-        server.serve_forever(poll_interval=0.25)
-    finally:
-        server.server_close()
-        if args.port_file:
-            try:
-                with open(args.port_file) as f:
-                    if f.read().strip() == str(port):
-                        os.unlink(args.port_file)
-            except OSError:
-                pass
-    return 0
+    return serving.serve([server], args.port_file)
 
 
 if __name__ == "__main__":

@@ -48,12 +48,14 @@ import argparse
 import email.utils
 import json
 import os
-import signal
 import sys
 import threading
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import serving  # noqa: E402
 
 VERSION = "2025-09-03"
 MIB = 1 << 20
@@ -582,33 +584,11 @@ def main(argv=None):
     world.redirect_port = redir_srv.server_address[1]
     port = main_srv.server_address[1]
 
-    def stop(signum, frame):
-        threading.Thread(target=main_srv.shutdown, daemon=True).start()
-        threading.Thread(target=redir_srv.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    threading.Thread(target=redir_srv.serve_forever, kwargs={"poll_interval": 0.25},
-                     daemon=True).start()
-    if args.port_file:
-        tmp = "%s.tmp.%d" % (args.port_file, os.getpid())
-        with open(tmp, "w") as f:
-            f.write("%d %d\n" % (port, world.redirect_port))
-        os.replace(tmp, args.port_file)
     if not args.quiet:
         sys.stderr.write("hostile_notion listening on http://127.0.0.1:%d (redirect target "
                          "%d)\n" % (port, world.redirect_port))
-    try:
-        main_srv.serve_forever(poll_interval=0.25)
-    finally:
-        main_srv.server_close()
-        redir_srv.server_close()
-        if args.port_file:
-            try:
-                os.unlink(args.port_file)
-            except OSError:
-                pass
-    return 0
+    return serving.serve([main_srv, redir_srv], args.port_file,
+                         announce="%d %d" % (port, world.redirect_port))
 
 
 if __name__ == "__main__":

@@ -140,11 +140,13 @@ import glob
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import serving  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_FIXTURES = [os.path.join(HERE, "..", "fixtures", "notion-sdk-py"),
@@ -748,26 +750,7 @@ def main(argv=None):
     ws = Workspace(args.fixtures or DEFAULT_FIXTURES)
     server = Server(("127.0.0.1", args.port), ws, args.token, args.quiet)
 
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(f"{server.server_address[1]}\n")
-        os.replace(tmp, args.port_file)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-        if args.port_file:
-            try:
-                os.unlink(args.port_file)
-            except OSError:
-                pass
-    return 0
+    return serving.serve([server], args.port_file, poll_interval=0.2)
 
 
 if __name__ == "__main__":
