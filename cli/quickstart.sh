@@ -6,11 +6,16 @@
 #   cli/quickstart.sh start    start (or restart) and sync
 #   cli/quickstart.sh stop     stop everything it started
 #
-# Installs what is missing (Debian packages), builds, and starts in .stack/
-# (git-ignored; nothing system-wide is started or changed):
+# Installs what is missing (Debian packages, and the real pg_net built from
+# ../shared/vendor/pg_net when that tree is there: cli/build-pg-net.sh), builds,
+# and starts in .stack/ (git-ignored; nothing system-wide is started):
 #   - PostgreSQL 15 with pg_cron on a private unix socket, migrations applied
 #     (so the 15-minute job exists), the responder connecting as a login
-#     role that has only notion_sync_service's rights;
+#     role that has only notion_sync_service's rights; with pg_net when it is
+#     installed, configured so that the job's requests reach the stack
+#     (pg_net's libcurl cannot verify the self-signed certificate, so it
+#     calls a plain-HTTP loopback server of nginx, $NOTION_SYNC_PG_NET_PORT,
+#     default 8081, with the same locations);
 #   - the bundled Notion emulator loaded with a sample story workspace, or
 #     real Notion when NOTION_TOKEN is set (the databases titled Characters,
 #     Worlds, Stories and Chat Sessions shared with that integration);
@@ -28,6 +33,7 @@ pgbin=/usr/lib/postgresql/15/bin
 user_id=00000000-0000-4000-8000-000000000001
 https_port=${NOTION_SYNC_HTTPS_PORT:-8443}
 http_port=${NOTION_SYNC_HTTP_PORT:-8080}
+pg_net_port=${NOTION_SYNC_PG_NET_PORT:-8081}
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -69,6 +75,13 @@ start) running && stop >/dev/null ;;
 esac
 
 "$top/cli/install-deps.sh"
+# pg_net is optional: without ../shared/vendor/pg_net (and not installed) the
+# stack runs without it, and the job's requests fail saying so.
+"$top/cli/build-pg-net.sh"
+pg_net=""
+if [ -f /usr/lib/postgresql/15/lib/pg_net.so ] && [ -f /usr/share/postgresql/15/extension/pg_net.control ]; then
+	pg_net=yes
+fi
 cd "$top"
 if [ ! -x cli/notion-sync ] || [ ! -x fcgi/notion-sync-fcgi ]; then
 	[ -x configure ] || ./autogen.sh >/dev/null
@@ -81,21 +94,27 @@ mkdir -p "$stack/run" "$stack/nginx"
 chmod 755 "$stack"
 [ "$(id -u)" -eq 0 ] && chown postgres: "$stack"
 
-# --- PostgreSQL with pg_cron ----------------------------------------------
+# --- PostgreSQL with pg_cron (and pg_net) ---------------------------------
 if [ ! -d "$stack/pg" ]; then
 	as_pg "$pgbin/initdb" -A trust --no-sync -E UTF8 --locale=C -U postgres -D "$stack/pg" >/dev/null
 fi
-# (A cluster made by an older quickstart lacks pg_cron: add what is missing.)
-if ! grep -q "^shared_preload_libraries = 'pg_cron'" "$stack/pg/postgresql.conf"; then
-	cat >>"$stack/pg/postgresql.conf" <<CONF
+# The stack's settings, written afresh at every start into a file included
+# last (so they win, also over an older quickstart's lines).
+if ! grep -q "^include_if_exists = 'quickstart.conf'" "$stack/pg/postgresql.conf"; then
+	echo "include_if_exists = 'quickstart.conf'" >>"$stack/pg/postgresql.conf"
+fi
+cat >"$stack/pg/quickstart.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$stack'
 fsync = off
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = 'pg_cron${pg_net:+,pg_net}'
 cron.database_name = 'notion_sync'
 cron.host = '$stack'
 CONF
+if [ -n "$pg_net" ]; then
+	echo "pg_net.database_name = 'notion_sync'" >>"$stack/pg/quickstart.conf"
 fi
+chmod 644 "$stack/pg/quickstart.conf"
 as_pg "$pgbin/pg_ctl" -D "$stack/pg" -l "$stack/postgres.log" -w start >/dev/null
 admin="host=$stack dbname=notion_sync user=postgres"
 # The emulator's sample workspace is made afresh each time (new ids), so
@@ -106,6 +125,10 @@ fi
 psql -X -q -h "$stack" -U postgres -d postgres -tc "select 1 from pg_database where datname='notion_sync'" |
 	grep -q 1 || psql -X -q -h "$stack" -U postgres -d postgres -c "create database notion_sync"
 PGOPTIONS="-c client_min_messages=warning" psql -X -q "$admin" -c "create extension if not exists pg_cron"
+# As the README says: pg_cron and pg_net before the migrations.
+if [ -n "$pg_net" ]; then
+	PGOPTIONS="-c client_min_messages=warning" psql -X -q "$admin" -c "create extension if not exists pg_net"
+fi
 DATABASE_URL=$admin cli/notion-sync migrate --sql-dir "$top/sql" 2>&1 | grep -v 'NOTICE' || true
 # The responder's own login role: notion_sync_service's rights and no more.
 psql -X -q "$admin" -c "do \$\$ begin
@@ -164,6 +187,17 @@ echo $! >"$stack/responder.pid"
 for _ in $(seq 100); do [ -S "$stack/run/fcgi.sock" ] && break; sleep 0.1; done
 
 # --- nginx with a fresh self-signed certificate ------------------------------
+pg_net_server=""
+if [ -n "$pg_net" ]; then
+	# For pg_net only (loopback, plain HTTP: its libcurl trusts only the
+	# system's CA store, not this self-signed certificate).
+	pg_net_server="    server {
+        listen 127.0.0.1:$pg_net_port;
+        server_name localhost;
+        include $top/nginx/notion-sync-locations.conf;
+    }
+"
+fi
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=localhost" \
 	-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
 	-keyout "$stack/nginx/key.pem" -out "$stack/nginx/cert.pem" 2>/dev/null
@@ -203,10 +237,22 @@ http {
         ssl_certificate_key $stack/nginx/key.pem;
         include $top/nginx/notion-sync-locations.conf;
     }
-}
+$pg_net_server}
 CONF
 nginx -c "$stack/nginx/nginx.conf" -p "$stack/nginx" -e "$stack/nginx-error.log"
 for _ in $(seq 100); do alive "$stack/nginx.pid" && break; sleep 0.1; done
+# Scheduling: where pg_net sends the job's requests, and the secret.
+if [ -n "$pg_net" ]; then
+	# (The secret goes through stdin, never argv; it is hex.)
+	psql -X -q -At -v ON_ERROR_STOP=1 "$admin" >/dev/null <<SQL
+select set_sync_api_url('http://127.0.0.1:$pg_net_port');
+select set_sync_api_secret('$NOTION_SYNC_SECRET');
+SQL
+	scheduling="pg_net sends the 15-minute job to http://127.0.0.1:$pg_net_port
+            (now: SELECT * FROM sync_all_users_notion_databases();)"
+else
+	scheduling="pg_net is not installed (cli/build-pg-net.sh builds it from ../shared/vendor/pg_net)"
+fi
 trap - ERR
 
 # --- one sync through HTTPS ---------------------------------------------------
@@ -229,5 +275,6 @@ cat <<EOF
 endpoint:   $url   (certificate: $stack/nginx/cert.pem, bearer secret: $secret_file)
 PostgreSQL: psql "$admin"
 logs:       $stack/responder.log  $stack/nginx-access.log  $stack/postgres.log
+scheduling: $scheduling
 stop:       cli/quickstart.sh stop   (or run cli/quickstart.sh again)
 EOF

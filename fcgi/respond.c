@@ -63,6 +63,18 @@ void fcgi_send_json(FCGX_Stream *out, int status, const char *extra_headers, con
 	FCGX_PutS("\n", out);
 }
 
+void fcgi_send_text(FCGX_Stream *out, int status, const char *content_type, const char *body)
+{
+	FCGX_FPrintF(out,
+		     "Status: %d %s\r\n"
+		     "Content-Type: %s\r\n"
+		     "Cache-Control: no-store\r\n"
+		     "X-Content-Type-Options: nosniff\r\n"
+		     "\r\n",
+		     status, reason(status), content_type);
+	FCGX_PutS(body, out);
+}
+
 void fcgi_send_error(FCGX_Stream *out, int status, const char *code, const char *message,
 		     long run_id, const char *extra_headers)
 {

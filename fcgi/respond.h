@@ -16,6 +16,10 @@ int fcgi_status_for(nsync_rc code);
  * headers (may be NULL) are "Name: value\r\n" lines. */
 void fcgi_send_json(FCGX_Stream *out, int status, const char *extra_headers, const char *body);
 
+/* fcgi_send_text - write status, headers and a body of the given
+ * Content-Type (sent as it is, no newline added). */
+void fcgi_send_text(FCGX_Stream *out, int status, const char *content_type, const char *body);
+
 /* fcgi_send_error - {"success":false,"error":{"code","message"}} with the
  * given status. A 500 never carries internals: its message is generic
  * (the detail goes to the log instead). run_id > 0 is added for 409. */

@@ -5,13 +5,17 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #include "respond.h"
 #include "route.h"
 
 #define SYNC_PATH "/api/notion/sync-to-postgres"
 #define RUNS_PATH "/api/notion/sync-runs/"
+#define METRICS_PATH "/metrics"
+#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 /* nginx's auth_request subrequest (nginx/notion-sync-locations.conf). */
 #define AUTH_PATH "/_notion_sync_auth"
 
@@ -92,12 +96,41 @@ static int handle_health(struct fcgi_app *app, FCGX_Request *req)
 	return 200;
 }
 
+static int unauthorized_because(FCGX_Request *req, const char *why)
+{
+	fcgi_send_error(req->out, 401, "unauthorized", why, 0, "WWW-Authenticate: Bearer\r\n");
+	return 401;
+}
+
 static int unauthorized(FCGX_Request *req)
 {
-	fcgi_send_error(req->out, 401, "unauthorized",
-			"a valid \"Authorization: Bearer <secret>\" header is required", 0,
-			"WWW-Authenticate: Bearer\r\n");
+	return unauthorized_because(req, "a valid \"Authorization: Bearer <secret>\" header is "
+					 "required");
+}
+
+/* The auth subrequest's refusal: nginx answers the client itself from its
+ * own 401 page, so the reason travels in X-Notion-Sync-Auth-Error, already
+ * escaped for the JSON string it is put in (auth_request_set). */
+static int refused_to_nginx(FCGX_Request *req, const char *why)
+{
+	const char *reason = why;
+	char header[400];
+	size_t o = 0;
+
+	o += (size_t)snprintf(header, sizeof(header), "X-Notion-Sync-Auth-Error: ");
+	for (; *why && o + 40 < sizeof(header); why++) {
+		if (*why == '"' || *why == '\\')
+			header[o++] = '\\';
+		header[o++] = *why;
+	}
+	snprintf(header + o, sizeof(header) - o, "\r\nWWW-Authenticate: Bearer\r\n");
+	fcgi_send_error(req->out, 401, "unauthorized", reason, 0, header);
 	return 401;
+}
+
+static const char *signature_header(FCGX_Request *req)
+{
+	return FCGX_GetParam("HTTP_X_NOTION_SYNC_SIGNATURE", req->envp);
 }
 
 /* Answer a library failure: its status, and no libpq internals. */
@@ -139,10 +172,11 @@ static int handle_sync(struct fcgi_app *app, FCGX_Request *req, int is_get)
 	char *body = NULL, *answer = NULL;
 	const char *why = "";
 	size_t len = 0;
-	int status;
+	int status, bearer;
 	nsync_rc rc;
 
-	if (!fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp)))
+	bearer = fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp));
+	if (!bearer && !signature_header(req))
 		return unauthorized(req);
 	if (!is_get) {
 		status = read_body(req, &body, &len, &why);
@@ -154,6 +188,32 @@ static int handle_sync(struct fcgi_app *app, FCGX_Request *req, int is_get)
 		}
 	}
 	memset(&err, 0, sizeof(err));
+	if (!bearer) {
+		/* Signed by PostgreSQL: over the exact body, once. */
+		char v1[FCGI_SIGNATURE_HEX];
+		long long signed_at = 0;
+		enum fcgi_signature check = fcgi_signature_check(&app->secrets, signature_header(req),
+								  body ? body : "", len, time(NULL),
+								  &signed_at, v1);
+		bool first = false;
+
+		if (check != FCGI_SIGNATURE_VALID) {
+			free(body);
+			return unauthorized_because(req, fcgi_signature_problem(check));
+		}
+		rc = nsync_service_claim_signature(app->svc, v1, signed_at, &first, &err);
+		if (rc != NSYNC_OK) {
+			free(body);
+			return send_failure(req, rc, &err);
+		}
+		if (!first) {
+			free(body);
+			fcgi_send_json(req->out, 202, NULL,
+				       "{\"success\":true,\"status\":\"duplicate\",\"message\":\"this signed "
+				       "request was accepted before; nothing new was done\"}");
+			return 202;
+		}
+	}
 	rc = nsync_request_parse(body ? body : "", len, &sync_req, &err);
 	free(body);
 	if (rc != NSYNC_OK)
@@ -206,6 +266,24 @@ static int handle_run_status(struct fcgi_app *app, FCGX_Request *req, const char
 	return 200;
 }
 
+/* GET /metrics: Prometheus text, computed from the run log now. */
+static int handle_metrics(struct fcgi_app *app, FCGX_Request *req)
+{
+	struct nsync_err err;
+	char *text = NULL;
+	nsync_rc rc;
+
+	if (!fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp)))
+		return unauthorized(req);
+	memset(&err, 0, sizeof(err));
+	rc = nsync_service_metrics(app->svc, &text, &err);
+	if (rc != NSYNC_OK)
+		return send_failure(req, rc, &err);
+	fcgi_send_text(req->out, 200, METRICS_TYPE, text);
+	free(text);
+	return 200;
+}
+
 int fcgi_handle(struct fcgi_app *app, FCGX_Request *req)
 {
 	char path[1024];
@@ -231,9 +309,21 @@ int fcgi_handle(struct fcgi_app *app, FCGX_Request *req)
 		return handle_sync(app, req, strcmp(method, "GET") == 0);
 	}
 	if (strcmp(path, AUTH_PATH) == 0) {
-		/* The same constant-time check as the handlers; no body is read. */
-		if (!fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp)))
-			return unauthorized(req);
+		/* The same constant-time check as the handlers; no body is read,
+		 * so a signature is checked for its form and age here, and over
+		 * the body by the handler. */
+		if (!fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp))) {
+			char v1[FCGI_SIGNATURE_HEX];
+			long long signed_at;
+			enum fcgi_signature check;
+
+			if (!signature_header(req))
+				return unauthorized(req);
+			check = fcgi_signature_check(&app->secrets, signature_header(req), NULL, 0,
+						     time(NULL), &signed_at, v1);
+			if (check != FCGI_SIGNATURE_VALID)
+				return refused_to_nginx(req, fcgi_signature_problem(check));
+		}
 		FCGX_PutS("Status: 204 No Content\r\nCache-Control: no-store\r\n\r\n", req->out);
 		return 204;
 	}
@@ -244,6 +334,14 @@ int fcgi_handle(struct fcgi_app *app, FCGX_Request *req)
 			return 405;
 		}
 		return handle_run_status(app, req, path + strlen(RUNS_PATH));
+	}
+	if (strcmp(path, METRICS_PATH) == 0) {
+		if (strcmp(method, "GET")) {
+			fcgi_send_error(req->out, 405, "method_not_allowed", "use GET", 0,
+					"Allow: GET\r\n");
+			return 405;
+		}
+		return handle_metrics(app, req);
 	}
 	fcgi_send_error(req->out, 404, "not_found", "no such endpoint", 0, NULL);
 	return 404;

@@ -212,6 +212,17 @@ nsync_rc nsync_service_reap(struct nsync_service *svc, long *reaped, struct nsyn
 nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char **response_json,
 				  struct nsync_err *err);
 
+/* nsync_service_metrics - the Prometheus text exposition (format 0.0.4)
+ * of GET /metrics, computed now from notion_sync_runs and
+ * notion_databases with two statements: runs by status and trigger, the
+ * sums of their counts and waits, the queue, and per enabled registered
+ * database its last success time and last status. Every series is a
+ * gauge (pruning history lowers the run figures). On success *text is a
+ * new NUL-terminated string the caller frees with free(); on failure it
+ * is NULL and err is filled: NSYNC_ERR_DB when PostgreSQL is unavailable
+ * or a statement fails, NSYNC_ERR_NOMEM (also past 64 MiB of text). */
+nsync_rc nsync_service_metrics(struct nsync_service *svc, char **text, struct nsync_err *err);
+
 /* nsync_service_prune_orphans - remove the rows full walks keep as
  * orphaned: rows of the user's registered database whose data source the
  * database, read from Notion now, no longer lists. Holds the database's
@@ -222,6 +233,14 @@ nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char *
 nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user_id,
 				     const char *database_id, char **response_json,
 				     struct nsync_err *err);
+
+/* nsync_service_claim_signature - remember the MAC of a signed request
+ * (64 lowercase hex digits, made at signed_at, unix seconds) so that a
+ * replay does nothing: *first is true the first time only. Entries older
+ * than 10 minutes, past any signature's validity, are forgotten.
+ * NSYNC_ERR_ARG for a malformed MAC, NSYNC_ERR_DB on failure. */
+nsync_rc nsync_service_claim_signature(struct nsync_service *svc, const char *signature,
+				       long long signed_at, bool *first, struct nsync_err *err);
 
 /* A pool of worker threads, each with its own service (one PostgreSQL
  * connection, one HTTP client), draining the queue of runs. */

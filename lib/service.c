@@ -15,6 +15,7 @@
 #include "error.h"
 #include "http.h"
 #include "mapping.h"
+#include "metrics.h"
 #include "notion.h"
 #include "queue.h"
 #include "store.h"
@@ -1021,6 +1022,14 @@ nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char *
 	return nsync__queue_status(&svc->store, run_id, response_json, err);
 }
 
+nsync_rc nsync_service_metrics(struct nsync_service *svc, char **text, struct nsync_err *err)
+{
+	*text = NULL;
+	if (nsync__store_refresh(&svc->store, err) != NSYNC_OK)
+		return NSYNC_ERR_DB;
+	return nsync__metrics_text(&svc->store, text, err);
+}
+
 nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user_id,
 				     const char *database_id, char **response_json,
 				     struct nsync_err *err)
@@ -1102,5 +1111,19 @@ nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user
 	}
 	nsync__database_info_clear(&info);
 	nsync__buf_free(&sources);
+	return rc;
+}
+
+nsync_rc nsync_service_claim_signature(struct nsync_service *svc, const char *signature,
+				       long long signed_at, bool *first, struct nsync_err *err)
+{
+	int claimed = 0;
+	nsync_rc rc;
+
+	*first = false;
+	if (!signature || strlen(signature) != 64 || strspn(signature, "0123456789abcdef") != 64)
+		return nsync__err(err, NSYNC_ERR_ARG, "a signature is 64 lowercase hex digits");
+	rc = nsync__store_claim_signature(&svc->store, signature, signed_at, &claimed, err);
+	*first = claimed != 0;
 	return rc;
 }

@@ -710,6 +710,31 @@ nsync_rc nsync__store_upsert(struct nsync_store *s, const struct nsync_kind *kin
 	return NSYNC_OK;
 }
 
+nsync_rc nsync__store_claim_signature(struct nsync_store *s, const char *signature,
+				      long long signed_at, int *first, struct nsync_err *err)
+{
+	char t[24];
+	const char *params[] = {signature, t};
+	PGresult *res;
+
+	snprintf(t, sizeof(t), "%lld", signed_at);
+	/* Forget what is past the window (no replay of it can pass the age
+	 * check any more), then claim this one. */
+	res = nsync__store_exec(s, "checking a signed request",
+				"with old as (delete from notion_sync_seen_signatures"
+				"   where signed_at < now() - interval '10 minutes'),"
+				" claimed as (insert into notion_sync_seen_signatures (signature, signed_at)"
+				"   values ($1, to_timestamp($2::bigint)) on conflict (signature) do nothing"
+				"   returning 1)"
+				" select count(*) from claimed",
+				2, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	*first = strcmp(PQgetvalue(res, 0, 0), "1") == 0;
+	PQclear(res);
+	return NSYNC_OK;
+}
+
 /* --- migrations ------------------------------------------------------- */
 
 static int is_migration_name(const char *name)
@@ -777,7 +802,10 @@ static nsync_rc apply_one(struct nsync_store *s, const char *dir, const char *na
 		goto out;
 	}
 	PQclear(res);
-	res = PQexecParams(s->conn, "insert into notion_sync_schema_migrations (version) values ($1)",
+	/* The file records itself too (so that plain psql works): no conflict. */
+	res = PQexecParams(s->conn,
+			   "insert into notion_sync_schema_migrations (version) values ($1)"
+			   " on conflict (version) do nothing",
 			   1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		rc = db_error(err, name, PQresultErrorMessage(res), NULL);
@@ -847,7 +875,8 @@ nsync_rc nsync__store_migrate(struct nsync_store *s, const char *sql_dir, int *a
 	PQclear(res);
 	res = nsync__store_exec(s, "preparing migrations",
 		   "create table if not exists notion_sync_schema_migrations ("
-		   " version text primary key, applied_at timestamptz not null default now())",
+		   " version text not null, applied_at timestamptz not null default now(),"
+		   " constraint notion_sync_schema_migrations_pkey primary key (version))",
 		   0, NULL, err);
 	if (!res)
 		rc = NSYNC_ERR_DB;

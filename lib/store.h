@@ -163,6 +163,11 @@ nsync_rc nsync__store_upsert(struct nsync_store *s, const struct nsync_kind *kin
  * "bad row"). */
 int nsync__store_connection_ok(const struct nsync_store *s);
 
+/* nsync__store_claim_signature - record a signed request's MAC; *first is
+ * 0 when it was recorded before (a replay). NSYNC_ERR_DB on failure. */
+nsync_rc nsync__store_claim_signature(struct nsync_store *s, const char *signature,
+				      long long signed_at, int *first, struct nsync_err *err);
+
 /* nsync__store_migrate - see nsync_migrate. */
 nsync_rc nsync__store_migrate(struct nsync_store *s, const char *sql_dir, int *applied,
 			      struct nsync_err *err);

@@ -27,9 +27,10 @@ create index notion_sync_runs_running_idx on notion_sync_runs (id) where status 
 -- Readable by the owner only: application roles get nothing (see the
 -- revokes below), and the secret never appears in a cron command.
 create table notion_sync_settings (
-    name        text primary key,
+    name        text not null,
     value       text not null,
-    updated_at  timestamptz not null default now()
+    updated_at  timestamptz not null default now(),
+    constraint notion_sync_settings_pkey primary key (name)
 );
 revoke all on notion_sync_settings from public;
 comment on table notion_sync_settings is
@@ -67,25 +68,6 @@ begin
 end
 $$;
 
--- pg_net grants its queue and responses to PUBLIC; the queue holds the
--- Authorization header until the worker sends it. Run by this migration
--- when pg_net is already installed, and by set_sync_api_secret().
-create function notion_sync_close_pg_net() returns void
-language plpgsql security definer
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    if to_regclass('net.http_request_queue') is not null then
-        execute 'revoke all on net.http_request_queue from public';
-    end if;
-    if to_regclass('net._http_response') is not null then
-        execute 'revoke all on net._http_response from public';
-    end if;
-end
-$$;
-revoke all on function notion_sync_close_pg_net() from public;
-select notion_sync_close_pg_net();
-
 -- set_sync_api_secret - the bearer secret the functions send. Kept in
 -- Supabase Vault when the supabase_vault extension exists, else in the
 -- owner-only settings table. Returns where it went, never the secret.
@@ -100,7 +82,6 @@ begin
         raise exception 'set_sync_api_secret: the secret must have at least 16 characters'
             using errcode = '22023';
     end if;
-    perform notion_sync_close_pg_net();
     if to_regclass('vault.secrets') is not null then
         execute 'select id from vault.secrets where name = $1' into existing using 'notion_sync_api_secret';
         if existing is null then
@@ -335,3 +316,6 @@ select distinct on (user_id, database_id)
   from notion_sync_runs
  where status = 'error'
  order by user_id, database_id, started_at desc, id desc;
+
+insert into notion_sync_schema_migrations (version) values ('003_scheduling.sql')
+    on conflict (version) do nothing;

@@ -102,3 +102,6 @@ alter view notion_sync_last_errors set (security_invoker = true);
 grant select on notion_sync_run_stats, notion_sync_last_errors to notion_sync_app, notion_sync_service;
 
 -- notion_sync_settings (003) is granted to no one: it stays owner-only.
+
+insert into notion_sync_schema_migrations (version) values ('004_security.sql')
+    on conflict (version) do nothing;

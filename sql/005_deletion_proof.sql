@@ -10,3 +10,6 @@
 alter table notion_sync_runs
     add column orphaned integer not null default 0,
     add column connections integer not null default 0;
+
+insert into notion_sync_schema_migrations (version) values ('005_deletion_proof.sql')
+    on conflict (version) do nothing;

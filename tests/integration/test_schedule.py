@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """test_schedule.py - issue 4: the SQL interface of sql/003_scheduling.sql with
-real pg_cron 1.4 (Debian's postgresql-15-cron, preloaded) and the pg_net
-stand-in (tests/pgnet), firing real requests through nginx -> spawn-fcgi ->
-notion-sync-fcgi -> the Notion emulator -> PostgreSQL.
+real pg_cron 1.4 (Debian's postgresql-15-cron, preloaded) and the real
+pg_net 0.20.4 (built from ../shared/vendor/pg_net by cli/build-pg-net.sh,
+preloaded; its background worker), firing real requests through nginx ->
+spawn-fcgi -> notion-sync-fcgi -> the Notion emulator -> PostgreSQL.
 
 Follows ../shared/seeds/cron-sync-setup-guide.md: its setup steps, functions,
 cron job, monitoring and troubleshooting queries must work as written.
@@ -16,10 +17,12 @@ cron job, monitoring and troubleshooting queries must work as written.
             set_sync_api_url is seen by SHOW app.api_url in new sessions;
             bad URLs are rejected; the secret sits in notion_sync_settings;
   pgnet     the queued request (URL, Content-Type exactly application/json,
-            explicit timeout 5000, "async": true, bearer); nothing leaves
-            before COMMIT or after ROLLBACK; 202 in net._http_response and a
-            run with trigger pg_net; sync_all_notion_databases /
-            sync_all_users_notion_databases; a timeout as pg_net records it;
+            explicit timeout 5000, "async": true, bearer), looked at while
+            pg_net's worker is held by a batch to a server that never
+            answers; nothing leaves before COMMIT or after ROLLBACK; 202 in
+            net._http_response and a run with trigger pg_net;
+            sync_all_notion_databases / sync_all_users_notion_databases; the
+            timeout as pg_net records it;
   privs     SECURITY DEFINER + fixed search_path; EXECUTE revoked from PUBLIC,
             granted through notion_sync_scheduler; application roles read
             neither the settings nor the secret;
@@ -36,6 +39,8 @@ cron job, monitoring and troubleshooting queries must work as written.
 Prints TAP. Every process is stopped by the harness's cleanups.
 """
 
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -48,7 +53,6 @@ TOP = os.environ.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 import harness as h  # noqa: E402
-from pgnet import PgNet  # noqa: E402
 
 SYNC = "/api/notion/sync-to-postgres"
 SECRET = "schedule-test-bearer-secret-4d1e8b"
@@ -80,6 +84,7 @@ t = h.Tap()
 STARTED = time.monotonic()
 if not os.path.exists(os.path.join(h.PG_BIN, "..", "lib", "pg_cron.so")):
     t.skip_all("pg_cron for PostgreSQL 15 is not installed (postgresql-15-cron)")
+h.require_pg_net(t)
 
 
 def err_text(fn):
@@ -89,6 +94,35 @@ def err_text(fn):
     except RuntimeError as exc:
         return str(exc)
     return None
+
+
+# --- signed requests ----------------------------------------------------------------
+# The SQL functions send X-Notion-Sync-Signature (sql/006_signed_requests.sql),
+# never the secret, and leave pg_net's grants alone.
+SIG_RE = re.compile(r"t=([0-9]+),v1=([0-9a-f]{64})")
+
+
+def check_queued_auth(hdrs, body_text):
+    """The authentication header of a request waiting in net.http_request_queue
+    (body_text: its body exactly as pg_net sends it)."""
+    sig = hdrs.get("X-Notion-Sync-Signature") or ""
+    m = SIG_RE.fullmatch(sig)
+    want = m and hmac.new(SECRET.encode(), f"{m.group(1)}.{body_text}".encode(),
+                          hashlib.sha256).hexdigest()
+    t.ok(m is not None and "Authorization" not in hdrs and abs(int(m.group(1)) - time.time()) < 60
+         and hmac.compare_digest(want, m.group(2)),
+         "the request is signed: X-Notion-Sync-Signature t=<now>,v1=HMAC-SHA256(secret, "
+         "t.body) over the exact body, no Authorization header", (hdrs, body_text))
+
+
+def check_app_role_reads_queue(code, out, err):
+    """app_user reads net.http_request_queue while a request waits there
+    (pg_net grants the table to PUBLIC): it must never see the long-lived
+    secret."""
+    t.ok(code == 0 and "X-Notion-Sync-Signature" in out and SECRET not in out,
+         "an application role reads the queued request (pg_net's grant to PUBLIC stays) but "
+         "never the secret, only the short-lived signature",
+         f"exit {code}; app_user read: {out.strip()[:200]}; {err.strip()[:200]}")
 
 
 # ===================================================================== nocron
@@ -118,9 +152,9 @@ plain.stop()
 
 # ================================================================= the stack
 # As the README says: pg_cron and pg_net first, then the migrations.
-pg = h.Postgres(cron=True)
+pg = h.Postgres(cron=True, pg_net=True)
 pg.psql("create extension pg_cron")
-net = PgNet(pg, start=False)  # the stand-in's schema net; its worker starts later
+net = h.PgNet(pg)  # create extension pg_net; its worker runs from here on
 h.migrate(pg)
 emu = h.Emulator()
 for tok in (TOK1, TOK2_OAUTH, TOK5):
@@ -220,12 +254,35 @@ t.eq(q1("select value from notion_sync_settings where name = 'api_secret'"), SEC
      "notion_sync_settings holds the secret")
 
 # ====================================================================== pgnet
-h.note("--- pg_net (stand-in): the request, commit and rollback, the functions")
-# The worker is not running yet: the committed request stays in the queue.
+h.note("--- pg_net: the request, commit and rollback, the functions")
+pg.psql("create role app_user login; create role sched_user login; "
+        "grant notion_sync_scheduler to sched_user")
+# pg_net sends one batch at a time and commits it (the queue rows' delete and
+# the responses) when every request of the batch has ended. A request to a
+# server that accepts and never answers holds the worker for its 5 s
+# timeout; a request committed meanwhile waits in net.http_request_queue,
+# where it can be looked at (and read by other roles).
+blackhole = socket.socket()
+blackhole.bind(("127.0.0.1", 0))
+blackhole.listen(16)
+h.on_cleanup(blackhole.close)
+pg.psql(f"select set_sync_api_url('http://127.0.0.1:{blackhole.getsockname()[1]}')")
+rid_timeout = int(q1(f"select sync_notion_database('{U1}', '{D1C}', 'Characters')"))
+timeout_sent = time.monotonic()
+pg.psql(f"select set_sync_api_url('{URL}')")
+try:
+    h.wait_for(lambda: net.in_flight(rid_timeout), timeout=10, interval=0.02,
+               what="pg_net's worker to take the request to the silent server")
+    held = True
+except TimeoutError as exc:
+    held = str(exc)
+t.ok(held is True, "pg_net's worker takes the request to the silent server at once (its queue "
+                   "row stays, locked by the batch's uncommitted delete)", held)
 rid = q1(f"select sync_notion_database('{U1}', '{D1C}', 'Characters')")
 t.ok(rid is not None and rid.isdigit(), "sync_notion_database returns a pg_net request id", rid)
-queue = net.queue()
-t.eq(len(queue), 1, "one request is queued")
+queue = net.queue(f"id = {int(rid)}") if rid and rid.isdigit() else []
+t.eq(len(queue), 1, "the committed request waits in net.http_request_queue (the batch in flight "
+                    "holds the worker)")
 qr = queue[0] if queue else {}
 hdrs = qr.get("headers") or {}
 try:
@@ -235,23 +292,22 @@ except ValueError:
 t.eq((str(qr.get("id")), qr.get("method"), qr.get("url")),
      (rid, "POST", URL + SYNC), "queued: POST <api_url>/api/notion/sync-to-postgres with that id")
 t.eq(hdrs.get("Content-Type"), "application/json", "Content-Type is exactly application/json")
-t.eq(hdrs.get("Authorization"), f"Bearer {SECRET}", "the bearer secret is sent")
+check_queued_auth(hdrs, qr.get("body"))
 t.eq(qr.get("timeout_milliseconds"), 5000, "timeout_milliseconds is 5000")
 t.eq(qbody, {"user_id": U1, "database_id": D1C, "database_name": "Characters", "async": True},
      'the body is {"user_id","database_id","database_name","async":true}')
-# Application roles (created here) and pg_net's own grants to PUBLIC: while a
-# request waits in net.http_request_queue, its headers hold the bearer secret.
-pg.psql("create role app_user login; create role sched_user login; "
-        "grant notion_sync_scheduler to sched_user")
-code, out, err = h.psql_as(pg, "app_user", "select headers::text from net.http_request_queue")
-t.ok(SECRET not in out,
-     "an application role cannot read the bearer secret of a queued request "
-     "(net.http_request_queue is granted to PUBLIC by pg_net)",
-     f"exit {code}; app_user read: {out.strip()[:200]}")
-net.start()
+# Application roles and pg_net's own grants to PUBLIC, while the request waits.
+check_app_role_reads_queue(*h.psql_as(pg, "app_user", "select headers::text from "
+                                                     "net.http_request_queue"))
+# The timeout as pg_net records it, then the request that waited behind it.
+resp = net.wait_response(rid_timeout, timeout=30)
+took = time.monotonic() - timeout_sent
+t.ok(resp.get("timed_out") is True and resp.get("status_code") is None
+     and (resp.get("error_msg") or "").startswith("Timeout of 5000 ms reached"),
+     f"a server that never answers: timed_out, 'Timeout of 5000 ms reached' ({took:.1f}s)", resp)
 resp = net.wait_response(int(rid), timeout=20)
 t.eq((resp.get("status_code"), resp.get("timed_out")), (202, False),
-     "once the worker runs, net._http_response shows 202")
+     "once the batch in flight has ended, net._http_response shows 202")
 try:
     answer = json.loads(resp.get("content") or "{}")
 except ValueError:
@@ -270,7 +326,7 @@ s = h.PsqlSession(pg, appname="nsync-commit-test")
 s.send("begin;")
 s.send(f"select sync_notion_database('{U1}', '{D1W}', 'Worlds');")
 s.wait_state("idle in transaction", "sync_notion_database")
-time.sleep(1.2)  # the stand-in polls every 0.1 s
+time.sleep(1.2)  # pg_net would send a committed request at once
 t.eq((runs_count(), request_lines(), len(net.responses()), len(net.queue())),
      (before_runs, before_lines, before_resp, 0),
      "before COMMIT nothing is sent (no request at the responder, no response, no run)")
@@ -335,16 +391,6 @@ t.eq(sorted(v.get("status_code") for k, v in resps.items()),
 wait_idle()
 pg.psql(f"update user_settings set notion_token = null where user_id = '{U5}'")
 
-# A timeout as pg_net records it: a server that accepts and never answers.
-blackhole = socket.socket()
-blackhole.bind(("127.0.0.1", 0))
-blackhole.listen(16)
-h.on_cleanup(blackhole.close)
-pg.psql(f"select set_sync_api_url('http://127.0.0.1:{blackhole.getsockname()[1]}')")
-rid_timeout = int(q1(f"select sync_notion_database('{U1}', '{D1C}', 'Characters')"))
-pg.psql(f"select set_sync_api_url('{URL}')")
-timeout_sent = time.monotonic()
-
 # ======================================================================= cron
 h.note("--- a real pg_cron tick")
 jobid_again = q1("select schedule_notion_sync('* * * * *')")
@@ -390,13 +436,6 @@ code, out, err = h.psql_as(pg, "sched_user", f"select * from sync_all_notion_dat
 t.ok(code == 0 and len(out.strip().splitlines()) == 1 and D4 in out,
      "sched_user runs sync_all_notion_databases (one row for the rejected user's database)", err)
 wait_idle()
-
-# --- the timeout recorded meanwhile ---------------------------------------------
-resp = net.wait_response(rid_timeout, timeout=30)
-took = time.monotonic() - timeout_sent
-t.ok(resp.get("timed_out") is True and resp.get("status_code") is None
-     and (resp.get("error_msg") or "").startswith("Timeout of 5000 ms reached"),
-     f"a server that never answers: timed_out, 'Timeout of 5000 ms reached' ({took:.1f}s)", resp)
 
 # --- guide queries that do not need the tick --------------------------------------
 h.note("--- guide troubleshooting queries")
@@ -616,17 +655,20 @@ places = {
                                "from notion_sync_runs r"),
     "net._http_response": pg.raw("select coalesce(string_agg(r::text, E'\\n'), '') "
                                  "from net._http_response r"),
+    "net.http_request_queue": pg.raw("select coalesce(string_agg(q::text, E'\\n'), '') "
+                                     "from net.http_request_queue q"),
     "responder log": responder.log_text(),
-    "pg_net worker log": net.log_text(),
     "postgres log": open(pg.log, errors="replace").read(),
     "postgres log (cluster without pg_cron)": plain_log,
 }
+places["net.http_request_queue (the request that waited)"] = json.dumps(qr)
 for f in ("access.log", "error.log"):
     p = os.path.join(nginx.dir, f)
     places["nginx " + f] = open(p, errors="replace").read() if os.path.exists(p) else ""
 leaks = [(where, s[:10] + "...") for where, text in places.items() for s in secrets if s in text]
 t.eq(leaks, [], "no bearer secret or Notion token in cron.job, cron.job_run_details, "
-                "notion_sync_runs, net._http_response or any log")
+                "notion_sync_runs, net._http_response, net.http_request_queue or any log "
+                "(the server log holds pg_net's)")
 t.ok(len(places["cron.job_run_details"]) > 0 and "status=202" in places["responder log"],
      "the places checked are not empty")
 h.note(f"runtime {time.monotonic() - STARTED:.1f}s")

@@ -14,9 +14,11 @@ Checked: bearer authentication (wrong, case-changed, prefix, extension,
 two secrets, rotation, scheme case), TLS versions, HTTP redirect, HSTS,
 body limits, methods and Allow, unknown and internal paths, rate limiting,
 row-level security for the application role, the service role's rights,
-nothing granted to PUBLIC, hostile input in every field, and that no
-secret or token lands in any log or table. Prints TAP; every process is
-stopped at the end (and that is checked).
+nothing granted to PUBLIC, the real pg_net calling the endpoint through the
+same snippet (and what its tables grant and hold), hostile input in every
+field, and that no secret or token lands in any log or table (pg_net's
+included). Prints TAP; every process is stopped at the end (and that is
+checked).
 """
 
 import collections
@@ -62,6 +64,11 @@ ALL_USER_TABLES = USER_TABLES + ["user_settings"]
 
 t = h.Tap()
 start = time.monotonic()
+# The real pg_net when installed (cli/build-pg-net.sh); NOTION_SYNC_PG_NET=required
+# (.ci/run) makes its absence a failure, otherwise its checks are skipped.
+PG_NET_MISSING = h.pg_net_missing()
+if PG_NET_MISSING and os.environ.get("NOTION_SYNC_PG_NET") == "required":
+    h.require_pg_net(t)
 ALL = []  # every HTTPS answer: dict(label, method, path, status, headers, body, nginx_own)
 
 
@@ -173,8 +180,40 @@ def deep(d):
     return ('{"user_id":"%s","x":%s%s}' % (NOBODY, "[" * (d - 1), "]" * (d - 1))).encode()
 
 
+# --- pg_net's tables --------------------------------------------------------------------------
+# Requests are signed (X-Notion-Sync-Signature, sql/006_signed_requests.sql):
+# no long-lived secret enters pg_net's tables, and pg_net's grants to PUBLIC
+# stay as pg_net made them.
+PG_NET_TABLE_PRIVILEGES = ["DELETE", "INSERT", "REFERENCES", "SELECT", "TRIGGER", "TRUNCATE",
+                           "UPDATE"]  # what pg_net grants PUBLIC on each table
+
+
+def check_pg_net_grants():
+    """What PUBLIC may do with pg_net's queue and responses."""
+    got = pg.psql("select c.relname, a.privilege_type from pg_class c, aclexplode(c.relacl) a "
+                  "where c.oid in ('net.http_request_queue'::regclass, "
+                  "'net._http_response'::regclass) and a.grantee = 0 order by 1, 2")
+    t.eq(got, [[tbl, p] for tbl in ("_http_response", "http_request_queue")
+               for p in PG_NET_TABLE_PRIVILEGES],
+         "pg_net's grants to PUBLIC on net.http_request_queue and net._http_response are left "
+         "as pg_net made them")
+
+
+def check_roles_pg_net_tables():
+    """The application and service roles and pg_net's tables."""
+    for who, run in (("application", as_a), ("service", svc)):
+        for tbl in ("net.http_request_queue", "net._http_response"):
+            res = run(f"select coalesce(string_agg(x::text, ''), '') from {tbl} x")
+            ok, rows, err = res
+            t.ok(ok and not any(s in str(rows) for s in SECRETS),
+                 f"the {who} role may read {tbl} (pg_net's grant), which holds no secret",
+                 (rows, err))
+
+
 # --- the stack -----------------------------------------------------------------------------------
-pg = h.Postgres()
+# As the README says: pg_net first, then the migrations.
+pg = h.Postgres(pg_net=not PG_NET_MISSING)
+pgnet = None if PG_NET_MISSING else h.PgNet(pg)
 h.migrate(pg)
 pg.psql(f"create role {SVC_LOGIN} login in role notion_sync_service; "
         f"create role {APP_LOGIN} login in role notion_sync_app")
@@ -199,7 +238,7 @@ for user, token, counts in ((A, TOKEN_A, (6, 3, 3, 2, 2)), (B, TOKEN_B, (4, 2, 2
 CHAR_A, CHAR_B = DBS[A]["Characters"], DBS[B]["Characters"]
 
 resp = h.Responder(dict(svc_env, NOTION_SYNC_SECRET=f"{NEW},{OLD}"))
-nginx = h.TlsNginx(resp.port, rate=RATE)
+nginx = h.TlsNginx(resp.port, rate=RATE, pg_net_port=True)
 h.note(f"stack up in {time.monotonic() - start:.1f}s: {nginx.url} (plain {nginx.http_url}), "
        f"responder on 127.0.0.1:{resp.port}")
 
@@ -570,7 +609,10 @@ t.eq(pg.psql("select c.relname from pg_class c join pg_namespace n on n.oid = c.
 public_fns = [r[0] for r in pg.psql(
     "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
     "where n.nspname = 'public' and (p.proacl is null or exists (select 1 from "
-    "aclexplode(p.proacl) a where a.grantee = 0)) order by 1")]
+    "aclexplode(p.proacl) a where a.grantee = 0))"
+    # Extensions' own functions (pgcrypto's hmac, digest, ...) are not ours.
+    " and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass"
+    "   and d.objid = p.oid and d.deptype = 'e') order by 1")]
 t.ok(set(public_fns) <= {"notion_sync_current_user_id"},
      "no function of ours is executable by PUBLIC (except notion_sync_current_user_id)", public_fns)
 t.eq(pg.psql("select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
@@ -580,6 +622,30 @@ t.eq(pg.psql("select p.proname from pg_proc p join pg_namespace n on n.oid = p.p
 t.eq(pg.psql("select a.privilege_type from pg_namespace n, aclexplode(n.nspacl) a "
              "where n.nspname = 'public' and a.grantee = 0 and a.privilege_type <> 'USAGE'"), [],
      "PUBLIC may not CREATE in schema public (a pinned search_path naming it stays safe)")
+
+# --- pg_net, the way the database host calls the endpoint ---------------------------------------
+# Through the repository's snippet, on nginx's plain loopback server: pg_net's
+# libcurl trusts only the system CA store, not the self-signed certificate.
+if pgnet is not None:
+    check_pg_net_grants()
+    pg.psql(f"select set_sync_api_url('{nginx.pg_net_url}'); select set_sync_api_secret('{NEW}')")
+    runs0 = runs_count()
+    rid = int(pg.scalar(f"select sync_notion_database('{A}', '{CHAR_A}', 'Characters')"))
+    row = pgnet.wait_response(rid, timeout=30)
+    t.ok(row.get("status_code") == 202 and row.get("timed_out") is False,
+         "pg_net's request passes nginx's auth_request and the responder: 202", row)
+    h.wait_for(lambda: pg.scalar(f"select count(*) from notion_sync_runs where id > {runs0} and "
+                                 "status in ('success', 'error')") == "1",
+               timeout=60, what="the run pg_net queued")
+    t.eq(pg.psql(f"select user_id, database_id, trigger, status from notion_sync_runs "
+                 f"where id > {runs0}"), [[A, CHAR_A, "pg_net", "success"]],
+         "... and its run: user A's Characters, trigger pg_net, success")
+    check_roles_pg_net_tables()
+    # The secret stays in the owner-only notion_sync_settings by design; it
+    # goes again so that the scan of every table below stays strict.
+    pg.psql("delete from notion_sync_settings where name = 'api_secret'")
+else:
+    t.skip(PG_NET_MISSING, 7)
 
 # --- hostile input through nginx -> responder ----------------------------------------------------
 # A valid sync with a Proxy header (httpoxy): FastCGI params are no environment.
@@ -739,6 +805,10 @@ other_tables = [r[0] for r in pg.psql("select table_name from information_schema
 sources["every other table and view of ours"] = "\n".join(
     pg.raw(f"select coalesce(string_agg(row_to_json(x)::text, E'\\n'), '') from {tbl} x")
     for tbl in other_tables)
+if pgnet is not None:
+    sources["pg_net's tables (net.http_request_queue, net._http_response)"] = pg.raw(
+        "select coalesce(string_agg(x, E'\\n'), '') from (select q::text as x from "
+        "net.http_request_queue q union all select r::text from net._http_response r) y")
 sources["HTTP answers"] = "\n".join(json.dumps(a["body"]) + str(dict(a["headers"] or {}))
                                     for a in ALL)
 t.ok(len(runs_text) > 1000 and "Bearer" not in sources["nginx access+error log"],

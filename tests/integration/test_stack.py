@@ -1,12 +1,18 @@
 """test_stack.py - the README's first command, from a fresh clone.
 
 Clones this repository into a temporary folder, runs `cli/quickstart.sh`
-there (install check, build from scratch, PostgreSQL with pg_cron, emulator,
-spawn-fcgi, nginx with a self-signed certificate, one sync over HTTPS), and
-checks what it printed and what is running: the JSON answer says success
-for all four databases, the row counts match the sample workspace, the
-endpoint answers over HTTPS and redirects plain HTTP. Then a second
-invocation stops everything it started.
+there (install check, pg_net build check, build from scratch, PostgreSQL
+with pg_cron and the real pg_net, emulator, spawn-fcgi, nginx with a
+self-signed certificate, one sync over HTTPS), and checks what it printed
+and what is running: the JSON answer says success for all four databases,
+the row counts match the sample workspace, the endpoint answers over HTTPS
+and redirects plain HTTP, and the stack's pg_net delivers
+sync_all_notion_databases()'s requests (202, runs with trigger pg_net).
+Then a second invocation stops everything it started.
+
+pg_net is optional for the Quick start: when it is not installed (and
+NOTION_SYNC_PG_NET is not "required", as .ci/run sets it) its checks are
+skipped.
 
 Skipped when the source tree is not a git checkout (e.g. `make distcheck`).
 """
@@ -18,6 +24,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "lib"))
@@ -36,8 +43,13 @@ h.on_cleanup(lambda: shutil.rmtree(work, ignore_errors=True))
 os.chmod(work, 0o755)
 clone = os.path.join(work, "notion-sync")
 subprocess.run(["git", "clone", "-q", src, clone], check=True)
-https_port, http_port = h.free_port(), h.free_port()
-env = dict(os.environ, NOTION_SYNC_HTTPS_PORT=str(https_port), NOTION_SYNC_HTTP_PORT=str(http_port))
+https_port, http_port, pg_net_port = h.free_port(), h.free_port(), h.free_port()
+env = dict(os.environ, NOTION_SYNC_HTTPS_PORT=str(https_port), NOTION_SYNC_HTTP_PORT=str(http_port),
+           NOTION_SYNC_PG_NET_PORT=str(pg_net_port))
+# The clone has no ../shared beside it: cli/build-pg-net.sh gets the vendor tree's path.
+vendor = os.path.join(src, "..", "shared", "vendor", "pg_net")
+if os.path.isdir(vendor):
+    env["NOTION_SYNC_PG_NET_SRC"] = os.path.abspath(vendor)
 for k in ("NOTION_TOKEN", "DATABASE_URL", "NOTION_API_URL", "NOTION_SYNC_SECRET"):
     env.pop(k, None)
 quickstart = os.path.join(clone, "cli", "quickstart.sh")
@@ -85,6 +97,50 @@ who = subprocess.run(["psql", "-X", "-At", "-h", stack, "-U", "postgres", "-d", 
                      capture_output=True, text=True)
 t.ok(who.stdout.strip().isdigit() and int(who.stdout.strip()) >= 1,
      "the responder is connected as the least-privilege role notion_sync_responder", who.stdout)
+
+
+def stack_sql(sql):
+    out = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", stack, "-U",
+                          "postgres", "-d", "notion_sync", "-c", sql],
+                         capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else "error: " + out.stderr.strip()
+
+
+# The stack's pg_net (real, built by cli/build-pg-net.sh) delivers what the
+# SQL functions queue, through nginx's loopback server for it.
+pg_net_missing = h.pg_net_missing()
+if pg_net_missing and env.get("NOTION_SYNC_PG_NET") == "required":
+    t.ok(False, "pg_net is installed (NOTION_SYNC_PG_NET=required)", pg_net_missing)
+elif pg_net_missing:
+    t.skip(pg_net_missing, 4)
+else:
+    t.ok(f"pg_net sends the 15-minute job to http://127.0.0.1:{pg_net_port}" in out,
+         "quickstart.sh says where pg_net sends the job", out[-1500:])
+    t.eq(stack_sql("select e.extversion || ' ' || (select count(*) from pg_stat_activity "
+                   "where backend_type ilike '%pg_net%') from pg_extension e "
+                   "where e.extname = 'pg_net'"), "0.20.4 1",
+         "the stack's PostgreSQL has pg_net 0.20.4 and its background worker")
+    runs0 = stack_sql("select coalesce(max(id), 0) from notion_sync_runs")
+    ids = stack_sql("select request_id from sync_all_notion_databases("
+                    "'00000000-0000-4000-8000-000000000001')").split()
+    codes = []
+    for _ in range(200):
+        codes = stack_sql("select coalesce(string_agg(status_code::text, ',' order by id), '') "
+                          f"from net._http_response where id in ({','.join(ids) or '0'})")
+        if len(codes.split(",")) == len(ids) and codes:
+            break
+        time.sleep(0.1)
+    t.ok(len(ids) == 4 and codes == "202,202,202,202",
+         "pg_net delivers sync_all_notion_databases()'s four requests: 202 each", (ids, codes))
+    runs = ""
+    for _ in range(300):
+        runs = stack_sql(f"select string_agg(trigger || ':' || status, ',') from notion_sync_runs "
+                         f"where id > {runs0 if runs0.isdigit() else 0}")
+        if runs and "queued" not in runs and "running" not in runs and runs.count(":") >= 4:
+            break
+        time.sleep(0.1)
+    t.eq(sorted(runs.split(",")), ["pg_net:success"] * 4,
+         "... and the four runs: trigger pg_net, success")
 
 # A second invocation stops everything it started.
 pids = {}

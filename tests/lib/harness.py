@@ -4,7 +4,8 @@ Starts, on this machine only, and always stops again (also on failure or a
 signal):
   * a private PostgreSQL 15 cluster in a temporary folder: initdb as the
     `postgres` user when we are root (PostgreSQL refuses root), fsync off,
-    no TCP (a unix socket in the folder), optionally pg_cron preloaded;
+    no TCP (a unix socket in the folder), optionally pg_cron and the real
+    pg_net (cli/build-pg-net.sh installs it) preloaded;
   * the Notion API emulator (tests/emulator) on a loopback port;
   * the FastCGI responder under spawn-fcgi, and nginx in front of it;
 and offers a TAP reporter for automake's tap-driver.
@@ -123,6 +124,12 @@ class Tap:
     def eq(self, got, want, desc):
         return self.ok(got == want, desc, f"got:  {got!r}\nwant: {want!r}")
 
+    def skip(self, why, count=1):
+        """count checks skipped (TAP "ok N # SKIP why")."""
+        for _ in range(count):
+            self.n += 1
+            print(f"ok {self.n} # SKIP {why}", flush=True)
+
     def skip_all(self, why):
         print(f"1..0 # SKIP {why}", flush=True)
         sys.exit(0)
@@ -143,7 +150,11 @@ def note(msg):
 class Postgres:
     """A throwaway PostgreSQL 15 cluster. Use .conninfo or .env()."""
 
-    def __init__(self, cron=False, dbname="notion_sync", extra_conf=()):
+    def __init__(self, cron=False, dbname="notion_sync", extra_conf=(), pg_net=False):
+        """cron: preload pg_cron for dbname. pg_net: preload the real pg_net
+        with pg_net.database_name = dbname (its background worker serves that
+        database once `create extension pg_net` ran there: see PgNet; other
+        pg_net.* settings through extra_conf)."""
         self.dir = tempfile.mkdtemp(prefix="nsync-pg-")
         on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
         self.data = os.path.join(self.dir, "data")
@@ -164,10 +175,16 @@ class Postgres:
             "max_connections = 100", "shared_buffers = 128MB",
             "log_min_messages = warning", "timezone = 'UTC'",
         ]
+        preload = (["pg_cron"] if cron else []) + (["pg_net"] if pg_net else [])
+        if preload:
+            conf.append(f"shared_preload_libraries = '{','.join(preload)}'")
         if cron:
-            conf += ["shared_preload_libraries = 'pg_cron'",
-                     f"cron.database_name = '{dbname}'",
+            conf += [f"cron.database_name = '{dbname}'",
                      f"cron.host = '{self.dir}'"]
+        if pg_net:
+            # Until dbname exists (created below) the worker fails to connect
+            # and is restarted every second: one FATAL line each in the log.
+            conf += [f"pg_net.database_name = '{dbname}'"]
         conf += list(extra_conf)
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write("\n".join(conf) + "\n")
@@ -267,6 +284,117 @@ class Postgres:
 
     def env(self):
         return {"DATABASE_URL": self.conninfo}
+
+
+# --- the real pg_net ------------------------------------------------------
+# Built from ../shared/vendor/pg_net by cli/build-pg-net.sh (.ci/run runs it
+# with --required). It runs one background worker per cluster, serving the
+# database named by pg_net.database_name; requests leave only after the
+# calling transaction commits, one batch (up to pg_net.batch_size = 200) at a
+# time: the worker deletes the batch's rows from net.http_request_queue,
+# waits for every answer (or timeout) of the batch, inserts the rows of
+# net._http_response and commits, all in one transaction. No retries.
+
+PG_NET_SO = "/usr/lib/postgresql/15/lib/pg_net.so"
+PG_NET_CONTROL = "/usr/share/postgresql/15/extension/pg_net.control"
+
+
+def pg_net_missing():
+    """None when the real pg_net is installed into PostgreSQL 15, else why not."""
+    for path in (PG_NET_SO, PG_NET_CONTROL):
+        if not os.path.isfile(path):
+            return f"pg_net is not installed ({path} is missing; run cli/build-pg-net.sh)"
+    return None
+
+
+def require_pg_net(tap):
+    """Skip the whole test when pg_net is not installed, or, when
+    NOTION_SYNC_PG_NET=required (as .ci/run sets it), bail out: there the
+    tests must run against the real pg_net."""
+    why = pg_net_missing()
+    if why is None:
+        return
+    if os.environ.get("NOTION_SYNC_PG_NET") == "required":
+        print(f"Bail out! {why} (NOTION_SYNC_PG_NET=required)", flush=True)
+        sys.exit(1)
+    tap.skip_all(why)
+
+
+class PgNet:
+    """The real pg_net in pg's database (a Postgres(pg_net=True) cluster):
+    `create extension pg_net` (unless create=False: already done), then wait
+    until its background worker runs. Its messages go to the server log
+    (log_text()). Reading helpers use the superuser."""
+
+    def __init__(self, pg, create=True, timeout=30.0):
+        self.pg = pg
+        if create:
+            pg.psql("create extension if not exists pg_net")
+        pg.psql(f"set statement_timeout = '{int(timeout)}s'; select net.wait_until_running()")
+        wait_for(self.worker_is_up, timeout=timeout, what="the pg_net background worker")
+
+    def worker_is_up(self):
+        """net.check_worker_is_up() succeeds (a pg_net backend is in pg_stat_activity)."""
+        try:
+            self.pg.psql("select net.check_worker_is_up()")
+            return True
+        except RuntimeError:
+            return False
+
+    def worker(self):
+        """The worker's pg_stat_activity row (pid, backend_type, application_name,
+        datname, usename, state), or None."""
+        rows = json_rows(self.pg, "select pid, backend_type, application_name, datname, usename,"
+                                  " state from pg_stat_activity"
+                                  " where backend_type ilike '%pg_net%'")
+        return rows[0] if rows else None
+
+    def log_text(self):
+        """The server log, where the worker writes."""
+        return open(self.pg.log, errors="replace").read()
+
+    def responses(self, where="true"):
+        """Rows of net._http_response (id order) as dicts; headers is a dict."""
+        return json_rows(self.pg, f"select * from net._http_response where {where} "
+                                  "order by id, created")
+
+    def response(self, request_id):
+        """The response row of request_id, or None."""
+        rows = self.responses(f"id = {int(request_id)}")
+        return rows[0] if rows else None
+
+    def wait_response(self, request_id, timeout=20.0):
+        """Wait for request_id's response row and return it; TimeoutError
+        (with the end of the server log) when none comes."""
+        found = {}
+
+        def ready():
+            found["row"] = self.response(request_id)
+            return found["row"] is not None
+
+        try:
+            wait_for(ready, timeout=timeout, interval=0.05,
+                     what=f"the pg_net response to request {request_id}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\nserver log:\n{self.log_text()[-2000:]}") from None
+        return found["row"]
+
+    def queue(self, where="true"):
+        """Rows of net.http_request_queue as this session sees them: committed
+        requests not yet taken, and those of the batch in flight (the
+        worker's delete commits with the batch's responses)."""
+        return json_rows(self.pg, "select id, method, url, headers, timeout_milliseconds,"
+                                  " convert_from(body, 'UTF8') as body"
+                                  f" from net.http_request_queue where {where} order by id")
+
+    def in_flight(self, request_id):
+        """True while the worker holds request_id: its row is still in the
+        queue but locked by the batch's delete."""
+        rid = int(request_id)
+        return (self.pg.scalar(f"select count(*) from net.http_request_queue where id = {rid}")
+                == "1" and self.pg.scalar(
+                    "select count(*) from (select id from net.http_request_queue "
+                    f"where id = {rid} for update skip locked) r") == "0")
 
 
 # --- the Notion emulator -------------------------------------------------
@@ -439,7 +567,7 @@ worker_processes 1;
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
-events {{ worker_connections 64; }}
+events {{ worker_connections 1024; }}
 http {{
     access_log {dir}/access.log;
 """ + NGINX_PRIVATE_PATHS + """    server {{
@@ -768,7 +896,7 @@ worker_processes 1;
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
-events {{ worker_connections 512; }}
+events {{ worker_connections 1024; }}
 http {{
     include /etc/nginx/mime.types;
 """ + NGINX_PRIVATE_PATHS + """    # At http level: Debian's stock nginx.conf enables TLS 1.0/1.1 here.
@@ -795,7 +923,18 @@ http {{
         server_tokens off;
         include {snippet};
     }}
-}}
+{pg_net_server}}}
+"""
+
+# pg_net's libcurl trusts only the system CA store, so it cannot verify a
+# test's self-signed certificate: TlsNginx(pg_net_port=True) adds this
+# plain-HTTP loopback server with the same snippet for it.
+TLS_NGINX_PG_NET_SERVER = """    server {{
+        listen 127.0.0.1:{pg_net_port};
+        server_name localhost;
+        server_tokens off;
+        include {snippet};
+    }}
 """
 
 
@@ -818,7 +957,8 @@ class TlsNginx:
     level, the upstream notion_sync_responder and the limit_req zone
     notion_sync the snippet needs, the header-free access log of
     nginx/notion-sync.conf, and a plain-HTTP server that answers 301 to
-    HTTPS.
+    HTTPS. With pg_net_port=True also a plain-HTTP loopback server with the
+    same snippet, at .pg_net_url, for pg_net (see TLS_NGINX_PG_NET_SERVER).
 
     .url (https://127.0.0.1:port), .http_url (the redirecting plain port),
     .cert (the CA file for clients), .ssl_context(), .request() (HTTPS, see
@@ -827,11 +967,12 @@ class TlsNginx:
     snippet / extra_http exist for negative controls and variants."""
 
     def __init__(self, fcgi_port, rate="10r/s", ssl_protocols="TLSv1.2 TLSv1.3",
-                 ssl_ciphers=None, snippet=None, extra_http=""):
+                 ssl_ciphers=None, snippet=None, extra_http="", pg_net_port=False):
         self.dir = tempfile.mkdtemp(prefix="nsync-tls-nginx-")
         on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
         os.chmod(self.dir, 0o755)
         self.https_port, self.http_port = free_port(), free_port()
+        self.pg_net_port = free_port() if pg_net_port else None
         self.cert, self.key = make_self_signed_cert(self.dir)
         # The snippet includes fastcgi_params relative to the configuration.
         shutil.copy("/etc/nginx/fastcgi_params", os.path.join(self.dir, "fastcgi_params"))
@@ -842,6 +983,8 @@ class TlsNginx:
                          rate=rate, ssl_protocols=ssl_protocols,
                          ssl_ciphers=f"ssl_ciphers {ssl_ciphers};" if ssl_ciphers else "",
                          snippet=snippet or LOCATIONS_SNIPPET, extra_http=extra_http)
+        self._fmt["pg_net_server"] = TLS_NGINX_PG_NET_SERVER.format(
+            pg_net_port=self.pg_net_port, snippet=self._fmt["snippet"]) if pg_net_port else ""
         self._write_conf(fcgi_port)
         self.log = open(os.path.join(self.dir, "stderr.log"), "w")
         test = subprocess.run(["nginx", "-t", "-q", "-c", self.conf, "-p", self.dir],
@@ -853,6 +996,7 @@ class TlsNginx:
         wait_for(self._listening, what="nginx (TLS) to listen")
         self.url = f"https://127.0.0.1:{self.https_port}"
         self.http_url = f"http://127.0.0.1:{self.http_port}"
+        self.pg_net_url = f"http://127.0.0.1:{self.pg_net_port}" if pg_net_port else None
 
     def _write_conf(self, fcgi_port):
         self.fcgi_port = fcgi_port
@@ -862,7 +1006,9 @@ class TlsNginx:
     def _listening(self):
         if self.proc.poll() is not None:
             raise RuntimeError("nginx exited: " + open(self.log.name).read())
-        for port in (self.https_port, self.http_port):
+        for port in (self.https_port, self.http_port, self.pg_net_port):
+            if port is None:
+                continue
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) != 0:
                     return False
