@@ -24,31 +24,13 @@
 #define NSYNC_SQL_DIR "/usr/local/share/notion-sync/sql"
 #endif
 
-static const char usage[] =
-	"usage: notion-sync COMMAND [options]\n"
-	"\n"
-	"Commands:\n"
-	"  sync      [--user ID] [--database ID] [--name NAME] [--full] [--quiet]\n"
-	"            Sync Notion databases into PostgreSQL and print the JSON result.\n"
-	"            --user and --database pick one database; --user alone every\n"
-	"            database of that user; neither, every user with a token.\n"
-	"  migrate   [--sql-dir DIR]   Apply the SQL migrations (safe to repeat).\n"
-	"  set-token --user ID [--oauth]\n"
-	"            Store a user's Notion token, read from NOTION_TOKEN or stdin.\n"
-	"  register  --user ID --database ID --name NAME\n"
-	"            Add a database to a user's registry (NAME: Characters, Worlds,\n"
-	"            Stories, Chat Sessions).\n"
-	"  prune-orphans --user ID --database ID\n"
-	"            Delete the rows a full sync kept because their data source is no\n"
-	"            longer listed by the database (reads the database from Notion).\n"
-	"  worker    [--workers N] [--once]\n"
-	"            Run queued (asynchronous) syncs with N threads (NOTION_SYNC_WORKERS,\n"
-	"            default 2) until SIGTERM, or with --once until the queue is empty.\n"
-	"  health    Check that PostgreSQL answers.\n"
-	"\n"
-	"Configuration comes from the environment (DATABASE_URL, NOTION_API_URL,\n"
-	"NOTION_VERSION, NOTION_RATE_LIMIT, NOTION_SYNC_BATCH_SIZE, ...); see README.md.\n"
-	"Exit status: 0 success, 1 failure, 2 usage or configuration error.\n";
+/* The commands, once: their usage lines are printed from this table. */
+struct command {
+	const char *name;
+	const char *usage;   /* options and what it does; lines after the first indented */
+	int (*run)(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv);
+};
+static const struct command commands[];
 
 static int show_progress;
 
@@ -67,9 +49,12 @@ static void progress(void *data, const char *name, long pages)
 		fprintf(stderr, "\r\033[K%s: %ld pages", name, pages);
 }
 
+static void print_usage(FILE *out);
+
 static int fail_usage(const char *msg)
 {
-	fprintf(stderr, "notion-sync: %s\n\n%s", msg, usage);
+	fprintf(stderr, "notion-sync: %s\n\n", msg);
+	print_usage(stderr);
 	return 2;
 }
 
@@ -124,8 +109,9 @@ static int print_failure(nsync_rc rc, const struct nsync_err *err, const char *c
 	return rc == NSYNC_ERR_ARG || rc == NSYNC_ERR_CONFIG ? 2 : 1;
 }
 
-static int cmd_sync(struct nsync_service *svc, int argc, char **argv)
+static int cmd_sync(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
 {
+	(void)cfg;
 	static const struct option opts[] = {
 		{"user", required_argument, NULL, 'u'},    {"database", required_argument, NULL, 'd'},
 		{"name", required_argument, NULL, 'n'},    {"full", no_argument, NULL, 'f'},
@@ -172,16 +158,16 @@ static int cmd_sync(struct nsync_service *svc, int argc, char **argv)
 	if (rc != NSYNC_OK)
 		return print_failure(rc, &err, NULL);
 	puts(answer);
-	/* An all-databases run succeeds only when every database did. */
-	c = strncmp(answer, "{\"success\":true", 15) == 0 ? 0 : 1;
 	free(answer);
-	return c;
+	/* An all-databases run succeeds only when every database did. */
+	return nsync_service_last_succeeded(svc) ? 0 : 1;
 }
 
 /* Run queued syncs. Signals are blocked before the threads start so that
  * only sigwait() sees them. */
-static int cmd_worker(struct nsync_config *cfg, int argc, char **argv)
+static int cmd_worker(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
 {
+	(void)svc;
 	static const struct option opts[] = {
 		{"workers", required_argument, NULL, 'w'}, {"once", no_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0}};
@@ -229,8 +215,9 @@ static int cmd_worker(struct nsync_config *cfg, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_migrate(struct nsync_service *svc, int argc, char **argv)
+static int cmd_migrate(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
 {
+	(void)cfg;
 	static const struct option opts[] = {{"sql-dir", required_argument, NULL, 's'},
 					     {NULL, 0, NULL, 0}};
 	const char *dir = getenv("NOTION_SYNC_SQL_DIR");
@@ -253,8 +240,9 @@ static int cmd_migrate(struct nsync_service *svc, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_set_token(struct nsync_service *svc, int argc, char **argv)
+static int cmd_set_token(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
 {
+	(void)cfg;
 	static const struct option opts[] = {{"user", required_argument, NULL, 'u'},
 					     {"oauth", no_argument, NULL, 'o'},
 					     {NULL, 0, NULL, 0}};
@@ -289,8 +277,9 @@ static int cmd_set_token(struct nsync_service *svc, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_register(struct nsync_service *svc, int argc, char **argv)
+static int cmd_register(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
 {
+	(void)cfg;
 	static const struct option opts[] = {{"user", required_argument, NULL, 'u'},
 					     {"database", required_argument, NULL, 'd'},
 					     {"name", required_argument, NULL, 'n'},
@@ -322,8 +311,9 @@ static int cmd_register(struct nsync_service *svc, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_prune_orphans(struct nsync_service *svc, int argc, char **argv)
+static int cmd_prune_orphans(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
 {
+	(void)cfg;
 	static const struct option opts[] = {{"user", required_argument, NULL, 'u'},
 					     {"database", required_argument, NULL, 'd'},
 					     {NULL, 0, NULL, 0}};
@@ -352,66 +342,126 @@ static int cmd_prune_orphans(struct nsync_service *svc, int argc, char **argv)
 	return 0;
 }
 
+static int cmd_health(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
+{
+	struct nsync_err err;
+	int status;
+
+	(void)cfg;
+	if (argc > 1)
+		return fail_usage("health takes no arguments");
+	memset(&err, 0, sizeof(err));
+	status = nsync_service_ping(svc, &err) == NSYNC_OK ? 0 : 1;
+	printf("%s\n", status ? err.msg : "PostgreSQL answers");
+	return status;
+}
+
+/* The statistics' run-row columns, one per line (what tests compare with
+ * the table). */
+static int cmd_fields(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
+{
+	const char *column;
+	size_t i;
+
+	(void)cfg;
+	(void)svc;
+	(void)argv;
+	if (argc > 1)
+		return fail_usage("fields takes no arguments");
+	for (i = 0; (column = nsync_stats_column(i)) != NULL; i++)
+		puts(column);
+	return 0;
+}
+
+static const struct command commands[] = {
+	{"sync", "[--user ID] [--database ID] [--name NAME] [--full] [--quiet]\n"
+		 "Sync Notion databases into PostgreSQL and print the JSON result.\n"
+		 "--user and --database pick one database; --user alone every\n"
+		 "database of that user; neither, every user with a token.",
+	 cmd_sync},
+	{"migrate", "[--sql-dir DIR]   Apply the SQL migrations (safe to repeat).", cmd_migrate},
+	{"set-token", "--user ID [--oauth]\n"
+		      "Store a user's Notion token, read from NOTION_TOKEN or stdin.",
+	 cmd_set_token},
+	{"register", "--user ID --database ID --name NAME\n"
+		     "Add a database to a user's registry (NAME: Characters, Worlds,\n"
+		     "Stories, Chat Sessions).",
+	 cmd_register},
+	{"prune-orphans", "--user ID --database ID\n"
+			  "Delete the rows a full sync kept because their data source is no\n"
+			  "longer listed by the database (reads the database from Notion).",
+	 cmd_prune_orphans},
+	{"worker", "[--workers N] [--once]\n"
+		   "Run queued (asynchronous) syncs with N threads (NOTION_SYNC_WORKERS,\n"
+		   "default 2) until SIGTERM, or with --once until the queue is empty.",
+	 cmd_worker},
+	{"health", "Check that PostgreSQL answers.", cmd_health},
+	{"fields", "Print the statistics' columns of notion_sync_runs.", cmd_fields},
+	{NULL, NULL, NULL},
+};
+
+static void print_usage(FILE *out)
+{
+	const struct command *c;
+
+	fputs("usage: notion-sync COMMAND [options]\n\nCommands:\n", out);
+	for (c = commands; c->name; c++) {
+		const char *p = c->usage;
+		fprintf(out, "  %-13s ", c->name);
+		for (; *p; p++) {
+			fputc(*p, out);
+			if (*p == '\n')
+				fputs("                ", out);
+		}
+		fputc('\n', out);
+	}
+	fputs("\nConfiguration comes from the environment (DATABASE_URL, NOTION_API_URL,\n"
+	      "NOTION_VERSION, NOTION_RATE_LIMIT, NOTION_SYNC_BATCH_SIZE, ...); see README.md.\n"
+	      "Exit status: 0 success, 1 failure, 2 usage or configuration error.\n",
+	      out);
+}
+
 int main(int argc, char **argv)
 {
+	const struct command *cmd;
 	struct nsync_config cfg;
-	struct nsync_service *svc;
+	struct nsync_service *svc = NULL;
 	struct nsync_err err;
-	const char *cmd;
-	int status;
+	int status = 2;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
-		fputs(usage, argc < 2 ? stderr : stdout);
+		print_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("notion-sync %s\n", PACKAGE_VERSION);
 		return 0;
 	}
-	cmd = argv[1];
-	if (strcmp(cmd, "sync") && strcmp(cmd, "migrate") && strcmp(cmd, "set-token") &&
-	    strcmp(cmd, "register") && strcmp(cmd, "health") && strcmp(cmd, "worker") &&
-	    strcmp(cmd, "prune-orphans"))
+	for (cmd = commands; cmd->name && strcmp(cmd->name, argv[1]) != 0; cmd++)
+		;
+	if (!cmd->name)
 		return fail_usage("unknown command");
 
 	memset(&err, 0, sizeof(err));
+	memset(&cfg, 0, sizeof(cfg));
+	curl_global_init(CURL_GLOBAL_ALL);
 	if (nsync_config_from_env(&cfg, &err) != NSYNC_OK) {
 		fprintf(stderr, "notion-sync: %s\n", err.msg);
-		nsync_config_clear(&cfg);
-		return 2;
+		goto out;
 	}
 	show_progress = isatty(2);
 	cfg.log = log_line;
-	if (show_progress)
-		cfg.progress = progress;
-	curl_global_init(CURL_GLOBAL_ALL);
-	svc = nsync_service_new(&cfg, &err);
-	if (!svc) {
+	cfg.progress = show_progress ? progress : NULL;
+	if (!(svc = nsync_service_new(&cfg, &err))) {
 		fprintf(stderr, "notion-sync: %s\n", err.msg);
-		nsync_config_clear(&cfg);
-		curl_global_cleanup();
-		return 2;
+		goto out;
 	}
 	/* Subcommand options start after the command word. */
 	optind = 1;
 	argv[1] = argv[0];
-	if (strcmp(cmd, "worker") == 0)
-		status = cmd_worker(&cfg, argc - 1, argv + 1);
-	else if (strcmp(cmd, "sync") == 0)
-		status = cmd_sync(svc, argc - 1, argv + 1);
-	else if (strcmp(cmd, "migrate") == 0)
-		status = cmd_migrate(svc, argc - 1, argv + 1);
-	else if (strcmp(cmd, "set-token") == 0)
-		status = cmd_set_token(svc, argc - 1, argv + 1);
-	else if (strcmp(cmd, "register") == 0)
-		status = cmd_register(svc, argc - 1, argv + 1);
-	else if (strcmp(cmd, "prune-orphans") == 0)
-		status = cmd_prune_orphans(svc, argc - 1, argv + 1);
-	else {
-		status = nsync_service_ping(svc, &err) == NSYNC_OK ? 0 : 1;
-		printf("%s\n", status ? err.msg : "PostgreSQL answers");
-	}
+	status = cmd->run(&cfg, svc, argc - 1, argv + 1);
+out:
 	nsync_service_free(svc);
 	nsync_config_clear(&cfg);
 	curl_global_cleanup();

@@ -43,12 +43,35 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Answer requests until the socket closes. */
+static void serve(struct fcgi_app *app, FCGX_Request *req)
+{
+	while (FCGX_Accept_r(req) >= 0) {
+		double start = now_ms();
+		char raw_path[256], path[256], method[16], remote[64];
+		int status;
+
+		/* Copy what the log line needs: params die at FCGX_Finish_r. */
+		fcgi_request_path(req->envp, raw_path, sizeof(raw_path));
+		printable(raw_path, path, sizeof(path));
+		printable(FCGX_GetParam("REQUEST_METHOD", req->envp), method, sizeof(method));
+		printable(FCGX_GetParam("REMOTE_ADDR", req->envp), remote, sizeof(remote));
+		status = fcgi_handle(app, req);
+		fprintf(stderr, "notion-sync-fcgi[%ld]: request method=%s path=%s status=%d "
+				"remote=%s duration_ms=%.0f\n",
+			(long)getpid(), method, path, status, remote, now_ms() - start);
+		FCGX_Finish_r(req);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct nsync_config cfg;
 	struct nsync_err err;
 	struct fcgi_app app;
 	FCGX_Request req;
+	const char *why = NULL;
+	int curl_ready = 0, status = 2;
 
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		printf("usage: spawn-fcgi [options] -- notion-sync-fcgi\n"
@@ -60,65 +83,50 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	memset(&err, 0, sizeof(err));
 	memset(&app, 0, sizeof(app));
+	memset(&cfg, 0, sizeof(cfg));
 	if (nsync_config_from_env(&cfg, &err) != NSYNC_OK) {
-		fprintf(stderr, "notion-sync-fcgi: %s\n", err.msg);
-		nsync_config_clear(&cfg);
-		return 2;
+		why = err.msg;
+		goto out;
 	}
 	if (fcgi_secrets_load(&app.secrets, getenv("NOTION_SYNC_SECRET")) != 0 || app.secrets.n == 0) {
 		/* Refusing to start is clearer than answering 401 to everyone. */
-		fprintf(stderr, "notion-sync-fcgi: NOTION_SYNC_SECRET is not set; refusing to start "
-				"without a bearer secret\n");
-		nsync_config_clear(&cfg);
-		fcgi_secrets_free(&app.secrets);
-		return 2;
+		why = "NOTION_SYNC_SECRET is not set; refusing to start without a bearer secret";
+		goto out;
 	}
 	cfg.log = log_line;
 	if (curl_global_init(CURL_GLOBAL_ALL) != 0) {
-		fprintf(stderr, "notion-sync-fcgi: libcurl failed to initialise\n");
-		return 2;
+		why = "libcurl failed to initialise";
+		goto out;
 	}
-	app.svc = nsync_service_new(&cfg, &err);
-	if (app.svc && cfg.workers > 0) {
+	curl_ready = 1;
+	if (!(app.svc = nsync_service_new(&cfg, &err))) {
+		why = err.msg;
+		goto out;
+	}
+	if (cfg.workers > 0) {
 		char host[64] = "", name[96];
 		gethostname(host, sizeof(host) - 1);
 		snprintf(name, sizeof(name), "%s:%ld", host, (long)getpid());
-		app.pool = nsync_pool_start(&cfg, name, false, &err);
-		if (!app.pool) {
-			nsync_service_free(app.svc);
-			app.svc = NULL;
+		if (!(app.pool = nsync_pool_start(&cfg, name, false, &err))) {
+			why = err.msg;
+			goto out;
 		}
 	}
-	nsync_config_clear(&cfg);
-	if (!app.svc) {
-		fprintf(stderr, "notion-sync-fcgi: %s\n", err.msg);
-		fcgi_secrets_free(&app.secrets);
-		return 2;
-	}
+	nsync_config_clear(&cfg); /* copied by the service and the pool; may hold a password */
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, 0, 0) != 0) {
-		fprintf(stderr, "notion-sync-fcgi: FastCGI initialisation failed\n");
-		return 2;
+		why = "FastCGI initialisation failed";
+		goto out;
 	}
-	while (FCGX_Accept_r(&req) >= 0) {
-		double start = now_ms();
-		char raw_path[256], path[256], method[16], remote[64];
-		int status;
-
-		/* Copy what the log line needs: params die at FCGX_Finish_r. */
-		fcgi_request_path(req.envp, raw_path, sizeof(raw_path));
-		printable(raw_path, path, sizeof(path));
-		printable(FCGX_GetParam("REQUEST_METHOD", req.envp), method, sizeof(method));
-		printable(FCGX_GetParam("REMOTE_ADDR", req.envp), remote, sizeof(remote));
-		status = fcgi_handle(&app, &req);
-		fprintf(stderr, "notion-sync-fcgi[%ld]: request method=%s path=%s status=%d "
-				"remote=%s duration_ms=%.0f\n",
-			(long)getpid(), method, path, status, remote,
-			now_ms() - start);
-		FCGX_Finish_r(&req);
-	}
+	serve(&app, &req);
+	status = 0;
+out:
+	if (why)
+		fprintf(stderr, "notion-sync-fcgi: %s\n", why);
 	nsync_pool_stop(app.pool);
 	nsync_service_free(app.svc);
 	fcgi_secrets_free(&app.secrets);
-	curl_global_cleanup();
-	return 0;
+	nsync_config_clear(&cfg);
+	if (curl_ready)
+		curl_global_cleanup();
+	return status;
 }

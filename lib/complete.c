@@ -7,6 +7,7 @@
 
 #include "complete.h"
 #include "error.h"
+#include "fnv.h"
 
 /* What one property value may take before it is refused: 100 requests
  * of 100 items (10,000 references, far past what a writer's relation
@@ -14,18 +15,6 @@
  * costs bounded time and memory. */
 #define MAX_ITEM_PAGES 100
 #define MAX_ITEM_BYTES (32u << 20)
-
-/* FNV-1a, to remember cursors without keeping them. */
-static unsigned long cursor_hash(const char *s)
-{
-	unsigned long h = 1469598103934665603UL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211UL;
-	}
-	return h;
-}
 
 static const char *string_of(struct json_object *obj, const char *key)
 {
@@ -130,7 +119,7 @@ static nsync_rc fetch_items(struct nsync_notion *n, const struct nsync_notion_ct
 				rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 		}
 		if (rc == NSYNC_OK && page.has_more) {
-			unsigned long h = cursor_hash(page.next_cursor);
+			unsigned long h = nsync__fnv1a(page.next_cursor);
 			int k;
 
 			for (k = 0; k < pages && seen[k] != h; k++)
@@ -179,7 +168,7 @@ nsync_rc nsync__complete_props(struct nsync_notion *n, const struct nsync_notion
 					  name);
 		rc = fetch_items(n, ctx, page_id, id, type, &items, requests, err);
 		if (rc != NSYNC_OK)
-			return nsync__err_prefix(err, "property \"%.80s\"", name);
+			return nsync__err_prefix(err, rc, "property \"%.80s\"", name);
 		/* Replaces (and frees) the truncated list. */
 		if (json_object_object_add(value, type, items) != 0) {
 			json_object_put(items);

@@ -48,6 +48,8 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	double max_wait = 600, workers = 2;
 	nsync_rc rc;
 
+	if (!cfg)
+		return nsync__err(err, NSYNC_ERR_ARG, "nsync_config_from_env: no configuration to fill");
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->batch_size = (int)batch;
 	cfg->request_timeout_ms = (long)timeout;
@@ -106,6 +108,8 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 
 void nsync_config_clear(struct nsync_config *cfg)
 {
+	if (!cfg)
+		return;
 	free(cfg->database_url);
 	free(cfg->notion_api_url);
 	free(cfg->notion_version);

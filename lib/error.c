@@ -123,14 +123,15 @@ void nsync__err_clear(struct nsync_err *err)
 		memset(err, 0, sizeof(*err));
 }
 
-nsync_rc nsync__err_prefix(struct nsync_err *err, const char *fmt, ...)
+nsync_rc nsync__err_prefix(struct nsync_err *err, nsync_rc code, const char *fmt, ...)
 {
 	char joined[NSYNC_ERR_MSG_MAX + 256];
 	size_t n;
 	va_list ap;
 
 	if (!err)
-		return NSYNC_OK;
+		return code;
+	err->code = code;
 	va_start(ap, fmt);
 	vsnprintf(joined, 256, fmt, ap);
 	va_end(ap);
@@ -139,5 +140,5 @@ nsync_rc nsync__err_prefix(struct nsync_err *err, const char *fmt, ...)
 	memcpy(err->msg, joined, sizeof(err->msg) - 1);
 	err->msg[sizeof(err->msg) - 1] = '\0';
 	one_line(err->msg);
-	return err->code;
+	return code;
 }

@@ -19,9 +19,9 @@ nsync_rc nsync__err(struct nsync_err *err, nsync_rc code, const char *fmt, ...)
 /* nsync__err_clear - reset err to "no error". err may be NULL. */
 void nsync__err_clear(struct nsync_err *err);
 
-/* nsync__err_prefix - prepend "prefix: " to err->msg (truncating the end),
- * keeping the code. Returns err->code (NSYNC_OK if err is NULL). */
-nsync_rc nsync__err_prefix(struct nsync_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* nsync__err_prefix - prepend "prefix: " to err->msg (truncating the end)
+ * and set err->code to code. Returns code, also when err is NULL. */
+nsync_rc nsync__err_prefix(struct nsync_err *err, nsync_rc code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #endif

@@ -30,37 +30,6 @@ struct nsync_http {
 	unsigned long long rng;    /* xorshift state for backoff jitter */
 };
 
-double nsync__monotonic(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void nsync__sleep(double seconds)
-{
-	struct timespec ts;
-
-	if (seconds <= 0)
-		return;
-	ts.tv_sec = (time_t)seconds;
-	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-unsigned long nsync__token_hash(const char *token)
-{
-	unsigned long h = 1469598103934665603UL;
-
-	for (; *token; token++) {
-		h ^= (unsigned char)*token;
-		h *= 1099511628211UL;
-	}
-	return h;
-}
-
 static double next_jitter(struct nsync_http *h)
 {
 	h->rng ^= h->rng << 13;
@@ -350,7 +319,7 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 			} else {
 				rc = notion_failure(status, h->body.data, h->body.len, err);
 				if (a.attempt > 1)
-					nsync__err_prefix(err, "after %d attempts", a.attempt);
+					nsync__err_prefix(err, rc, "after %d attempts", a.attempt);
 			}
 			break;
 		}

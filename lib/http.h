@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "clock.h"
 #include "notionsync.h"
 #include "retry.h"
 
@@ -49,14 +50,5 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 			  const char *version_override, const char *token, struct nsync_pacer *pacer,
 			  struct nsync_stats *stats, const char **resp, size_t *resp_len,
 			  struct nsync_err *err);
-
-/* nsync__token_hash - FNV-1a of a token, for pacer lookup. */
-unsigned long nsync__token_hash(const char *token);
-
-/* nsync__monotonic - seconds on a monotonic clock. */
-double nsync__monotonic(void);
-
-/* nsync__sleep - sleep for seconds (fractions allowed, <= 0 returns). */
-void nsync__sleep(double seconds);
 
 #endif

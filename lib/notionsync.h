@@ -7,7 +7,7 @@
  * front ends over this header: they parse a request, hand it to
  * nsync_service_run(), and print or send the JSON it returns.
  *
- * Conventions (see HACKING in README.md):
+ * Conventions (see "Hacking" in README.md):
  *  - Every exported symbol starts with nsync_ / NSYNC_.
  *  - Fallible functions return nsync_rc and take `struct nsync_err *err` last;
  *    err may be NULL. On failure err->msg holds one sentence for a human,
@@ -45,6 +45,13 @@ typedef enum nsync_rc {
 } nsync_rc;
 
 #define NSYNC_ERR_MSG_MAX 512
+
+/* On every call that returns nsync_rc: ignoring a failure is a bug. */
+#if defined(__GNUC__)
+#define NSYNC_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define NSYNC_MUST_CHECK
+#endif
 
 /* Error detail. Caller-owned, usually on the stack; always NUL-terminated. */
 struct nsync_err {
@@ -107,7 +114,7 @@ struct nsync_config {
  * NOTION_SYNC_WORKERS, NOTION_SYNC_STALE_AFTER. Returns NSYNC_ERR_CONFIG naming the variable when a
  * value does not parse; cfg is then still usable (defaults) and must be
  * cleared by the caller either way. */
-nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err);
 
 /* nsync_config_clear - free the strings of cfg. Accepts a zeroed struct. */
 void nsync_config_clear(struct nsync_config *cfg);
@@ -127,30 +134,46 @@ struct nsync_request {
  * optional, null means absent). An empty body is an all-users request.
  * Returns NSYNC_ERR_ARG with a message naming the field for malformed JSON,
  * wrong types, nesting deeper than 8, or ids that are not UUIDs. */
-nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request *req,
+NSYNC_MUST_CHECK nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request *req,
 			     struct nsync_err *err);
 
 /* nsync_normalize_id - copy a Notion/PostgreSQL UUID given with or without
  * dashes, any case, into out as dashed lowercase. Returns NSYNC_ERR_ARG if
  * in is not a UUID. */
-nsync_rc nsync_normalize_id(const char *in, char out[37], struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_normalize_id(const char *in, char out[37], struct nsync_err *err);
+
+/* The statistics of a sync, written once: X(member, column, type) where
+ * column names both the notion_sync_runs column and the JSON member of the
+ * answers, and type is LONG or DOUBLE. The struct, the totals, the JSON,
+ * the log line and the run-row SQL are all made from this list (lib/stats.c),
+ * and tests check the table's columns against it (nsync_stats_column). */
+#define NSYNC_STATS_FIELDS(X)                                                                   \
+	X(pages_seen, "pages_seen", LONG)               /* pages Notion returned */             \
+	X(inserted, "inserted", LONG)                   /* rows added */                        \
+	X(updated, "updated", LONG)                     /* rows whose content changed */        \
+	X(unchanged, "unchanged", LONG)                 /* pages skipped by their hash */       \
+	X(deleted, "deleted", LONG)                     /* rows removed after a complete walk */\
+	X(orphaned, "orphaned", LONG)                   /* rows kept: source no longer listed */\
+	X(page_errors, "page_errors", LONG)             /* pages not written */                 \
+	X(notion_requests, "notion_requests", LONG)     /* every request, retries included */  \
+	X(property_requests, "property_requests", LONG) /* fetches of truncated values */       \
+	X(retries, "retries", LONG)                     /* waits before another attempt */      \
+	X(connections, "connections", LONG)             /* connections libcurl opened */        \
+	X(wait_seconds, "rate_limit_wait_seconds", DOUBLE) /* Retry-After and backoff */        \
+	X(pacing_seconds, "pacing_wait_seconds", DOUBLE)   /* spacing to the per-token rate */
+
+#define NSYNC_STAT_TYPE_LONG long
+#define NSYNC_STAT_TYPE_DOUBLE double
+#define NSYNC_STAT_MEMBER(member, column, type) NSYNC_STAT_TYPE_##type member;
 
 /* Counts of one database sync, as stored in notion_sync_runs. */
 struct nsync_stats {
-	long pages_seen;
-	long inserted;
-	long updated;
-	long unchanged;
-	long page_errors;
-	long notion_requests;
-	long retries;
-	double wait_seconds;       /* waited on 429/529 Retry-After and on backoff */
-	double pacing_seconds;     /* waited to keep under the per-token rate */
-	long deleted;              /* rows removed after a complete full walk */
-	long property_requests;    /* property-item fetches for truncated values */
-	long orphaned;             /* rows kept: their data source is no longer listed */
-	long connections;          /* new connections libcurl opened (resends included) */
+	NSYNC_STATS_FIELDS(NSYNC_STAT_MEMBER)
 };
+
+/* nsync_stats_column - the run-row column (and JSON member) of the i-th
+ * statistic, or NULL past the last. Static. */
+const char *nsync_stats_column(size_t i);
 
 struct nsync_service;
 
@@ -164,7 +187,7 @@ struct nsync_service *nsync_service_new(const struct nsync_config *cfg, struct n
 void nsync_service_free(struct nsync_service *svc);
 
 /* nsync_service_ping - NSYNC_OK when PostgreSQL answers, else NSYNC_ERR_DB. */
-nsync_rc nsync_service_ping(struct nsync_service *svc, struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_ping(struct nsync_service *svc, struct nsync_err *err);
 
 /* nsync_service_run - run the syncs req asks for.
  *  user + database:   that database; *response_json holds
@@ -178,7 +201,7 @@ nsync_rc nsync_service_ping(struct nsync_service *svc, struct nsync_err *err);
  *  neither:           every user with a token.
  * On success *response_json is a new NUL-terminated string the caller frees
  * with free(); on failure it is NULL and err is filled. */
-nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request *req,
+NSYNC_MUST_CHECK nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request *req,
 			   char **response_json, struct nsync_err *err);
 
 /* nsync_service_enqueue - the asynchronous form of nsync_service_run:
@@ -190,7 +213,7 @@ nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request
  * {"success":true,"status":"accepted","runs":[{"run_id":N,"user_id",
  * "database_id","database_name"},...]}. Failures as nsync_service_run
  * (ARG, NOT_FOUND, DB). Workers (nsync_pool) do the work. */
-nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_request *req,
+NSYNC_MUST_CHECK nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_request *req,
 			       char **response_json, struct nsync_err *err);
 
 /* nsync_service_work - claim the queued runs of one user that no other
@@ -199,17 +222,17 @@ nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_req
  * 0 means nothing was waiting. worker names this worker in the run rows
  * (host:pid:thread). Returns NSYNC_ERR_DB when PostgreSQL is unreachable;
  * a failing sync is recorded in its run and is not an error here. */
-nsync_rc nsync_service_work(struct nsync_service *svc, const char *worker, long *ran,
+NSYNC_MUST_CHECK nsync_rc nsync_service_work(struct nsync_service *svc, const char *worker, long *ran,
 			    struct nsync_err *err);
 
 /* nsync_service_reap - mark failed the runs still "running" whose worker
  * is gone: no session holds their lock and no heartbeat came for
  * cfg->stale_after seconds. *reaped (may be NULL) receives how many. */
-nsync_rc nsync_service_reap(struct nsync_service *svc, long *reaped, struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_reap(struct nsync_service *svc, long *reaped, struct nsync_err *err);
 
 /* nsync_service_run_status - {"success":true,"run":{...}} with the status
  * and statistics of one run. NSYNC_ERR_NOT_FOUND for an unknown id. */
-nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char **response_json,
+NSYNC_MUST_CHECK nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char **response_json,
 				  struct nsync_err *err);
 
 /* nsync_service_metrics - the Prometheus text exposition (format 0.0.4)
@@ -221,7 +244,7 @@ nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char *
  * new NUL-terminated string the caller frees with free(); on failure it
  * is NULL and err is filled: NSYNC_ERR_DB when PostgreSQL is unavailable
  * or a statement fails, NSYNC_ERR_NOMEM (also past 64 MiB of text). */
-nsync_rc nsync_service_metrics(struct nsync_service *svc, char **text, struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_metrics(struct nsync_service *svc, char **text, struct nsync_err *err);
 
 /* nsync_service_prune_orphans - remove the rows full walks keep as
  * orphaned: rows of the user's registered database whose data source the
@@ -230,7 +253,7 @@ nsync_rc nsync_service_metrics(struct nsync_service *svc, char **text, struct ns
  * "data_sources":[...],...}. NSYNC_ERR_NO_DATA_SOURCES (nothing deleted)
  * when Notion lists none; NSYNC_ERR_CONFIG under 2022-06-28; NOT_FOUND,
  * BUSY, NOTION*, DB as for a sync. */
-nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user_id,
+NSYNC_MUST_CHECK nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user_id,
 				     const char *database_id, char **response_json,
 				     struct nsync_err *err);
 
@@ -239,7 +262,7 @@ nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user
  * replay does nothing: *first is true the first time only. Entries older
  * than 10 minutes, past any signature's validity, are forgotten.
  * NSYNC_ERR_ARG for a malformed MAC, NSYNC_ERR_DB on failure. */
-nsync_rc nsync_service_claim_signature(struct nsync_service *svc, const char *signature,
+NSYNC_MUST_CHECK nsync_rc nsync_service_claim_signature(struct nsync_service *svc, const char *signature,
 				       long long signed_at, bool *first, struct nsync_err *err);
 
 /* A pool of worker threads, each with its own service (one PostgreSQL
@@ -270,23 +293,27 @@ void nsync_pool_stop(struct nsync_pool *pool);
  * over its databases). Borrowed; valid until the next run. */
 const struct nsync_stats *nsync_service_last_stats(const struct nsync_service *svc);
 
+/* nsync_service_last_succeeded - true when the last nsync_service_run
+ * succeeded for every database it covered (its answer's "success"). */
+bool nsync_service_last_succeeded(const struct nsync_service *svc);
+
 /* nsync_migrate - apply the numbered migrations NNN_name.sql found in sql_dir
  * that are not yet recorded in notion_sync_schema_migrations, in order, each
  * in its own transaction. *applied receives how many ran (may be NULL).
  * Running it twice is harmless. NSYNC_ERR_IO if sql_dir cannot be read,
  * NSYNC_ERR_DB naming the file if one fails (earlier ones stay applied). */
-nsync_rc nsync_migrate(struct nsync_service *svc, const char *sql_dir, int *applied,
+NSYNC_MUST_CHECK nsync_rc nsync_migrate(struct nsync_service *svc, const char *sql_dir, int *applied,
 		       struct nsync_err *err);
 
 /* nsync_user_set_token - create or update a user's Notion token in
  * user_settings (oauth: notion_access_token, else notion_token). The token
  * is passed as a bound parameter and never logged. */
-nsync_rc nsync_user_set_token(struct nsync_service *svc, const char *user_id, const char *token,
+NSYNC_MUST_CHECK nsync_rc nsync_user_set_token(struct nsync_service *svc, const char *user_id, const char *token,
 			      bool oauth, struct nsync_err *err);
 
 /* nsync_database_register - add or update one database in a user's
  * registry (notion_databases) under the given name ("Characters"). */
-nsync_rc nsync_database_register(struct nsync_service *svc, const char *user_id,
+NSYNC_MUST_CHECK nsync_rc nsync_database_register(struct nsync_service *svc, const char *user_id,
 				 const char *database_id, const char *database_name,
 				 struct nsync_err *err);
 

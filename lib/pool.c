@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "credentials.h"
 #include "error.h"
 #include "http.h"
 #include "store.h"
@@ -133,9 +134,14 @@ static char *dup_or_null(const char *s, int *failed)
 struct nsync_pool *nsync_pool_start(const struct nsync_config *cfg, const char *name,
 				    bool until_empty, struct nsync_err *err)
 {
-	struct nsync_pool *pool = calloc(1, sizeof(*pool));
+	struct nsync_pool *pool;
 	int i, failed = 0;
 
+	if (!cfg || !name) {
+		nsync__err(err, NSYNC_ERR_ARG, "nsync_pool_start: a configuration and a name are required");
+		return NULL;
+	}
+	pool = calloc(1, sizeof(*pool));
 	if (!pool) {
 		nsync__err(err, NSYNC_ERR_NOMEM, "out of memory starting workers");
 		return NULL;

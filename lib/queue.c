@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "error.h"
 #include "queue.h"
+#include "stats.h"
 
-/* Same key as store.c's (user, database) lock. */
-#define DB_LOCK_KEY(u, d) "hashtextextended('notion-sync:' || " u " || ':' || " d ", 0)"
 
 nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char *database_id,
 			  const char *name, const char *trigger, int full, long *run_id,
@@ -37,12 +37,6 @@ nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char
 	return NSYNC_OK;
 }
 
-static void user_lock_key(const char *user_id, char key[100], char label[100])
-{
-	snprintf(key, 100, "notion-sync:user:%s", user_id);
-	snprintf(label, 100, "user=%s (worker)", user_id);
-}
-
 nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct nsync_err *err)
 {
 	PGresult *res;
@@ -57,11 +51,11 @@ nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct
 	if (!res)
 		return NSYNC_ERR_DB;
 	for (i = 0; i < PQntuples(res) && !user_id[0]; i++) {
-		char key[100], label[100];
+		char label[100];
 		int got;
 
-		user_lock_key(PQgetvalue(res, i, 0), key, label);
-		if (nsync__store_try_lock(s, key, label, &got, err) != NSYNC_OK) {
+		snprintf(label, sizeof(label), "user=%s (worker)", PQgetvalue(res, i, 0));
+		if (nsync__store_try_lock(s, PQgetvalue(res, i, 0), "", label, &got, err) != NSYNC_OK) {
 			PQclear(res);
 			return NSYNC_ERR_DB;
 		}
@@ -74,10 +68,7 @@ nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct
 
 void nsync__queue_release_user(struct nsync_store *s, const char *user_id)
 {
-	char key[100], label[100];
-
-	user_lock_key(user_id, key, label);
-	nsync__store_unlock_key(s, key);
+	nsync__store_unlock_key(s, user_id, "");
 }
 
 nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct nsync_queued_run *run,
@@ -139,8 +130,8 @@ nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reap
 	res = nsync__store_exec(
 		s, "failing runs of dead workers",
 		"with keys as (select r.id, case when r.database_id is null"
-		"   then hashtextextended('notion-sync:user:' || r.user_id::text, 0)"
-		"   else " DB_LOCK_KEY("r.user_id::text", "r.database_id::text") " end as k"
+		"   then notion_sync_user_lock_key(r.user_id)"
+		"   else notion_sync_lock_key(r.user_id, r.database_id) end as k"
 		"   from notion_sync_runs r where r.status = 'running'"
 		"   and coalesce(r.heartbeat_at, r.started_at) < now() - make_interval(secs => $1::float8))"
 		" update notion_sync_runs r set status = 'error', finished_at = now(),"
@@ -167,26 +158,28 @@ nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json,
 {
 	char id[24];
 	const char *params[] = {id};
+	struct nsync_buf sql;
 	PGresult *res;
 
 	*json = NULL;
 	snprintf(id, sizeof(id), "%ld", run_id);
-	res = nsync__store_exec(
-		s, "reading a run",
-		"select json_build_object('success', true, 'run', json_build_object("
-		" 'run_id', id, 'user_id', user_id, 'database_id', database_id,"
-		" 'database_name', database_name, 'trigger', trigger, 'status', status, 'mode', mode,"
-		" 'queued_at', queued_at, 'started_at', started_at, 'finished_at', finished_at,"
-		" 'heartbeat_at', heartbeat_at, 'duration_ms',"
-		"   case when status not in ('queued') then round(extract(epoch from"
-		"     coalesce(finished_at, now()) - started_at) * 1000) end,"
-		" 'pages_seen', pages_seen, 'inserted', inserted, 'updated', updated,"
-		" 'unchanged', unchanged, 'deleted', deleted, 'page_errors', page_errors,"
-		" 'notion_requests', notion_requests, 'property_requests', property_requests,"
-		" 'retries', retries, 'rate_limit_wait_seconds', rate_limit_wait_seconds,"
-		" 'pacing_wait_seconds', pacing_wait_seconds, 'error_message', error_message))::text"
-		" from notion_sync_runs where id = $1::bigint",
-		1, params, err);
+	nsync__buf_init(&sql, 8192);
+	if (nsync__buf_adds(&sql,
+			    "select json_build_object('success', true, 'run', json_build_object("
+			    " 'run_id', id, 'user_id', user_id, 'database_id', database_id,"
+			    " 'database_name', database_name, 'trigger', trigger, 'status', status,"
+			    " 'mode', mode, 'queued_at', queued_at, 'started_at', started_at,"
+			    " 'finished_at', finished_at, 'heartbeat_at', heartbeat_at, 'duration_ms',"
+			    "   case when status not in ('queued') then round(extract(epoch from"
+			    "     coalesce(finished_at, now()) - started_at) * 1000) end,"
+			    " 'error_message', error_message") != NSYNC_OK ||
+	    nsync__stats_json_sql(&sql) != NSYNC_OK ||
+	    nsync__buf_adds(&sql, "))::text from notion_sync_runs where id = $1::bigint") != NSYNC_OK) {
+		nsync__buf_free(&sql);
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	}
+	res = nsync__store_exec(s, "reading a run", sql.data, 1, params, err);
+	nsync__buf_free(&sql);
 	if (!res)
 		return NSYNC_ERR_DB;
 	if (PQntuples(res) == 0) {

@@ -22,7 +22,7 @@ nsync_rc nsync_normalize_id(const char *in, char out[37], struct nsync_err *err)
 	char digits[32];
 	size_t n = 0, i, o = 0;
 
-	if (!in)
+	if (!in || !out)
 		return nsync__err(err, NSYNC_ERR_ARG, "id is missing");
 	for (i = 0; in[i]; i++) {
 		unsigned char c = (unsigned char)in[i];
@@ -127,6 +127,9 @@ nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request 
 	size_t i;
 	nsync_rc rc = NSYNC_OK;
 
+	if (!req || (!body && len))
+		return nsync__err(err, NSYNC_ERR_ARG, "nsync_request_parse: a request and a body are "
+				  "required");
 	memset(req, 0, sizeof(*req));
 	for (i = 0; i < len && isspace((unsigned char)body[i]); i++)
 		;

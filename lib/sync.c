@@ -5,6 +5,10 @@
  * all pages in it), one canonical hash walk, a hash-table probe, and, for
  * changed pages only, a copy of the raw properties text into the batch
  * document. No per-page round trip to PostgreSQL.
+ *
+ * Longer than most files on purpose: it is one pipeline (answers, pages,
+ * batches, windows, cursors, deletions, watermarks) whose steps share the
+ * walker's state; split, each part would need the whole struct anyway.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +18,14 @@
 #include "canonhash.h"
 #include "complete.h"
 #include "error.h"
+#include "fnv.h"
 #include "http.h"
 #include "jsonslice.h"
 #include "pagemap.h"
 #include "sync.h"
 #include "syncstate.h"
 #include "text.h"
+#include "upsert.h"
 
 /* Most pages Notion returns per query answer. */
 #define PAGE_SIZE NSYNC_PAGE_SIZE
@@ -513,7 +519,7 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 			break;
 		}
 		/* A cursor seen before means Notion sends us round in circles. */
-		h = nsync__token_hash(qp.next_cursor);
+		h = nsync__fnv1a(qp.next_cursor);
 		for (i = 0; i < n_cursors && cursors[i] != h; i++)
 			;
 		if (i < n_cursors || n_cursors >= MAX_CURSORS) {

@@ -1,8 +1,7 @@
 /*
  * syncstate.h - what one sync remembers for the next: per data source, the
  * watermark of incremental sync (newest last_edited_time seen by a
- * completed walk) and when a full walk last completed; and removing the
- * rows of pages a complete full walk no longer found.
+ * completed walk) and when a full walk last completed.
  * Table notion_sync_state, sql/002_completeness.sql.
  */
 #ifndef NSYNC_SYNCSTATE_H
@@ -32,25 +31,5 @@ nsync_rc nsync__state_load(struct nsync_store *s, const char *user_id, const cha
 nsync_rc nsync__state_save(struct nsync_store *s, const char *user_id, const char *database_id,
 			   const char *source_id, const char *watermark, int full,
 			   struct nsync_err *err);
-
-/* nsync__store_delete_pages - delete the rows of (user, database) in kind's
- * table whose page ids are in ids_array, a PostgreSQL array literal of
- * UUIDs ("{...,...}"), and whose data source is in sources_array (the
- * sources this walk completed; NULL: any, for 2022-06-28 where the
- * database is the source). Listed rows of other data sources (or none) are
- * kept: their source is no longer listed, which may be lost access, not
- * emptiness. Adds the rows deleted to *deleted and those kept to *orphaned. */
-nsync_rc nsync__store_delete_pages(struct nsync_store *s, const struct nsync_kind *kind,
-				   const char *user_id, const char *database_id,
-				   const char *ids_array, const char *sources_array, long *deleted,
-				   long *orphaned, struct nsync_err *err);
-
-/* nsync__store_delete_orphans - delete the rows of (user, database) in
- * kind's table whose data source is not in sources_array (what the
- * database lists now) or is unknown: the operator's explicit removal of
- * what full walks keep as orphaned. Adds the rows deleted to *deleted. */
-nsync_rc nsync__store_delete_orphans(struct nsync_store *s, const struct nsync_kind *kind,
-				     const char *user_id, const char *database_id,
-				     const char *sources_array, long *deleted, struct nsync_err *err);
 
 #endif
