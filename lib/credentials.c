@@ -118,7 +118,7 @@ nsync_rc nsync__store_set_token(struct nsync_store *s, const char *user_id, cons
 				int oauth, struct nsync_err *err)
 {
 	const char *params[] = {user_id, token};
-	PGresult *res = nsync__store_exec(s, "saving the user's token",
+	return nsync__store_run(s, "saving the user's token",
 			     oauth ? "insert into user_settings (user_id, notion_access_token) values ($1::uuid, $2)"
 				     " on conflict (user_id) do update set notion_access_token = excluded.notion_access_token,"
 				     " updated_at = now()"
@@ -126,11 +126,6 @@ nsync_rc nsync__store_set_token(struct nsync_store *s, const char *user_id, cons
 				     " on conflict (user_id) do update set notion_token = excluded.notion_token,"
 				     " updated_at = now()",
 			     2, params, err);
-
-	if (!res)
-		return NSYNC_ERR_DB;
-	PQclear(res);
-	return NSYNC_OK;
 }
 
 nsync_rc nsync__store_claim_signature(struct nsync_store *s, const char *signature,
@@ -138,22 +133,20 @@ nsync_rc nsync__store_claim_signature(struct nsync_store *s, const char *signatu
 {
 	char t[24];
 	const char *params[] = {signature, t};
-	PGresult *res;
+	long claimed = 0;
+	nsync_rc rc;
 
 	snprintf(t, sizeof(t), "%lld", signed_at);
 	/* Forget what is past the window (no replay of it can pass the age
 	 * check any more), then claim this one. */
-	res = nsync__store_exec(s, "checking a signed request",
+	rc = nsync__store_long(s, "checking a signed request",
 				"with old as (delete from notion_sync_seen_signatures"
 				"   where signed_at < now() - interval '10 minutes'),"
 				" claimed as (insert into notion_sync_seen_signatures (signature, signed_at)"
 				"   values ($1, to_timestamp($2::bigint)) on conflict (signature) do nothing"
 				"   returning 1)"
 				" select count(*) from claimed",
-				2, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	*first = strcmp(PQgetvalue(res, 0, 0), "1") == 0;
-	PQclear(res);
-	return NSYNC_OK;
+				2, params, &claimed, err);
+	*first = claimed == 1;
+	return rc;
 }

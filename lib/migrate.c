@@ -140,21 +140,16 @@ nsync_rc nsync__store_migrate(struct nsync_store *s, const char *sql_dir, int *a
 	qsort(names, n, sizeof(*names), cmp_names);
 
 	/* One migrator at a time: a second waits, then finds nothing to do. */
-	res = nsync__store_exec(s, "preparing migrations",
-		   "select pg_advisory_lock(hashtextextended('notion-sync:migrate', 0))", 0, NULL, err);
-	if (!res) {
-		rc = NSYNC_ERR_DB;
+	rc = nsync__store_run(s, "preparing migrations",
+			      "select pg_advisory_lock(hashtextextended('notion-sync:migrate', 0))", 0,
+			      NULL, err);
+	if (rc != NSYNC_OK)
 		goto out;
-	}
-	PQclear(res);
-	res = nsync__store_exec(s, "preparing migrations",
-		   "create table if not exists notion_sync_schema_migrations ("
-		   " version text not null, applied_at timestamptz not null default now(),"
-		   " constraint notion_sync_schema_migrations_pkey primary key (version))",
-		   0, NULL, err);
-	if (!res)
-		rc = NSYNC_ERR_DB;
-	PQclear(res);
+	rc = nsync__store_run(s, "preparing migrations",
+			      "create table if not exists notion_sync_schema_migrations ("
+			      " version text not null, applied_at timestamptz not null default now(),"
+			      " constraint notion_sync_schema_migrations_pkey primary key (version))",
+			      0, NULL, err);
 	for (i = 0; rc == NSYNC_OK && i < n; i++) {
 		const char *params[] = {names[i]};
 		int done;

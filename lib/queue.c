@@ -16,9 +16,8 @@ nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char
 			  struct nsync_err *err)
 {
 	const char *params[] = {user_id, database_id, name, trigger, full ? "t" : "f"};
-	PGresult *res;
 
-	res = nsync__store_exec(
+	return nsync__store_long(
 		s, "queueing a run",
 		"with existing as (update notion_sync_runs set full_walk = full_walk or $5::boolean"
 		"   where id = (select id from notion_sync_runs where user_id = $1::uuid"
@@ -29,12 +28,7 @@ nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char
 		"   select $1::uuid, nullif($2, '')::uuid, nullif($3, ''), $4, 'queued', now(), $5::boolean"
 		"   where not exists (select 1 from existing) returning id)"
 		" select id from added union all select id from existing",
-		5, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	*run_id = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-	PQclear(res);
-	return NSYNC_OK;
+		5, params, run_id, err);
 }
 
 nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct nsync_err *err)
@@ -103,17 +97,12 @@ nsync_rc nsync__queue_start(struct nsync_store *s, long run_id, const char *work
 {
 	char id[24];
 	const char *params[] = {id, worker};
-	PGresult *res;
 
 	snprintf(id, sizeof(id), "%ld", run_id);
-	res = nsync__store_exec(s, "starting a run",
+	return nsync__store_run(s, "starting a run",
 				"update notion_sync_runs set status = 'running', started_at = now(),"
 				" heartbeat_at = now(), worker = $2 where id = $1::bigint",
 				2, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	PQclear(res);
-	return NSYNC_OK;
 }
 
 nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reaped,

@@ -17,20 +17,19 @@ nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 {
 	char id[24];
 	const char *params[] = {user_id, database_id, name, trigger, id, worker};
-	PGresult *res;
+	nsync_rc rc;
 
 	snprintf(id, sizeof(id), "%ld", *run_id);
-	res = nsync__store_exec(s, "closing abandoned runs",
+	rc = nsync__store_run(s, "closing abandoned runs",
 		   "update notion_sync_runs set status = 'error', finished_at = now(),"
 		   " error_message = 'the worker running this sync stopped before it finished'"
 		   " where user_id = $1::uuid and database_id = $2::uuid and status = 'running'"
 		   " and id <> $3::bigint",
 		   3, (const char *[]){user_id, database_id, id}, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	PQclear(res);
+	if (rc != NSYNC_OK)
+		return rc;
 	/* A queued run (id > 0) becomes running; otherwise a new row. */
-	res = nsync__store_exec(s, "recording the run",
+	return nsync__store_long(s, "recording the run",
 		   "with started as (update notion_sync_runs set status = 'running', started_at = now(),"
 		   "   heartbeat_at = now(), database_id = $2::uuid,"
 		   "   database_name = coalesce(nullif($3, ''), database_name), worker = $6"
@@ -40,12 +39,7 @@ nsync_rc nsync__store_run_begin(struct nsync_store *s, const char *user_id,
 		   "   select $1::uuid, $2::uuid, nullif($3, ''), $4, now(), $6"
 		   "   where not exists (select 1 from started) returning id)"
 		   " select id from started union all select id from added",
-		   6, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	*run_id = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return NSYNC_OK;
+		   6, params, run_id, err);
 }
 
 nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struct nsync_stats *st,
@@ -58,7 +52,7 @@ nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struc
 	const char *params[MAX_PARAMS];
 	size_t i, n = nsync__stats_count();
 	struct nsync_buf sql;
-	PGresult *res;
+	nsync_rc rc;
 
 	if (n > MAX_PARAMS - FIXED)
 		return nsync__err(err, NSYNC_ERR_INTERNAL, "too many statistics");
@@ -86,11 +80,8 @@ nsync_rc nsync__store_run_finish(struct nsync_store *s, long run_id, const struc
 		nsync__buf_free(&sql);
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 	}
-	res = nsync__store_exec(s, "recording the run's outcome", sql.data, (int)(FIXED + n), params,
-				err);
+	rc = nsync__store_run(s, "recording the run's outcome", sql.data, (int)(FIXED + n), params,
+			      err);
 	nsync__buf_free(&sql);
-	if (!res)
-		return NSYNC_ERR_DB;
-	PQclear(res);
-	return NSYNC_OK;
+	return rc;
 }

@@ -239,6 +239,30 @@ PGresult *nsync__store_exec(struct nsync_store *s, const char *what, const char 
 	return NULL;
 }
 
+nsync_rc nsync__store_run(struct nsync_store *s, const char *what, const char *sql, int n,
+			  const char *const *params, struct nsync_err *err)
+{
+	PGresult *res = nsync__store_exec(s, what, sql, n, params, err);
+
+	if (!res)
+		return NSYNC_ERR_DB;
+	PQclear(res);
+	return NSYNC_OK;
+}
+
+nsync_rc nsync__store_long(struct nsync_store *s, const char *what, const char *sql, int n,
+			   const char *const *params, long *value, struct nsync_err *err)
+{
+	PGresult *res = nsync__store_exec(s, what, sql, n, params, err);
+
+	if (!res)
+		return NSYNC_ERR_DB;
+	*value = PQntuples(res) && !PQgetisnull(res, 0, 0) ? strtol(PQgetvalue(res, 0, 0), NULL, 10)
+							  : 0;
+	PQclear(res);
+	return NSYNC_OK;
+}
+
 nsync_rc nsync__store_refresh(struct nsync_store *s, struct nsync_err *err)
 {
 	PGresult *res;

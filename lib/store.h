@@ -58,6 +58,16 @@ nsync_rc nsync__store_ready(struct nsync_store *s, struct nsync_err *err);
 PGresult *nsync__store_exec(struct nsync_store *s, const char *what, const char *sql, int n,
 			    const char *const *params, struct nsync_err *err);
 
+/* nsync__store_run - nsync__store_exec for a statement whose result is not
+ * needed: NSYNC_OK or NSYNC_ERR_DB. */
+nsync_rc nsync__store_run(struct nsync_store *s, const char *what, const char *sql, int n,
+			  const char *const *params, struct nsync_err *err);
+
+/* nsync__store_long - the same, keeping the first column of the first row
+ * as a number in *value (0 when there is no row or it is NULL). */
+nsync_rc nsync__store_long(struct nsync_store *s, const char *what, const char *sql, int n,
+			   const char *const *params, long *value, struct nsync_err *err);
+
 /* nsync__store_db_error - fill err (NSYNC_ERR_DB) from libpq's message for
  * the step `what`, with the SQLSTATE; returns NSYNC_ERR_DB. */
 nsync_rc nsync__store_db_error(struct nsync_err *err, const char *what, const char *pgmsg,

@@ -55,9 +55,8 @@ nsync_rc nsync__state_save(struct nsync_store *s, const char *user_id, const cha
 			   struct nsync_err *err)
 {
 	const char *params[] = {user_id, database_id, source_id, watermark, full ? "t" : "f"};
-	PGresult *res;
 
-	res = nsync__store_exec(
+	return nsync__store_run(
 		s, "saving the sync state",
 		"insert into notion_sync_state as st (user_id, database_id, data_source_id, watermark,"
 		" last_full_walk_at, last_walk_at)"
@@ -68,8 +67,4 @@ nsync_rc nsync__state_save(struct nsync_store *s, const char *user_id, const cha
 		" last_full_walk_at = coalesce(excluded.last_full_walk_at, st.last_full_walk_at),"
 		" last_walk_at = excluded.last_walk_at",
 		5, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	PQclear(res);
-	return NSYNC_OK;
 }
