@@ -57,7 +57,7 @@ size_t nsync__utf8_prefix(const char *s, size_t len, size_t max_chars)
 nsync_rc nsync__utf8_clean(struct nsync_buf *b, const char *s, size_t len, long *cleaned)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, run = 0, n;
+	size_t i = 0, run = 0, n = 0; /* n is read only once set; gcc 12 cannot tell */
 	int dirty = 0;
 	nsync_rc rc = NSYNC_OK;
 

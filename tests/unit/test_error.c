@@ -99,7 +99,10 @@ static void prefix_stays_clean(void **state)
 	for (size_t i = 0; i + 2 < sizeof(big) - 1; i += 2)
 		memcpy(big + i, "\xc3\xa9", 2); /* é */
 	nsync__err(&err, NSYNC_ERR_NOTION, "%s", big);
-	assert_int_equal(nsync__err_prefix(&err, "database %s", "x\xff"), NSYNC_ERR_NOTION);
+	assert_int_equal(nsync__err_prefix(&err, NSYNC_ERR_NOTION, "database %s", "x\xff"),
+			 NSYNC_ERR_NOTION);
+	/* The code survives a NULL err too (it used to become NSYNC_OK). */
+	assert_int_equal(nsync__err_prefix(NULL, NSYNC_ERR_ARG, "user id"), NSYNC_ERR_ARG);
 	assert_clean_line(err.msg);
 	assert_true(strncmp(err.msg, "database x?: \xc3\xa9", 15) == 0);
 }
