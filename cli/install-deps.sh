@@ -1,7 +1,8 @@
 #!/bin/sh
 # install-deps.sh - install, from Debian 12 packages, what notion-sync needs
 # to build, run and be tested (debhelper and lintian for
-# tests/check-debian.sh, which builds and checks the Debian packages).
+# tests/check-debian.sh, which builds and checks the Debian packages;
+# clang-format-14 for tests/check-format.sh).
 # Installs only what is missing. Runs apt-get directly as root, through sudo
 # otherwise.
 set -eu
@@ -10,7 +11,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config
 libcurl4-openssl-dev libjson-c-dev libpq-dev libssl-dev libfcgi-dev
 libfcgi-bin spawn-fcgi libcmocka-dev postgresql-15 postgresql-15-cron
 postgresql-client-15 nginx-light python3 openssl curl ca-certificates
-debhelper dh-autoreconf lintian"
+debhelper dh-autoreconf lintian clang-format-14"
 
 missing=""
 for p in $PACKAGES; do

@@ -27,7 +27,7 @@
 /* The commands, once: their usage lines are printed from this table. */
 struct command {
 	const char *name;
-	const char *usage;   /* options and what it does; lines after the first indented */
+	const char *usage; /* options and what it does; lines after the first indented */
 	int (*run)(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv);
 };
 static const struct command commands[];
@@ -112,10 +112,12 @@ static int print_failure(nsync_rc rc, const struct nsync_err *err, const char *c
 static int cmd_sync(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
 {
 	(void)cfg;
-	static const struct option opts[] = {
-		{"user", required_argument, NULL, 'u'},    {"database", required_argument, NULL, 'd'},
-		{"name", required_argument, NULL, 'n'},    {"full", no_argument, NULL, 'f'},
-		{"quiet", no_argument, NULL, 'q'},         {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"user", required_argument, NULL, 'u'},
+					     {"database", required_argument, NULL, 'd'},
+					     {"name", required_argument, NULL, 'n'},
+					     {"full", no_argument, NULL, 'f'},
+					     {"quiet", no_argument, NULL, 'q'},
+					     {NULL, 0, NULL, 0}};
 	struct nsync_request req;
 	struct nsync_err err;
 	char *answer = NULL;
@@ -168,9 +170,9 @@ static int cmd_sync(struct nsync_config *cfg, struct nsync_service *svc, int arg
 static int cmd_worker(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
 {
 	(void)svc;
-	static const struct option opts[] = {
-		{"workers", required_argument, NULL, 'w'}, {"once", no_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"workers", required_argument, NULL, 'w'},
+					     {"once", no_argument, NULL, 'o'},
+					     {NULL, 0, NULL, 0}};
 	struct nsync_pool *pool;
 	struct nsync_err err;
 	char host[64] = "", name[96], *end;
@@ -311,7 +313,8 @@ static int cmd_register(struct nsync_config *cfg, struct nsync_service *svc, int
 	return 0;
 }
 
-static int cmd_prune_orphans(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
+static int cmd_prune_orphans(struct nsync_config *cfg, struct nsync_service *svc, int argc,
+			     char **argv)
 {
 	(void)cfg;
 	static const struct option opts[] = {{"user", required_argument, NULL, 'u'},
@@ -374,26 +377,31 @@ static int cmd_fields(struct nsync_config *cfg, struct nsync_service *svc, int a
 }
 
 static const struct command commands[] = {
-	{"sync", "[--user ID] [--database ID] [--name NAME] [--full] [--quiet]\n"
-		 "Sync Notion databases into PostgreSQL and print the JSON result.\n"
-		 "--user and --database pick one database; --user alone every\n"
-		 "database of that user; neither, every user with a token.",
+	{"sync",
+	 "[--user ID] [--database ID] [--name NAME] [--full] [--quiet]\n"
+	 "Sync Notion databases into PostgreSQL and print the JSON result.\n"
+	 "--user and --database pick one database; --user alone every\n"
+	 "database of that user; neither, every user with a token.",
 	 cmd_sync},
 	{"migrate", "[--sql-dir DIR]   Apply the SQL migrations (safe to repeat).", cmd_migrate},
-	{"set-token", "--user ID [--oauth]\n"
-		      "Store a user's Notion token, read from NOTION_TOKEN or stdin.",
+	{"set-token",
+	 "--user ID [--oauth]\n"
+	 "Store a user's Notion token, read from NOTION_TOKEN or stdin.",
 	 cmd_set_token},
-	{"register", "--user ID --database ID --name NAME\n"
-		     "Add a database to a user's registry (NAME: Characters, Worlds,\n"
-		     "Stories, Chat Sessions).",
+	{"register",
+	 "--user ID --database ID --name NAME\n"
+	 "Add a database to a user's registry (NAME: Characters, Worlds,\n"
+	 "Stories, Chat Sessions).",
 	 cmd_register},
-	{"prune-orphans", "--user ID --database ID\n"
-			  "Delete the rows a full sync kept because their data source is no\n"
-			  "longer listed by the database (reads the database from Notion).",
+	{"prune-orphans",
+	 "--user ID --database ID\n"
+	 "Delete the rows a full sync kept because their data source is no\n"
+	 "longer listed by the database (reads the database from Notion).",
 	 cmd_prune_orphans},
-	{"worker", "[--workers N] [--once]\n"
-		   "Run queued (asynchronous) syncs with N threads (NOTION_SYNC_WORKERS,\n"
-		   "default 2) until SIGTERM, or with --once until the queue is empty.",
+	{"worker",
+	 "[--workers N] [--once]\n"
+	 "Run queued (asynchronous) syncs with N threads (NOTION_SYNC_WORKERS,\n"
+	 "default 2) until SIGTERM, or with --once until the queue is empty.",
 	 cmd_worker},
 	{"health", "Check that PostgreSQL answers.", cmd_health},
 	{"fields", "Print the statistics' columns of notion_sync_runs.", cmd_fields},

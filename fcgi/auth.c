@@ -157,7 +157,8 @@ enum fcgi_signature fcgi_signature_check(const struct fcgi_secrets *s, const cha
 
 	if (!parse_signature(header, &t, v1))
 		return FCGI_SIGNATURE_MALFORMED;
-	if (t < (long long)now - FCGI_SIGNATURE_MAX_AGE || t > (long long)now + FCGI_SIGNATURE_MAX_SKEW)
+	if (t < (long long)now - FCGI_SIGNATURE_MAX_AGE ||
+	    t > (long long)now + FCGI_SIGNATURE_MAX_SKEW)
 		return FCGI_SIGNATURE_EXPIRED;
 	*signed_at = t;
 	if (!body)
@@ -180,7 +181,8 @@ const char *fcgi_signature_problem(enum fcgi_signature result)
 	case FCGI_SIGNATURE_MALFORMED:
 		return "X-Notion-Sync-Signature must be \"t=<unix seconds>,v1=<64 hex digits>\"";
 	case FCGI_SIGNATURE_EXPIRED:
-		return "the X-Notion-Sync-Signature is older than 5 minutes (or dated in the future); "
+		return "the X-Notion-Sync-Signature is older than 5 minutes (or dated in the "
+		       "future); "
 		       "a new request must be signed";
 	default:
 		return "the X-Notion-Sync-Signature does not match the request body for any secret";

@@ -14,7 +14,7 @@
 #include <time.h>
 
 struct fcgi_secrets {
-	char **list;    /* owned, each NUL-terminated */
+	char **list; /* owned, each NUL-terminated */
 	size_t n;
 };
 
@@ -41,9 +41,9 @@ int fcgi_authorized(const struct fcgi_secrets *s, const char *header);
 
 enum fcgi_signature {
 	FCGI_SIGNATURE_VALID = 0,
-	FCGI_SIGNATURE_MALFORMED,   /* not "t=<unix>,v1=<64 hex digits>" */
-	FCGI_SIGNATURE_EXPIRED,     /* older than FCGI_SIGNATURE_MAX_AGE, or from the future */
-	FCGI_SIGNATURE_MISMATCH,    /* made with no known secret, or over another body */
+	FCGI_SIGNATURE_MALFORMED, /* not "t=<unix>,v1=<64 hex digits>" */
+	FCGI_SIGNATURE_EXPIRED,   /* older than FCGI_SIGNATURE_MAX_AGE, or from the future */
+	FCGI_SIGNATURE_MISMATCH,  /* made with no known secret, or over another body */
 };
 
 /* fcgi_signature_check - check header, the value of

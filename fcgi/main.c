@@ -57,8 +57,9 @@ static void serve(struct fcgi_app *app, FCGX_Request *req)
 		printable(FCGX_GetParam("REQUEST_METHOD", req->envp), method, sizeof(method));
 		printable(FCGX_GetParam("REMOTE_ADDR", req->envp), remote, sizeof(remote));
 		status = fcgi_handle(app, req);
-		fprintf(stderr, "notion-sync-fcgi[%ld]: request method=%s path=%s status=%d "
-				"remote=%s duration_ms=%.0f\n",
+		fprintf(stderr,
+			"notion-sync-fcgi[%ld]: request method=%s path=%s status=%d "
+			"remote=%s duration_ms=%.0f\n",
 			(long)getpid(), method, path, status, remote, now_ms() - start);
 		FCGX_Finish_r(req);
 	}
@@ -76,7 +77,8 @@ int main(int argc, char **argv)
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		printf("usage: spawn-fcgi [options] -- notion-sync-fcgi\n"
 		       "FastCGI responder for POST /api/notion/sync-to-postgres and GET /healthz.\n"
-		       "Configuration comes from the environment; NOTION_SYNC_SECRET is required.\n");
+		       "Configuration comes from the environment; NOTION_SYNC_SECRET is "
+		       "required.\n");
 		return 0;
 	}
 	setvbuf(stderr, NULL, _IOLBF, 0);
@@ -88,7 +90,8 @@ int main(int argc, char **argv)
 		why = err.msg;
 		goto out;
 	}
-	if (fcgi_secrets_load(&app.secrets, getenv("NOTION_SYNC_SECRET")) != 0 || app.secrets.n == 0) {
+	if (fcgi_secrets_load(&app.secrets, getenv("NOTION_SYNC_SECRET")) != 0 ||
+	    app.secrets.n == 0) {
 		/* Refusing to start is clearer than answering 401 to everyone. */
 		why = "NOTION_SYNC_SECRET is not set; refusing to start without a bearer secret";
 		goto out;

@@ -36,17 +36,28 @@ int fcgi_status_for(nsync_rc code)
 static const char *reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 202: return "Accepted";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	default: return "Internal Server Error";
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
 	}
 }
 
@@ -86,7 +97,8 @@ void fcgi_send_error(FCGX_Stream *out, int status, const char *code, const char 
 	}
 	body = nsync_error_json(code, message, run_id);
 	fcgi_send_json(out, status, extra_headers,
-		       body ? body : "{\"success\":false,\"error\":{\"code\":\"internal_error\","
-				     "\"message\":\"out of memory\"}}");
+		       body ? body
+			    : "{\"success\":false,\"error\":{\"code\":\"internal_error\","
+			      "\"message\":\"out of memory\"}}");
 	free(body);
 }

@@ -89,7 +89,8 @@ static int handle_health(struct fcgi_app *app, FCGX_Request *req)
 		fprintf(stderr, "notion-sync-fcgi: health check: %s\n", err.msg);
 		fcgi_send_json(req->out, 503, NULL,
 			       "{\"success\":false,\"status\":\"unavailable\",\"error\":{\"code\":"
-			       "\"database_unavailable\",\"message\":\"PostgreSQL does not answer\"}}");
+			       "\"database_unavailable\",\"message\":\"PostgreSQL does not "
+			       "answer\"}}");
 		return 503;
 	}
 	fcgi_send_json(req->out, 200, NULL, "{\"status\":\"ok\",\"postgres\":\"ok\"}");
@@ -144,7 +145,8 @@ static int send_failure(FCGX_Request *req, nsync_rc rc, const struct nsync_err *
 	if (rc == NSYNC_ERR_DB)
 		fprintf(stderr, "notion-sync-fcgi: %s\n", err->msg);
 	fcgi_send_error(req->out, status, nsync_rc_name(rc),
-			rc == NSYNC_ERR_DB ? "PostgreSQL is unavailable; see the server log" : err->msg,
+			rc == NSYNC_ERR_DB ? "PostgreSQL is unavailable; see the server log"
+					   : err->msg,
 			err->run_id, NULL);
 	return status;
 }
@@ -182,8 +184,8 @@ static int handle_sync(struct fcgi_app *app, FCGX_Request *req, int is_get)
 		status = read_body(req, &body, &len, &why);
 		if (status) {
 			fcgi_send_error(req->out, status,
-					status == 413 ? "payload_too_large" : "invalid_request", why, 0,
-					NULL);
+					status == 413 ? "payload_too_large" : "invalid_request",
+					why, 0, NULL);
 			return status;
 		}
 	}
@@ -192,9 +194,9 @@ static int handle_sync(struct fcgi_app *app, FCGX_Request *req, int is_get)
 		/* Signed by PostgreSQL: over the exact body, once. */
 		char v1[FCGI_SIGNATURE_HEX];
 		long long signed_at = 0;
-		enum fcgi_signature check = fcgi_signature_check(&app->secrets, signature_header(req),
-								  body ? body : "", len, time(NULL),
-								  &signed_at, v1);
+		enum fcgi_signature check =
+			fcgi_signature_check(&app->secrets, signature_header(req), body ? body : "",
+					     len, time(NULL), &signed_at, v1);
 		bool first = false;
 
 		if (check != FCGI_SIGNATURE_VALID) {
@@ -209,7 +211,8 @@ static int handle_sync(struct fcgi_app *app, FCGX_Request *req, int is_get)
 		if (!first) {
 			free(body);
 			fcgi_send_json(req->out, 202, NULL,
-				       "{\"success\":true,\"status\":\"duplicate\",\"message\":\"this signed "
+				       "{\"success\":true,\"status\":\"duplicate\",\"message\":"
+				       "\"this signed "
 				       "request was accepted before; nothing new was done\"}");
 			return 202;
 		}
@@ -253,8 +256,8 @@ static int handle_run_status(struct fcgi_app *app, FCGX_Request *req, const char
 	errno = 0;
 	run_id = isdigit((unsigned char)id_text[0]) ? strtol(id_text, &end, 10) : 0;
 	if (run_id <= 0 || errno || *end) {
-		fcgi_send_error(req->out, 400, "invalid_request", "the run id must be a positive integer",
-				0, NULL);
+		fcgi_send_error(req->out, 400, "invalid_request",
+				"the run id must be a positive integer", 0, NULL);
 		return 400;
 	}
 	memset(&err, 0, sizeof(err));
@@ -302,8 +305,8 @@ int fcgi_handle(struct fcgi_app *app, FCGX_Request *req)
 	}
 	if (strcmp(path, SYNC_PATH) == 0) {
 		if (strcmp(method, "POST") && strcmp(method, "GET")) {
-			fcgi_send_error(req->out, 405, "method_not_allowed", "use POST (or GET from cron)",
-					0, "Allow: GET, POST\r\n");
+			fcgi_send_error(req->out, 405, "method_not_allowed",
+					"use POST (or GET from cron)", 0, "Allow: GET, POST\r\n");
 			return 405;
 		}
 		return handle_sync(app, req, strcmp(method, "GET") == 0);
@@ -312,7 +315,8 @@ int fcgi_handle(struct fcgi_app *app, FCGX_Request *req)
 		/* The same constant-time check as the handlers; no body is read,
 		 * so a signature is checked for its form and age here, and over
 		 * the body by the handler. */
-		if (!fcgi_authorized(&app->secrets, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp))) {
+		if (!fcgi_authorized(&app->secrets,
+				     FCGX_GetParam("HTTP_AUTHORIZATION", req->envp))) {
 			char v1[FCGI_SIGNATURE_HEX];
 			long long signed_at;
 			enum fcgi_signature check;

@@ -20,8 +20,8 @@
 #define FCGI_MAX_BODY (64 * 1024)
 
 struct fcgi_app {
-	struct nsync_service *svc;      /* the request thread's service */
-	struct nsync_pool *pool;        /* workers for queued runs; may be NULL */
+	struct nsync_service *svc; /* the request thread's service */
+	struct nsync_pool *pool;   /* workers for queued runs; may be NULL */
 	struct fcgi_secrets secrets;
 };
 

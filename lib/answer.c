@@ -15,8 +15,9 @@
 
 nsync_rc nsync__answer_text(struct json_object *obj, char **out, struct nsync_err *err)
 {
-	const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-							       JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *text =
+		json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+							    JSON_C_TO_STRING_NOSLASHESCAPE);
 
 	*out = text ? strdup(text) : NULL;
 	json_object_put(obj);
@@ -33,7 +34,8 @@ static void put_counts(struct json_object *obj, const struct nsync_outcome *o)
 	json_object_object_add(obj, "mode", o->mode ? json_object_new_string(o->mode) : NULL);
 	json_object_object_add(obj, "table", o->table ? json_object_new_string(o->table) : NULL);
 	nsync__stats_to_json(obj, &o->stats);
-	json_object_object_add(obj, "duration_ms", json_object_new_int64((int64_t)(o->seconds * 1000)));
+	json_object_object_add(obj, "duration_ms",
+			       json_object_new_int64((int64_t)(o->seconds * 1000)));
 }
 
 /* The "error" member of answers: {"code","message"[,"run_id"]}. */
@@ -60,8 +62,9 @@ char *nsync_error_json(const char *code_name, const char *message, long run_id)
 	char *out = NULL;
 
 	json_object_object_add(obj, "success", json_object_new_boolean(0));
-	json_object_object_add(obj, "error", error_member(code_name ? code_name : "unknown_error",
-							  message ? message : "", run_id));
+	json_object_object_add(obj, "error",
+			       error_member(code_name ? code_name : "unknown_error",
+					    message ? message : "", run_id));
 	if (nsync__answer_text(obj, &out, NULL) != NSYNC_OK)
 		return NULL;
 	return out;
@@ -88,8 +91,8 @@ static struct json_object *result_entry(const char *user_id, const char *databas
 }
 
 /* The answer entry for such a database. */
-static struct json_object *empty_entry(const char *user_id,
-				       const struct nsync_candidates *c, size_t i)
+static struct json_object *empty_entry(const char *user_id, const struct nsync_candidates *c,
+				       size_t i)
 {
 	struct json_object *r = json_object_new_object();
 	char message[NSYNC_ERR_MSG_MAX];
@@ -105,8 +108,7 @@ static struct json_object *empty_entry(const char *user_id,
 }
 
 /* The answer entry for a kind title that several databases share. */
-static struct json_object *duplicate_entry(const char *user_id,
-					   const struct nsync_candidates *c)
+static struct json_object *duplicate_entry(const char *user_id, const struct nsync_candidates *c)
 {
 	struct json_object *r = json_object_new_object(), *ids = json_object_new_array();
 	char message[NSYNC_ERR_MSG_MAX];
@@ -119,7 +121,8 @@ static struct json_object *duplicate_entry(const char *user_id,
 	json_object_object_add(r, "database_id", NULL);
 	json_object_object_add(r, "user_id", json_object_new_string(user_id));
 	json_object_object_add(r, "status", json_object_new_string("error"));
-	json_object_object_add(r, "error", error_member(nsync_rc_name(NSYNC_ERR_DUPLICATE), message, 0));
+	json_object_object_add(r, "error",
+			       error_member(nsync_rc_name(NSYNC_ERR_DUPLICATE), message, 0));
 	json_object_object_add(r, "candidates", ids);
 	return r;
 }
@@ -129,7 +132,8 @@ nsync_rc nsync__answer_one(const struct nsync_outcome *o, char **out, struct nsy
 	struct json_object *obj = json_object_new_object();
 
 	json_object_object_add(obj, "success", json_object_new_boolean(1));
-	json_object_object_add(obj, "database_name", json_object_new_string(o->name ? o->name : ""));
+	json_object_object_add(obj, "database_name",
+			       json_object_new_string(o->name ? o->name : ""));
 	json_object_object_add(obj, "database_id", json_object_new_string(o->job->database_id));
 	json_object_object_add(obj, "user_id", json_object_new_string(o->job->user_id));
 	put_counts(obj, o);
@@ -183,8 +187,8 @@ nsync_rc nsync__answer_all(const struct nsync_outcome *os, size_t n, char **out,
 		if (o->job->kind == NSYNC_JOB_DISCOVER)
 			add_discovery(results, o);
 		else
-			json_object_array_add(results,
-					      result_entry(o->job->user_id, o->job->database_id, o));
+			json_object_array_add(results, result_entry(o->job->user_id,
+								    o->job->database_id, o));
 	}
 	json_object_object_add(obj, "success", json_object_new_boolean(nsync__outcomes_ok(os, n)));
 	json_object_object_add(obj, "results", results);
@@ -201,9 +205,10 @@ nsync_rc nsync__answer_queued(const struct nsync_queued *runs, size_t n, char **
 		struct json_object *r = json_object_new_object();
 		json_object_object_add(r, "run_id", json_object_new_int64(runs[i].run_id));
 		json_object_object_add(r, "user_id", json_object_new_string(runs[i].user_id));
-		json_object_object_add(r, "database_id", runs[i].database_id[0]
-								 ? json_object_new_string(runs[i].database_id)
-								 : NULL);
+		json_object_object_add(r, "database_id",
+				       runs[i].database_id[0]
+					       ? json_object_new_string(runs[i].database_id)
+					       : NULL);
 		json_object_object_add(r, "database_name",
 				       runs[i].database_name[0]
 					       ? json_object_new_string(runs[i].database_name)

@@ -12,8 +12,8 @@
 struct nsync_queued {
 	long run_id;
 	char user_id[37];
-	char database_id[37];      /* "" for a discovery */
-	char database_name[129];   /* "" when not known yet */
+	char database_id[37];    /* "" for a discovery */
+	char database_name[129]; /* "" when not known yet */
 };
 
 /* Each returns NSYNC_OK with *out a new string (free()), or NSYNC_ERR_NOMEM. */

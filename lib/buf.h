@@ -11,10 +11,10 @@
 #include "notionsync.h"
 
 struct nsync_buf {
-	char *data;    /* owned; NULL until the first append */
-	size_t len;    /* bytes used, excluding the NUL */
-	size_t cap;    /* bytes allocated */
-	size_t limit;  /* appends that would exceed this fail */
+	char *data;     /* owned; NULL until the first append */
+	size_t len;     /* bytes used, excluding the NUL */
+	size_t cap;     /* bytes allocated */
+	size_t limit;   /* appends that would exceed this fail */
 	int over_limit; /* an append failed because of limit (not memory) */
 };
 

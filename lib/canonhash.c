@@ -143,7 +143,8 @@ static int hash_value(struct hasher *h, struct json_object *v, int is_file_objec
 		feed_tagged(h, 'd', num, strlen(num));
 		return 1;
 	case json_type_string:
-		feed_tagged(h, 's', json_object_get_string(v), (size_t)json_object_get_string_len(v));
+		feed_tagged(h, 's', json_object_get_string(v),
+			    (size_t)json_object_get_string_len(v));
 		return 1;
 	case json_type_array:
 		n = json_object_array_length(v);

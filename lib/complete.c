@@ -68,8 +68,7 @@ int nsync__props_may_be_truncated(struct json_object *properties)
 {
 	if (!json_object_is_type(properties, json_type_object))
 		return 0;
-	json_object_object_foreach(properties, key, value)
-	{
+	json_object_object_foreach(properties, key, value) {
 		(void)key;
 		if (nsync__value_may_be_truncated(value))
 			return 1;
@@ -103,12 +102,14 @@ static nsync_rc fetch_items(struct nsync_notion *n, const struct nsync_notion_ct
 		bytes += page.raw_len;
 		if (rc == NSYNC_OK && bytes > MAX_ITEM_BYTES)
 			rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
-					"property %.40s of page %s took more than %u MiB of Notion's "
+					"property %.40s of page %s took more than %u MiB of "
+					"Notion's "
 					"answers; it was not fetched further",
 					property_id, page_id, MAX_ITEM_BYTES >> 20);
 		count = rc == NSYNC_OK ? json_object_array_length(page.results) : 0;
 		for (i = 0; i < count && rc == NSYNC_OK; i++) {
-			struct json_object *item = json_object_array_get_idx(page.results, i), *element;
+			struct json_object *item = json_object_array_get_idx(page.results, i),
+					   *element;
 			const char *item_type = string_of(item, "type");
 
 			if (!item_type || strcmp(item_type, type) != 0 ||
@@ -126,14 +127,17 @@ static nsync_rc fetch_items(struct nsync_notion *n, const struct nsync_notion_ct
 				;
 			if (k < pages)
 				rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
-						"Notion returned a cursor it had returned before for property "
+						"Notion returned a cursor it had returned before "
+						"for property "
 						"%.40s of page %s; stopping instead of looping",
 						property_id, page_id);
 			else if (pages + 1 >= MAX_ITEM_PAGES)
 				rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
-						"property %.40s of page %s did not end after %d requests "
+						"property %.40s of page %s did not end after %d "
+						"requests "
 						"(%d items); it was not fetched further",
-						property_id, page_id, MAX_ITEM_PAGES, MAX_ITEM_PAGES * 100);
+						property_id, page_id, MAX_ITEM_PAGES,
+						MAX_ITEM_PAGES * 100);
 			else if (!(cursor = strdup(page.next_cursor)))
 				rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 			else
@@ -151,11 +155,10 @@ static nsync_rc fetch_items(struct nsync_notion *n, const struct nsync_notion_ct
 }
 
 nsync_rc nsync__complete_props(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
-			       const char *page_id, struct json_object *properties,
-			       long *requests, struct nsync_err *err)
+			       const char *page_id, struct json_object *properties, long *requests,
+			       struct nsync_err *err)
 {
-	json_object_object_foreach(properties, name, value)
-	{
+	json_object_object_foreach(properties, name, value) {
 		struct json_object *items = NULL;
 		const char *type = string_of(value, "type"), *id = string_of(value, "id");
 		nsync_rc rc;
@@ -164,7 +167,8 @@ nsync_rc nsync__complete_props(struct nsync_notion *n, const struct nsync_notion
 			continue;
 		if (!id || !*id)
 			return nsync__err(err, NSYNC_ERR_PROTOCOL,
-					  "property \"%.80s\" has no id to fetch its complete value",
+					  "property \"%.80s\" has no id to fetch its complete "
+					  "value",
 					  name);
 		rc = fetch_items(n, ctx, page_id, id, type, &items, requests, err);
 		if (rc != NSYNC_OK)

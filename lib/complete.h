@@ -37,7 +37,7 @@ int nsync__props_may_be_truncated(struct json_object *properties);
  * NSYNC_ERR_NOMEM, with err naming the property; values completed before
  * the failure stay completed, the failing one keeps its truncated list. */
 nsync_rc nsync__complete_props(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
-			       const char *page_id, struct json_object *properties,
-			       long *requests, struct nsync_err *err);
+			       const char *page_id, struct json_object *properties, long *requests,
+			       struct nsync_err *err);
 
 #endif

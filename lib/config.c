@@ -49,7 +49,8 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	nsync_rc rc;
 
 	if (!cfg)
-		return nsync__err(err, NSYNC_ERR_ARG, "nsync_config_from_env: no configuration to fill");
+		return nsync__err(err, NSYNC_ERR_ARG,
+				  "nsync_config_from_env: no configuration to fill");
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->batch_size = (int)batch;
 	cfg->request_timeout_ms = (long)timeout;

@@ -26,8 +26,9 @@ nsync_rc nsync__store_user_token(struct nsync_store *s, const char *user_id, cha
 
 	*token = NULL;
 	res = nsync__store_exec(s, "reading the user's token",
-		   "select notion_sync_token(u) from user_settings u where user_id = $1::uuid",
-		   1, params, err);
+				"select notion_sync_token(u) from user_settings u where user_id = "
+				"$1::uuid",
+				1, params, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	if (PQntuples(res) == 0) {
@@ -92,18 +93,19 @@ nsync_rc nsync__store_targets(struct nsync_store *s, const char *user_id, const 
 	return NSYNC_OK;
 }
 
-nsync_rc nsync__store_register(struct nsync_store *s, const char *user_id,
-			       const char *database_id, const char *name, const char *title,
-			       struct nsync_err *err)
+nsync_rc nsync__store_register(struct nsync_store *s, const char *user_id, const char *database_id,
+			       const char *name, const char *title, struct nsync_err *err)
 {
 	const char *params[] = {user_id, database_id, name, title};
 	PGresult *res = nsync__store_exec(s, "registering a database",
-			     "insert into notion_databases (user_id, database_id, database_name, notion_title)"
-			     " values ($1::uuid, $2::uuid, $3, $4)"
-			     " on conflict (user_id, database_id) do update"
-			     "   set database_name = excluded.database_name,"
-			     "       notion_title = coalesce(excluded.notion_title, notion_databases.notion_title)",
-			     4, params, err);
+					  "insert into notion_databases (user_id, database_id, "
+					  "database_name, notion_title)"
+					  " values ($1::uuid, $2::uuid, $3, $4)"
+					  " on conflict (user_id, database_id) do update"
+					  "   set database_name = excluded.database_name,"
+					  "       notion_title = coalesce(excluded.notion_title, "
+					  "notion_databases.notion_title)",
+					  4, params, err);
 
 	if (!res) {
 		if (err && strcmp(err->sqlstate, "23503") == 0)
@@ -118,14 +120,17 @@ nsync_rc nsync__store_set_token(struct nsync_store *s, const char *user_id, cons
 				int oauth, struct nsync_err *err)
 {
 	const char *params[] = {user_id, token};
-	return nsync__store_run(s, "saving the user's token",
-			     oauth ? "insert into user_settings (user_id, notion_access_token) values ($1::uuid, $2)"
-				     " on conflict (user_id) do update set notion_access_token = excluded.notion_access_token,"
-				     " updated_at = now()"
-				   : "insert into user_settings (user_id, notion_token) values ($1::uuid, $2)"
-				     " on conflict (user_id) do update set notion_token = excluded.notion_token,"
-				     " updated_at = now()",
-			     2, params, err);
+	return nsync__store_run(
+		s, "saving the user's token",
+		oauth ? "insert into user_settings (user_id, notion_access_token) values "
+			"($1::uuid, $2)"
+			" on conflict (user_id) do update set notion_access_token = "
+			"excluded.notion_access_token,"
+			" updated_at = now()"
+		      : "insert into user_settings (user_id, notion_token) values ($1::uuid, $2)"
+			" on conflict (user_id) do update set notion_token = excluded.notion_token,"
+			" updated_at = now()",
+		2, params, err);
 }
 
 nsync_rc nsync__store_claim_signature(struct nsync_store *s, const char *signature,
@@ -139,14 +144,15 @@ nsync_rc nsync__store_claim_signature(struct nsync_store *s, const char *signatu
 	snprintf(t, sizeof(t), "%lld", signed_at);
 	/* Forget what is past the window (no replay of it can pass the age
 	 * check any more), then claim this one. */
-	rc = nsync__store_long(s, "checking a signed request",
-				"with old as (delete from notion_sync_seen_signatures"
-				"   where signed_at < now() - interval '10 minutes'),"
-				" claimed as (insert into notion_sync_seen_signatures (signature, signed_at)"
-				"   values ($1, to_timestamp($2::bigint)) on conflict (signature) do nothing"
-				"   returning 1)"
-				" select count(*) from claimed",
-				2, params, &claimed, err);
+	rc = nsync__store_long(
+		s, "checking a signed request",
+		"with old as (delete from notion_sync_seen_signatures"
+		"   where signed_at < now() - interval '10 minutes'),"
+		" claimed as (insert into notion_sync_seen_signatures (signature, signed_at)"
+		"   values ($1, to_timestamp($2::bigint)) on conflict (signature) do nothing"
+		"   returning 1)"
+		" select count(*) from claimed",
+		2, params, &claimed, err);
 	*first = claimed == 1;
 	return rc;
 }

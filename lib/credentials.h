@@ -33,19 +33,16 @@ nsync_rc nsync__store_targets(struct nsync_store *s, const char *user_id, const 
 			      struct nsync_target **list, size_t *n, struct nsync_err *err);
 
 /* nsync__store_register - insert or update a registry entry. */
-nsync_rc nsync__store_register(struct nsync_store *s, const char *user_id,
-			       const char *database_id, const char *name, const char *title,
-			       struct nsync_err *err);
+nsync_rc nsync__store_register(struct nsync_store *s, const char *user_id, const char *database_id,
+			       const char *name, const char *title, struct nsync_err *err);
 
 /* nsync__store_set_token - upsert a user's token (see nsync_user_set_token). */
 nsync_rc nsync__store_set_token(struct nsync_store *s, const char *user_id, const char *token,
 				int oauth, struct nsync_err *err);
 
-
 /* nsync__store_claim_signature - record a signed request's MAC; *first is
  * 0 when it was recorded before (a replay). NSYNC_ERR_DB on failure. */
 nsync_rc nsync__store_claim_signature(struct nsync_store *s, const char *signature,
 				      long long signed_at, int *first, struct nsync_err *err);
-
 
 #endif

@@ -48,7 +48,8 @@ static nsync_rc search_hit(void *data, struct json_object *result, struct nsync_
 		nsync__buf_free(&plain);
 		if (!match)
 			return NSYNC_OK;
-		if (json_object_object_get_ex(result, "id", &v) && json_object_is_type(v, json_type_string))
+		if (json_object_object_get_ex(result, "id", &v) &&
+		    json_object_is_type(v, json_type_string))
 			db = json_object_get_string(v);
 	} else if (json_object_object_get_ex(result, "parent", &parent) &&
 		   json_object_object_get_ex(parent, "database_id", &v) &&
@@ -75,7 +76,8 @@ static void remember(char (*list)[37], size_t *n, const char *id)
  * titles), then read each database named, since under 2025-09-03 results
  * are data sources whose names may differ from their database's title. */
 static nsync_rc find_kind(struct nsync_service *svc, const struct nsync_notion_ctx *ctx,
-			  const struct nsync_kind *kind, struct nsync_candidates *c, struct nsync_err *err)
+			  const struct nsync_kind *kind, struct nsync_candidates *c,
+			  struct nsync_err *err)
 {
 	struct search_hits *hits = calloc(1, sizeof(*hits));
 	size_t i;
@@ -166,7 +168,6 @@ void nsync__empty_message(const struct nsync_candidates *c, size_t i, char *out,
 		 "was not registered",
 		 c->empty[i], c->kind->name);
 }
-
 
 /* The sentence for a kind title that several databases share (c->n > 1). */
 void nsync__duplicate_message(const struct nsync_candidates *c, char *out, size_t size)

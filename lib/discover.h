@@ -21,9 +21,9 @@
 /* The databases whose title is one kind's, as discovery found them. */
 struct nsync_candidates {
 	const struct nsync_kind *kind;
-	size_t n;                           /* distinct databases with that title */
+	size_t n; /* distinct databases with that title */
 	char ids[NSYNC_MAX_CANDIDATES][37];
-	size_t n_empty;                     /* of those, listing no readable data source */
+	size_t n_empty; /* of those, listing no readable data source */
 	char empty[NSYNC_MAX_CANDIDATES][37];
 };
 

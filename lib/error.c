@@ -20,7 +20,8 @@ static const struct {
 	[NSYNC_ERR_NOT_FOUND] = {"not_found", "Not found."},
 	[NSYNC_ERR_NOTION] = {"notion_error", "Notion failed to answer the request."},
 	[NSYNC_ERR_NOTION_AUTH] = {"notion_unauthorized", "Notion rejected the user's token."},
-	[NSYNC_ERR_PROTOCOL] = {"notion_protocol_error", "Notion's answer had an unexpected shape."},
+	[NSYNC_ERR_PROTOCOL] = {"notion_protocol_error",
+				"Notion's answer had an unexpected shape."},
 	[NSYNC_ERR_DB] = {"database_unavailable", "PostgreSQL is unavailable or failed."},
 	[NSYNC_ERR_BUSY] = {"sync_in_progress", "This database is being synced right now."},
 	[NSYNC_ERR_CONFIG] = {"configuration_error", "The configuration is missing or invalid."},
@@ -28,8 +29,8 @@ static const struct {
 	[NSYNC_ERR_INTERNAL] = {"internal_error", "Internal error."},
 	[NSYNC_ERR_DUPLICATE] = {"duplicate_title",
 				 "Two databases have the same title; register the one to sync."},
-	[NSYNC_ERR_NO_DATA_SOURCES] = {"no_data_sources",
-				       "The database lists no data source the integration can read."},
+	[NSYNC_ERR_NO_DATA_SOURCES] =
+		{"no_data_sources", "The database lists no data source the integration can read."},
 };
 
 const char *nsync_strerror(nsync_rc code)
@@ -50,9 +51,10 @@ const char *nsync_rc_name(nsync_rc code)
  * needs more bytes than there are: what vsnprintf leaves when it cuts. */
 static int cut_at_end(const unsigned char *s, size_t avail)
 {
-	size_t need = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+	size_t need = s[0] >= 0xF0 && s[0] <= 0xF4   ? 4
 		      : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
-		      : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : 0;
+		      : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
+						     : 0;
 	size_t i;
 
 	if (need == 0 || avail >= need)

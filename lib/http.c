@@ -27,7 +27,7 @@ struct nsync_http {
 	struct nsync_retry_policy policy;
 	struct nsync_buf body;
 	char errbuf[CURL_ERROR_SIZE];
-	unsigned long long rng;    /* xorshift state for backoff jitter */
+	unsigned long long rng; /* xorshift state for backoff jitter */
 };
 
 static double next_jitter(struct nsync_http *h)
@@ -189,7 +189,8 @@ static nsync_rc wait_refused(const struct nsync_http *h, long status, double ret
 			   status, answer.notion_code, retry_after);
 	else
 		nsync__err(&answer, NSYNC_ERR_NOTION,
-			   "Notion answered %ld %s and asked to wait %.0f s (Retry-After), more than "
+			   "Notion answered %ld %s and asked to wait %.0f s (Retry-After), more "
+			   "than "
 			   "NOTION_MAX_RETRY_WAIT (%.0f s); the request was not retried, try again "
 			   "later",
 			   status, answer.notion_code, retry_after, h->policy.max_retry_wait);
@@ -216,9 +217,9 @@ static void pace(struct nsync_pacer *pacer, double rate, struct nsync_stats *sta
 }
 
 nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *body,
-			  const char *version_override, const char *token, struct nsync_pacer *pacer,
-			  struct nsync_stats *stats, const char **resp, size_t *resp_len,
-			  struct nsync_err *err)
+			  const char *version_override, const char *token,
+			  struct nsync_pacer *pacer, struct nsync_stats *stats, const char **resp,
+			  size_t *resp_len, struct nsync_err *err)
 {
 	struct nsync_buf url, auth, version;
 	struct curl_slist *headers = NULL, *tmp;
@@ -243,7 +244,8 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 	    nsync__buf_adds(&url, path) != NSYNC_OK ||
 	    nsync__buf_printf(&auth, "Authorization: Bearer %s", token) != NSYNC_OK ||
 	    nsync__buf_printf(&version, "Notion-Version: %s",
-			      version_override ? version_override : h->cfg->notion_version) != NSYNC_OK) {
+			      version_override ? version_override : h->cfg->notion_version) !=
+		    NSYNC_OK) {
 		rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a Notion request");
 		goto out;
 	}
@@ -254,7 +256,8 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 			continue;
 		tmp = curl_slist_append(headers, lines[i]);
 		if (!tmp) {
-			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a Notion request");
+			rc = nsync__err(err, NSYNC_ERR_NOMEM,
+					"out of memory building a Notion request");
 			goto out;
 		}
 		headers = tmp;
@@ -284,11 +287,13 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 		cc = curl_easy_perform(h->curl);
 		/* Includes libcurl's own silent resend of a request whose reused
 		 * connection turned out dead: it opens a new one. */
-		if (stats && curl_easy_getinfo(h->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+		if (stats &&
+		    curl_easy_getinfo(h->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
 			stats->connections += connects;
 		if (cc == CURLE_WRITE_ERROR && h->body.over_limit) {
 			rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
-					"Notion's answer to %s %.200s is larger than %u MiB; it was not "
+					"Notion's answer to %s %.200s is larger than %u MiB; it "
+					"was not "
 					"read",
 					body ? "POST" : "GET", path, NSYNC_HTTP_MAX_BODY >> 20);
 			break;
@@ -313,7 +318,8 @@ nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *bo
 				rc = wait_refused(h, status, a.retry_after, err);
 			} else if (cc != CURLE_OK) {
 				rc = nsync__err(err, NSYNC_ERR_NOTION,
-						"Notion could not be reached after %d attempt%s: %s",
+						"Notion could not be reached after %d attempt%s: "
+						"%s",
 						a.attempt, a.attempt == 1 ? "" : "s",
 						h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
 			} else {

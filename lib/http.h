@@ -23,7 +23,7 @@
  * token itself is not kept. */
 struct nsync_pacer {
 	unsigned long token_hash;
-	double next_at;          /* monotonic seconds before which we must not send */
+	double next_at; /* monotonic seconds before which we must not send */
 };
 
 struct nsync_http;
@@ -47,8 +47,8 @@ void nsync__http_free(struct nsync_http *h);
  * Notion's message filled; NSYNC_ERR_PROTOCOL for an answer larger than
  * NSYNC_HTTP_MAX_BODY or an implausible Retry-After. */
 nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *body,
-			  const char *version_override, const char *token, struct nsync_pacer *pacer,
-			  struct nsync_stats *stats, const char **resp, size_t *resp_len,
-			  struct nsync_err *err);
+			  const char *version_override, const char *token,
+			  struct nsync_pacer *pacer, struct nsync_stats *stats, const char **resp,
+			  size_t *resp_len, struct nsync_err *err);
 
 #endif

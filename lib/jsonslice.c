@@ -163,8 +163,7 @@ static int finish_object(struct cursor *c, const char *key, size_t keylen)
 
 /* Take the slice of the value at c->p (the value of key in an object) and
  * finish that object. Returns 1, -1 malformed, -2 key appears twice. */
-static int take_member(struct cursor *c, const char *json, const char *key,
-		       struct nsync_slice *out)
+static int take_member(struct cursor *c, const char *json, const char *key, struct nsync_slice *out)
 {
 	const char *start = c->p;
 	int done;

@@ -16,8 +16,8 @@
 #include <stddef.h>
 
 struct nsync_slice {
-	size_t off;   /* byte offset of the value's first character */
-	size_t len;   /* 0 if the member is absent */
+	size_t off; /* byte offset of the value's first character */
+	size_t len; /* 0 if the member is absent */
 };
 
 /* Returned when a member appears twice where it is looked for: json-c

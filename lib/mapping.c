@@ -11,17 +11,47 @@
 #include "text.h"
 
 static const struct nsync_kind kinds[] = {
-	{"Characters", "notion_characters_sync", "name",
-	 "description", {"Description", "Bio", "Backstory", NULL}, NULL, NULL, 0},
-	{"Worlds", "notion_worlds_sync", "name",
-	 "description", {"Concept/Premise", NULL}, NULL, NULL, 0},
-	{"Stories", "notion_stories_sync", "title",
-	 "description", {"Premise", NULL}, NULL, NULL, 0},
-	{"Chat Sessions", "notion_chat_sessions_sync", "title",
-	 "transcript", {"Raw Transcript", NULL}, "message_count", "Message Count", 0},
+	{"Characters",
+	 "notion_characters_sync",
+	 "name",
+	 "description",
+	 {"Description", "Bio", "Backstory", NULL},
+	 NULL,
+	 NULL,
+	 0},
+	{"Worlds",
+	 "notion_worlds_sync",
+	 "name",
+	 "description",
+	 {"Concept/Premise", NULL},
+	 NULL,
+	 NULL,
+	 0},
+	{"Stories",
+	 "notion_stories_sync",
+	 "title",
+	 "description",
+	 {"Premise", NULL},
+	 NULL,
+	 NULL,
+	 0},
+	{"Chat Sessions",
+	 "notion_chat_sessions_sync",
+	 "title",
+	 "transcript",
+	 {"Raw Transcript", NULL},
+	 "message_count",
+	 "Message Count",
+	 0},
 	/* Any other database: its title property and, if it has one, a Description. */
-	{"Other", "notion_other_sync", "title",
-	 "description", {"Description", NULL}, NULL, NULL, 1},
+	{"Other",
+	 "notion_other_sync",
+	 "title",
+	 "description",
+	 {"Description", NULL},
+	 NULL,
+	 NULL,
+	 1},
 };
 #define GENERIC_KIND (&kinds[sizeof(kinds) / sizeof(kinds[0]) - 1])
 
@@ -86,7 +116,8 @@ nsync_rc nsync__rich_text_plain(struct nsync_buf *b, struct json_object *array)
 			json_object_object_get_ex(text, "content", &s);
 		if (!json_object_is_type(s, json_type_string))
 			continue;
-		rc = nsync__buf_add(b, json_object_get_string(s), (size_t)json_object_get_string_len(s));
+		rc = nsync__buf_add(b, json_object_get_string(s),
+				    (size_t)json_object_get_string_len(s));
 		if (rc != NSYNC_OK)
 			return rc;
 	}
@@ -121,7 +152,8 @@ nsync_rc nsync__plain_text(struct nsync_buf *b, struct json_object *value)
 	    json_object_object_get_ex(inner, "name", &name) &&
 	    json_object_is_type(name, json_type_string))
 		return nsync__buf_adds(b, json_object_get_string(name));
-	if (json_object_is_type(inner, json_type_int) || json_object_is_type(inner, json_type_double))
+	if (json_object_is_type(inner, json_type_int) ||
+	    json_object_is_type(inner, json_type_double))
 		return nsync__buf_adds(b, json_object_get_string(inner));
 	return NSYNC_OK;
 }
@@ -129,8 +161,7 @@ nsync_rc nsync__plain_text(struct nsync_buf *b, struct json_object *value)
 /* The value of the first property whose type is "title", or NULL. */
 static struct json_object *find_title_property(struct json_object *properties)
 {
-	json_object_object_foreach(properties, key, val)
-	{
+	json_object_object_foreach(properties, key, val) {
 		(void)key;
 		if (strcmp(type_of(val), "title") == 0)
 			return val;
@@ -144,8 +175,8 @@ static struct json_object *find_title_property(struct json_object *properties)
  * UTF-8 replaced) so that the caps hold for what is stored. Scratch
  * buffers hold the joined text: rich text arrives in pieces of up to 2000
  * characters. */
-static nsync_rc add_text_literal(struct nsync_buf *b, struct json_object *value,
-				 size_t max_chars, size_t max_bytes, long *cleaned)
+static nsync_rc add_text_literal(struct nsync_buf *b, struct json_object *value, size_t max_chars,
+				 size_t max_bytes, long *cleaned)
 {
 	struct nsync_buf joined, clean;
 	size_t len;

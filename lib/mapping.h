@@ -22,14 +22,14 @@
 
 /* One kind of database and its sync table. All strings are static. */
 struct nsync_kind {
-	const char *name;               /* "Characters": matched case-insensitively */
-	const char *table;              /* "notion_characters_sync" */
-	const char *title_column;       /* "name" or "title": the property of type title */
-	const char *text_column;        /* "description"/"transcript" */
-	const char *text_props[4];      /* first non-empty text-typed one wins, NULL-terminated */
-	const char *count_column;       /* "message_count", or NULL */
-	const char *count_prop;         /* "Message Count", or NULL */
-	int generic;                    /* 1 for "Other": never matched by title */
+	const char *name;          /* "Characters": matched case-insensitively */
+	const char *table;         /* "notion_characters_sync" */
+	const char *title_column;  /* "name" or "title": the property of type title */
+	const char *text_column;   /* "description"/"transcript" */
+	const char *text_props[4]; /* first non-empty text-typed one wins, NULL-terminated */
+	const char *count_column;  /* "message_count", or NULL */
+	const char *count_prop;    /* "Message Count", or NULL */
+	int generic;               /* 1 for "Other": never matched by title */
 };
 
 /* nsync__kind_find - the kind named name (case-insensitive, surrounding

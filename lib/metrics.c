@@ -24,8 +24,21 @@
 
 /* Columns of RUNS_SQL. */
 enum {
-	R_TOTAL, R_STATUS, R_TRIGGER, R_RUNS, R_PAGES, R_INSERTED, R_UPDATED, R_DELETED,
-	R_PAGE_ERRORS, R_RETRIES, R_RATE_WAIT, R_PACING_WAIT, R_QUEUED, R_RUNNING, R_OLDEST,
+	R_TOTAL,
+	R_STATUS,
+	R_TRIGGER,
+	R_RUNS,
+	R_PAGES,
+	R_INSERTED,
+	R_UPDATED,
+	R_DELETED,
+	R_PAGE_ERRORS,
+	R_RETRIES,
+	R_RATE_WAIT,
+	R_PACING_WAIT,
+	R_QUEUED,
+	R_RUNNING,
+	R_OLDEST,
 	R__COUNT
 };
 
@@ -208,13 +221,15 @@ static nsync_rc render_runs(struct nsync_buf *b, const PGresult *res)
 				       total >= 0 ? PQgetvalue(res, total, R_QUEUED) : "0");
 	if (rc == NSYNC_OK)
 		rc = family(b, "notion_sync_oldest_queued_run_age_seconds",
-			    "Seconds since the oldest queued run was queued; 0 when none is queued");
+			    "Seconds since the oldest queued run was queued; 0 when none is "
+			    "queued");
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_adds(b, "notion_sync_oldest_queued_run_age_seconds");
 	if (rc == NSYNC_OK)
 		rc = add_value(b, total >= 0 ? PQgetvalue(res, total, R_OLDEST) : "0");
 	if (rc == NSYNC_OK)
-		rc = family(b, "notion_sync_running_runs", "Runs being synced now (status running)");
+		rc = family(b, "notion_sync_running_runs",
+			    "Runs being synced now (status running)");
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_printf(b, "notion_sync_running_runs %s\n",
 				       total >= 0 ? PQgetvalue(res, total, R_RUNNING) : "0");
@@ -244,11 +259,12 @@ static nsync_rc render_databases(struct nsync_buf *b, const PGresult *res)
 	}
 	if (rc == NSYNC_OK)
 		rc = family(b, "notion_sync_database_last_status",
-			    "Outcome of the last finished run of each enabled registered database: 1 "
+			    "Outcome of the last finished run of each enabled registered database: "
+			    "1 "
 			    "for its status, 0 for the others (none: no run has finished)");
 	for (i = 0; i < n && rc == NSYNC_OK; i++) {
-		const char *status = PQgetisnull(res, i, D_STATUS) ? "none"
-								   : PQgetvalue(res, i, D_STATUS);
+		const char *status =
+			PQgetisnull(res, i, D_STATUS) ? "none" : PQgetvalue(res, i, D_STATUS);
 		int known = 0;
 
 		for (k = 0; k < sizeof(STATES) / sizeof(STATES[0]) && rc == NSYNC_OK; k++) {
@@ -295,8 +311,10 @@ nsync_rc nsync__metrics_text(struct nsync_store *s, char **text, struct nsync_er
 		goto out;
 	}
 	if (PQnfields(runs) != R__COUNT || PQnfields(dbs) != D__COUNT) {
-		rc = nsync__err(err, NSYNC_ERR_INTERNAL, "the /metrics statements returned %d and %d "
-				"columns", PQnfields(runs), PQnfields(dbs));
+		rc = nsync__err(err, NSYNC_ERR_INTERNAL,
+				"the /metrics statements returned %d and %d "
+				"columns",
+				PQnfields(runs), PQnfields(dbs));
 		goto out;
 	}
 	rc = render_runs(&b, runs);
@@ -307,7 +325,8 @@ nsync_rc nsync__metrics_text(struct nsync_store *s, char **text, struct nsync_er
 			rc = nsync__err(err, NSYNC_ERR_NOMEM, "the metrics text exceeds %u MiB",
 					NSYNC_METRICS_MAX >> 20);
 		else
-			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building the metrics text");
+			rc = nsync__err(err, NSYNC_ERR_NOMEM,
+					"out of memory building the metrics text");
 		goto out;
 	}
 	*text = nsync__buf_take(&b);

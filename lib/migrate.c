@@ -69,7 +69,7 @@ static nsync_rc apply_one(struct nsync_store *s, const char *dir, const char *na
 	res = PQexec(s->conn, script.data ? script.data : "");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = nsync__store_db_error(err, name, PQresultErrorMessage(res),
-			      PQresultErrorField(res, PG_DIAG_SQLSTATE));
+					   PQresultErrorField(res, PG_DIAG_SQLSTATE));
 		PQclear(res);
 		res = PQexec(s->conn, "rollback");
 		PQclear(res);
@@ -141,22 +141,24 @@ nsync_rc nsync__store_migrate(struct nsync_store *s, const char *sql_dir, int *a
 
 	/* One migrator at a time: a second waits, then finds nothing to do. */
 	rc = nsync__store_run(s, "preparing migrations",
-			      "select pg_advisory_lock(hashtextextended('notion-sync:migrate', 0))", 0,
-			      NULL, err);
+			      "select pg_advisory_lock(hashtextextended('notion-sync:migrate', 0))",
+			      0, NULL, err);
 	if (rc != NSYNC_OK)
 		goto out;
-	rc = nsync__store_run(s, "preparing migrations",
-			      "create table if not exists notion_sync_schema_migrations ("
-			      " version text not null, applied_at timestamptz not null default now(),"
-			      " constraint notion_sync_schema_migrations_pkey primary key (version))",
-			      0, NULL, err);
+	rc = nsync__store_run(
+		s, "preparing migrations",
+		"create table if not exists notion_sync_schema_migrations ("
+		" version text not null, applied_at timestamptz not null default now(),"
+		" constraint notion_sync_schema_migrations_pkey primary key (version))",
+		0, NULL, err);
 	for (i = 0; rc == NSYNC_OK && i < n; i++) {
 		const char *params[] = {names[i]};
 		int done;
 
 		res = nsync__store_exec(s, "reading applied migrations",
-			   "select 1 from notion_sync_schema_migrations where version = $1", 1, params,
-			   err);
+					"select 1 from notion_sync_schema_migrations where version "
+					"= $1",
+					1, params, err);
 		if (!res) {
 			rc = NSYNC_ERR_DB;
 			break;
@@ -170,7 +172,9 @@ nsync_rc nsync__store_migrate(struct nsync_store *s, const char *sql_dir, int *a
 			(*applied)++;
 	}
 	if (nsync__store_connection_ok(s)) {
-		res = PQexec(s->conn, "select pg_advisory_unlock(hashtextextended('notion-sync:migrate', 0))");
+		res = PQexec(s->conn,
+			     "select pg_advisory_unlock(hashtextextended('notion-sync:migrate', "
+			     "0))");
 		PQclear(res);
 	}
 out:

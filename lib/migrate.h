@@ -12,5 +12,4 @@
 nsync_rc nsync__store_migrate(struct nsync_store *s, const char *sql_dir, int *applied,
 			      struct nsync_err *err);
 
-
 #endif

@@ -99,8 +99,10 @@ static struct json_object *parse(struct nsync_notion *n, const char *text, size_
 	if (jerr != json_tokener_success || !json_object_is_type(root, json_type_object)) {
 		if (depth_exceeded)
 			*depth_exceeded = jerr == json_tokener_error_depth;
-		nsync__err(err, NSYNC_ERR_PROTOCOL, "Notion's answer to %s is not a JSON object (%s)",
-			   what, jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "wrong type");
+		nsync__err(err, NSYNC_ERR_PROTOCOL,
+			   "Notion's answer to %s is not a JSON object (%s)", what,
+			   jerr != json_tokener_success ? json_tokener_error_desc(jerr)
+							: "wrong type");
 		json_object_put(root);
 		return NULL;
 	}
@@ -135,8 +137,8 @@ static struct json_object *unparsed_result(const char *raw, size_t len)
 
 /* Parse a list answer whose results may nest too deeply: parse the
  * envelope with an empty results list, then each result on its own. */
-static struct json_object *parse_results_apart(struct nsync_notion *n, const char *text,
-					       size_t len, const char *what, struct nsync_err *err)
+static struct json_object *parse_results_apart(struct nsync_notion *n, const char *text, size_t len,
+					       const char *what, struct nsync_err *err)
 {
 	struct nsync_slice elems[NSYNC_PAGE_SIZE + 1], results;
 	struct json_object *root = NULL, *list;
@@ -168,7 +170,8 @@ static struct json_object *parse_results_apart(struct nsync_notion *n, const cha
 	list = json_object_new_array();
 	json_object_object_add(root, "results", list);
 	for (i = 0; i < count; i++) {
-		struct json_object *elem = parse(n, text + elems[i].off, elems[i].len, what, &deep, err);
+		struct json_object *elem =
+			parse(n, text + elems[i].off, elems[i].len, what, &deep, err);
 		if (!elem && deep)
 			elem = unparsed_result(text + elems[i].off, elems[i].len);
 		if (!elem) {
@@ -241,8 +244,8 @@ static nsync_rc classify_legacy_refusal(struct nsync_notion *n, const struct nsy
 	if (strcmp(err->notion_error_type, "multiple_data_sources_for_database") == 0)
 		return multi_source_error(n, database_id, 0, err);
 	memset(&probe, 0, sizeof(probe));
-	rc = nsync__http_call(n->http, path, NULL, "2025-09-03", ctx->token, ctx->pacer,
-			      ctx->stats, &text, &len, &probe);
+	rc = nsync__http_call(n->http, path, NULL, "2025-09-03", ctx->token, ctx->pacer, ctx->stats,
+			      &text, &len, &probe);
 	if (rc != NSYNC_OK)
 		return err->code;
 	root = parse(n, text, len, "retrieve database", NULL, &probe);
@@ -278,7 +281,8 @@ static nsync_rc title_text(struct json_object *title, const char *database_id, c
 					  "the title of database %s is longer than %u KiB of text, "
 					  "which is no Notion title",
 					  database_id, TITLE_MAX >> 10)
-			     : nsync__err(err, NSYNC_ERR_NOMEM, "out of memory reading a database title");
+			     : nsync__err(err, NSYNC_ERR_NOMEM,
+					  "out of memory reading a database title");
 	nsync__buf_free(&plain);
 	nsync__buf_free(&clean);
 	return rc;
@@ -325,7 +329,8 @@ nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_n
 	}
 	if (!(sources = sources_of(root))) {
 		rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
-				"database %s has no data_sources list (is NOTION_VERSION %s right?)",
+				"database %s has no data_sources list (is NOTION_VERSION %s "
+				"right?)",
 				database_id, n->cfg->notion_version);
 		goto out;
 	}
@@ -346,7 +351,8 @@ nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_n
 		    nsync_normalize_id(json_object_get_string(id), info->sources[info->n_sources],
 				       NULL) != NSYNC_OK) {
 			rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
-					"database %s lists a data source without a valid id", database_id);
+					"database %s lists a data source without a valid id",
+					database_id);
 			goto out;
 		}
 		info->n_sources++;
@@ -373,17 +379,20 @@ static nsync_rc read_list(struct nsync_query_page *page, const char *what, struc
 				  "Notion's answer to %s has no \"results\" member", what);
 	if (!json_object_is_type(page->results, json_type_array))
 		return nsync__err(err, NSYNC_ERR_PROTOCOL,
-				  "Notion's answer to %s has a \"results\" member that is not a list",
+				  "Notion's answer to %s has a \"results\" member that is not a "
+				  "list",
 				  what);
 	count = json_object_array_length(page->results);
 	if (count > NSYNC_PAGE_SIZE)
 		return nsync__err(err, NSYNC_ERR_PROTOCOL,
-				  "Notion's answer to %s has %zu results, more than the %d asked for",
+				  "Notion's answer to %s has %zu results, more than the %d asked "
+				  "for",
 				  what, count, NSYNC_PAGE_SIZE);
 	if (json_object_object_get_ex(page->root, "has_more", &v) && v) {
 		if (!json_object_is_type(v, json_type_boolean))
 			return nsync__err(err, NSYNC_ERR_PROTOCOL,
-					  "Notion's answer to %s has a \"has_more\" that is neither "
+					  "Notion's answer to %s has a \"has_more\" that is "
+					  "neither "
 					  "true nor false",
 					  what);
 		page->has_more = json_object_get_boolean(v);
@@ -393,7 +402,8 @@ static nsync_rc read_list(struct nsync_query_page *page, const char *what, struc
 		page->next_cursor = json_object_get_string(v);
 	if (page->has_more && (!page->next_cursor || !*page->next_cursor))
 		return nsync__err(err, NSYNC_ERR_PROTOCOL,
-				  "Notion's answer to %s has more results but no next_cursor", what);
+				  "Notion's answer to %s has more results but no next_cursor",
+				  what);
 	if (json_object_object_get_ex(page->root, "request_status", &v) &&
 	    json_object_object_get_ex(v, "type", &v) && json_object_is_type(v, json_type_string) &&
 	    strcmp(json_object_get_string(v), "incomplete") == 0)
@@ -412,8 +422,8 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 	nsync_rc rc;
 
 	memset(page, 0, sizeof(*page));
-	snprintf(path, sizeof(path), n->legacy ? "/v1/databases/%s/query" : "/v1/data_sources/%s/query",
-		 source_id);
+	snprintf(path, sizeof(path),
+		 n->legacy ? "/v1/databases/%s/query" : "/v1/data_sources/%s/query", source_id);
 	nsync__buf_init(&body, 1 << 20);
 	rc = nsync__buf_adds(&body, "{\"page_size\":100");
 	if (rc == NSYNC_OK && cursor) {
@@ -519,7 +529,8 @@ nsync_rc nsync__notion_search(struct nsync_notion *n, const struct nsync_notion_
 			rc = nsync__json_add_string(&body, query, strlen(query), NULL);
 		if (rc == NSYNC_OK)
 			rc = nsync__buf_printf(&body,
-					       ",\"filter\":{\"property\":\"object\",\"value\":\"%s\"},"
+					       ",\"filter\":{\"property\":\"object\",\"value\":\"%"
+					       "s\"},"
 					       "\"page_size\":100",
 					       n->legacy ? "database" : "data_source");
 		if (rc == NSYNC_OK && cursor) {
@@ -533,8 +544,8 @@ nsync_rc nsync__notion_search(struct nsync_notion *n, const struct nsync_notion_
 			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory building a search");
 			break;
 		}
-		rc = nsync__http_call(n->http, "/v1/search", body.data, NULL, ctx->token, ctx->pacer,
-				      ctx->stats, &page.raw, &page.raw_len, err);
+		rc = nsync__http_call(n->http, "/v1/search", body.data, NULL, ctx->token,
+				      ctx->pacer, ctx->stats, &page.raw, &page.raw_len, err);
 		if (rc != NSYNC_OK)
 			break;
 		page.root = parse(n, page.raw, page.raw_len, "search", NULL, err);
@@ -556,7 +567,8 @@ nsync_rc nsync__notion_search(struct nsync_notion *n, const struct nsync_notion_
 		nsync__query_page_clear(&page);
 		/* A search that never ends is a Notion bug; do not loop forever. */
 		if (rc == NSYNC_OK && cursor && ++pages > 1000)
-			rc = nsync__err(err, NSYNC_ERR_PROTOCOL, "Notion search did not end after 1000 pages");
+			rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
+					"Notion search did not end after 1000 pages");
 	} while (rc == NSYNC_OK && cursor);
 	if (rc != NSYNC_OK)
 		nsync__query_page_clear(&page);

@@ -40,9 +40,9 @@ int nsync__notion_legacy(const struct nsync_notion *n);
 
 struct nsync_database_info {
 	char id[37];
-	char *title;              /* owned, plain text, "" if untitled */
+	char *title; /* owned, plain text, "" if untitled */
 	size_t n_sources;
-	char (*sources)[37];      /* owned; data source ids, or the database id (legacy) */
+	char (*sources)[37]; /* owned; data source ids, or the database id (legacy) */
 };
 
 /* nsync__notion_get_database - GET /v1/databases/{id}. Fills info (clear it
@@ -59,13 +59,13 @@ void nsync__database_info_clear(struct nsync_database_info *info);
 
 /* One page of query results. */
 struct nsync_query_page {
-	struct json_object *root;      /* owned: the parsed answer */
-	struct json_object *results;   /* borrowed from root: the results array */
-	const char *raw;               /* borrowed: the answer's text, valid until the next call */
+	struct json_object *root;    /* owned: the parsed answer */
+	struct json_object *results; /* borrowed from root: the results array */
+	const char *raw;             /* borrowed: the answer's text, valid until the next call */
 	size_t raw_len;
-	const char *next_cursor;       /* borrowed from root, NULL at the end */
+	const char *next_cursor; /* borrowed from root, NULL at the end */
 	int has_more;
-	int incomplete;                /* request_status.type == "incomplete" (result cap hit) */
+	int incomplete; /* request_status.type == "incomplete" (result cap hit) */
 };
 
 /* nsync__notion_query - POST one query for source_id (a data source, or a

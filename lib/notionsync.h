@@ -56,11 +56,11 @@ typedef enum nsync_rc {
 /* Error detail. Caller-owned, usually on the stack; always NUL-terminated. */
 struct nsync_err {
 	nsync_rc code;
-	int notion_status;       /* HTTP status Notion answered, 0 if none */
-	char notion_code[48];    /* Notion's error code ("validation_error"), or "" */
+	int notion_status;          /* HTTP status Notion answered, 0 if none */
+	char notion_code[48];       /* Notion's error code ("validation_error"), or "" */
 	char notion_error_type[64]; /* Notion's additional_data.error_type, or "" */
-	char sqlstate[6];        /* PostgreSQL SQLSTATE when code is NSYNC_ERR_DB, or "" */
-	long run_id;             /* with NSYNC_ERR_BUSY: the run holding the lock */
+	char sqlstate[6];           /* PostgreSQL SQLSTATE when code is NSYNC_ERR_DB, or "" */
+	long run_id;                /* with NSYNC_ERR_BUSY: the run holding the lock */
 	char msg[NSYNC_ERR_MSG_MAX];
 };
 
@@ -87,21 +87,21 @@ typedef void (*nsync_progress_fn)(void *data, const char *database_name, long pa
 /* Configuration. Strings are owned by the struct (nsync_config_clear frees
  * them). Fill it with nsync_config_from_env(), then adjust fields. */
 struct nsync_config {
-	char *database_url;        /* libpq URI/conninfo; NULL = libpq's PG* defaults */
-	char *notion_api_url;      /* default "https://api.notion.com" */
-	char *notion_version;      /* default "2025-09-03" */
-	double rate_per_token;     /* Notion requests per second per token; 0 = unpaced */
-	int batch_size;            /* rows per upsert statement */
-	long connect_timeout_ms;   /* per Notion request */
-	long request_timeout_ms;   /* per Notion request, whole transfer */
-	int max_attempts;          /* per Notion request, first try included */
-	double max_retry_wait;     /* seconds: cap on one wait (Retry-After or backoff) */
-	double max_request_wait;   /* seconds: cap on all waits of one request */
-	double backoff_base;       /* seconds: first backoff step for 5xx and resets */
-	double full_interval;      /* seconds between full walks of a data source; 0 = always */
-	int workers;               /* worker threads draining the queue (nsync_pool); 0 = none */
-	double stale_after;        /* seconds without heartbeat before a dead run is failed */
-	nsync_log_fn log;          /* may be NULL */
+	char *database_url;      /* libpq URI/conninfo; NULL = libpq's PG* defaults */
+	char *notion_api_url;    /* default "https://api.notion.com" */
+	char *notion_version;    /* default "2025-09-03" */
+	double rate_per_token;   /* Notion requests per second per token; 0 = unpaced */
+	int batch_size;          /* rows per upsert statement */
+	long connect_timeout_ms; /* per Notion request */
+	long request_timeout_ms; /* per Notion request, whole transfer */
+	int max_attempts;        /* per Notion request, first try included */
+	double max_retry_wait;   /* seconds: cap on one wait (Retry-After or backoff) */
+	double max_request_wait; /* seconds: cap on all waits of one request */
+	double backoff_base;     /* seconds: first backoff step for 5xx and resets */
+	double full_interval;    /* seconds between full walks of a data source; 0 = always */
+	int workers;             /* worker threads draining the queue (nsync_pool); 0 = none */
+	double stale_after;      /* seconds without heartbeat before a dead run is failed */
+	nsync_log_fn log;        /* may be NULL */
 	void *log_data;
 	nsync_progress_fn progress; /* may be NULL */
 	void *progress_data;
@@ -121,12 +121,12 @@ void nsync_config_clear(struct nsync_config *cfg);
 
 /* A sync request, from an HTTP body or CLI flags. Plain values, no heap. */
 struct nsync_request {
-	char user_id[37];          /* dashed lowercase UUID, or "" for every user */
-	char database_id[37];      /* dashed lowercase UUID, or "" for every database */
-	char database_name[129];   /* mapping hint ("Characters"), or "" */
-	bool full;                 /* walk every page (and delete what is gone), not only edits */
-	bool async;                /* queue the runs and answer at once (nsync_service_enqueue) */
-	char trigger[24];          /* who asked: "http", "cli", "cron", "pg_net" */
+	char user_id[37];        /* dashed lowercase UUID, or "" for every user */
+	char database_id[37];    /* dashed lowercase UUID, or "" for every database */
+	char database_name[129]; /* mapping hint ("Characters"), or "" */
+	bool full;               /* walk every page (and delete what is gone), not only edits */
+	bool async;              /* queue the runs and answer at once (nsync_service_enqueue) */
+	char trigger[24];        /* who asked: "http", "cli", "cron", "pg_net" */
 };
 
 /* nsync_request_parse - parse the JSON body of a sync request
@@ -134,8 +134,8 @@ struct nsync_request {
  * optional, null means absent). An empty body is an all-users request.
  * Returns NSYNC_ERR_ARG with a message naming the field for malformed JSON,
  * wrong types, nesting deeper than 8, or ids that are not UUIDs. */
-NSYNC_MUST_CHECK nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request *req,
-			     struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_request_parse(const char *body, size_t len,
+					      struct nsync_request *req, struct nsync_err *err);
 
 /* nsync_normalize_id - copy a Notion/PostgreSQL UUID given with or without
  * dashes, any case, into out as dashed lowercase. Returns NSYNC_ERR_ARG if
@@ -147,19 +147,19 @@ NSYNC_MUST_CHECK nsync_rc nsync_normalize_id(const char *in, char out[37], struc
  * answers, and type is LONG or DOUBLE. The struct, the totals, the JSON,
  * the log line and the run-row SQL are all made from this list (lib/stats.c),
  * and tests check the table's columns against it (nsync_stats_column). */
-#define NSYNC_STATS_FIELDS(X)                                                                   \
-	X(pages_seen, "pages_seen", LONG)               /* pages Notion returned */             \
-	X(inserted, "inserted", LONG)                   /* rows added */                        \
-	X(updated, "updated", LONG)                     /* rows whose content changed */        \
-	X(unchanged, "unchanged", LONG)                 /* pages skipped by their hash */       \
-	X(deleted, "deleted", LONG)                     /* rows removed after a complete walk */\
-	X(orphaned, "orphaned", LONG)                   /* rows kept: source no longer listed */\
-	X(page_errors, "page_errors", LONG)             /* pages not written */                 \
-	X(notion_requests, "notion_requests", LONG)     /* every request, retries included */  \
-	X(property_requests, "property_requests", LONG) /* fetches of truncated values */       \
-	X(retries, "retries", LONG)                     /* waits before another attempt */      \
-	X(connections, "connections", LONG)             /* connections libcurl opened */        \
-	X(wait_seconds, "rate_limit_wait_seconds", DOUBLE) /* Retry-After and backoff */        \
+#define NSYNC_STATS_FIELDS(X)                                                                      \
+	X(pages_seen, "pages_seen", LONG)               /* pages Notion returned */                \
+	X(inserted, "inserted", LONG)                   /* rows added */                           \
+	X(updated, "updated", LONG)                     /* rows whose content changed */           \
+	X(unchanged, "unchanged", LONG)                 /* pages skipped by their hash */          \
+	X(deleted, "deleted", LONG)                     /* rows removed after a complete walk */   \
+	X(orphaned, "orphaned", LONG)                   /* rows kept: source no longer listed */   \
+	X(page_errors, "page_errors", LONG)             /* pages not written */                    \
+	X(notion_requests, "notion_requests", LONG)     /* every request, retries included */      \
+	X(property_requests, "property_requests", LONG) /* fetches of truncated values */          \
+	X(retries, "retries", LONG)                     /* waits before another attempt */         \
+	X(connections, "connections", LONG)             /* connections libcurl opened */           \
+	X(wait_seconds, "rate_limit_wait_seconds", DOUBLE) /* Retry-After and backoff */           \
 	X(pacing_seconds, "pacing_wait_seconds", DOUBLE)   /* spacing to the per-token rate */
 
 #define NSYNC_STAT_TYPE_LONG long
@@ -201,8 +201,9 @@ NSYNC_MUST_CHECK nsync_rc nsync_service_ping(struct nsync_service *svc, struct n
  *  neither:           every user with a token.
  * On success *response_json is a new NUL-terminated string the caller frees
  * with free(); on failure it is NULL and err is filled. */
-NSYNC_MUST_CHECK nsync_rc nsync_service_run(struct nsync_service *svc, const struct nsync_request *req,
-			   char **response_json, struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_run(struct nsync_service *svc,
+					    const struct nsync_request *req, char **response_json,
+					    struct nsync_err *err);
 
 /* nsync_service_enqueue - the asynchronous form of nsync_service_run:
  * record the runs req asks for as queued (one per user and database; a
@@ -213,8 +214,9 @@ NSYNC_MUST_CHECK nsync_rc nsync_service_run(struct nsync_service *svc, const str
  * {"success":true,"status":"accepted","runs":[{"run_id":N,"user_id",
  * "database_id","database_name"},...]}. Failures as nsync_service_run
  * (ARG, NOT_FOUND, DB). Workers (nsync_pool) do the work. */
-NSYNC_MUST_CHECK nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_request *req,
-			       char **response_json, struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_enqueue(struct nsync_service *svc,
+						const struct nsync_request *req,
+						char **response_json, struct nsync_err *err);
 
 /* nsync_service_work - claim the queued runs of one user that no other
  * worker holds and run them, one database after another, so that a
@@ -222,18 +224,19 @@ NSYNC_MUST_CHECK nsync_rc nsync_service_enqueue(struct nsync_service *svc, const
  * 0 means nothing was waiting. worker names this worker in the run rows
  * (host:pid:thread). Returns NSYNC_ERR_DB when PostgreSQL is unreachable;
  * a failing sync is recorded in its run and is not an error here. */
-NSYNC_MUST_CHECK nsync_rc nsync_service_work(struct nsync_service *svc, const char *worker, long *ran,
-			    struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_work(struct nsync_service *svc, const char *worker,
+					     long *ran, struct nsync_err *err);
 
 /* nsync_service_reap - mark failed the runs still "running" whose worker
  * is gone: no session holds their lock and no heartbeat came for
  * cfg->stale_after seconds. *reaped (may be NULL) receives how many. */
-NSYNC_MUST_CHECK nsync_rc nsync_service_reap(struct nsync_service *svc, long *reaped, struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_reap(struct nsync_service *svc, long *reaped,
+					     struct nsync_err *err);
 
 /* nsync_service_run_status - {"success":true,"run":{...}} with the status
  * and statistics of one run. NSYNC_ERR_NOT_FOUND for an unknown id. */
-NSYNC_MUST_CHECK nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id, char **response_json,
-				  struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_run_status(struct nsync_service *svc, long run_id,
+						   char **response_json, struct nsync_err *err);
 
 /* nsync_service_metrics - the Prometheus text exposition (format 0.0.4)
  * of GET /metrics, computed now from notion_sync_runs and
@@ -244,7 +247,8 @@ NSYNC_MUST_CHECK nsync_rc nsync_service_run_status(struct nsync_service *svc, lo
  * new NUL-terminated string the caller frees with free(); on failure it
  * is NULL and err is filled: NSYNC_ERR_DB when PostgreSQL is unavailable
  * or a statement fails, NSYNC_ERR_NOMEM (also past 64 MiB of text). */
-NSYNC_MUST_CHECK nsync_rc nsync_service_metrics(struct nsync_service *svc, char **text, struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_metrics(struct nsync_service *svc, char **text,
+						struct nsync_err *err);
 
 /* nsync_service_prune_orphans - remove the rows full walks keep as
  * orphaned: rows of the user's registered database whose data source the
@@ -253,17 +257,18 @@ NSYNC_MUST_CHECK nsync_rc nsync_service_metrics(struct nsync_service *svc, char 
  * "data_sources":[...],...}. NSYNC_ERR_NO_DATA_SOURCES (nothing deleted)
  * when Notion lists none; NSYNC_ERR_CONFIG under 2022-06-28; NOT_FOUND,
  * BUSY, NOTION*, DB as for a sync. */
-NSYNC_MUST_CHECK nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user_id,
-				     const char *database_id, char **response_json,
-				     struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_prune_orphans(struct nsync_service *svc,
+						      const char *user_id, const char *database_id,
+						      char **response_json, struct nsync_err *err);
 
 /* nsync_service_claim_signature - remember the MAC of a signed request
  * (64 lowercase hex digits, made at signed_at, unix seconds) so that a
  * replay does nothing: *first is true the first time only. Entries older
  * than 10 minutes, past any signature's validity, are forgotten.
  * NSYNC_ERR_ARG for a malformed MAC, NSYNC_ERR_DB on failure. */
-NSYNC_MUST_CHECK nsync_rc nsync_service_claim_signature(struct nsync_service *svc, const char *signature,
-				       long long signed_at, bool *first, struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_service_claim_signature(struct nsync_service *svc,
+							const char *signature, long long signed_at,
+							bool *first, struct nsync_err *err);
 
 /* A pool of worker threads, each with its own service (one PostgreSQL
  * connection, one HTTP client), draining the queue of runs. */
@@ -302,20 +307,21 @@ bool nsync_service_last_succeeded(const struct nsync_service *svc);
  * in its own transaction. *applied receives how many ran (may be NULL).
  * Running it twice is harmless. NSYNC_ERR_IO if sql_dir cannot be read,
  * NSYNC_ERR_DB naming the file if one fails (earlier ones stay applied). */
-NSYNC_MUST_CHECK nsync_rc nsync_migrate(struct nsync_service *svc, const char *sql_dir, int *applied,
-		       struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_migrate(struct nsync_service *svc, const char *sql_dir,
+					int *applied, struct nsync_err *err);
 
 /* nsync_user_set_token - create or update a user's Notion token in
  * user_settings (oauth: notion_access_token, else notion_token). The token
  * is passed as a bound parameter and never logged. */
-NSYNC_MUST_CHECK nsync_rc nsync_user_set_token(struct nsync_service *svc, const char *user_id, const char *token,
-			      bool oauth, struct nsync_err *err);
+NSYNC_MUST_CHECK nsync_rc nsync_user_set_token(struct nsync_service *svc, const char *user_id,
+					       const char *token, bool oauth,
+					       struct nsync_err *err);
 
 /* nsync_database_register - add or update one database in a user's
  * registry (notion_databases) under the given name ("Characters"). */
 NSYNC_MUST_CHECK nsync_rc nsync_database_register(struct nsync_service *svc, const char *user_id,
-				 const char *database_id, const char *database_name,
-				 struct nsync_err *err);
+						  const char *database_id,
+						  const char *database_name, struct nsync_err *err);
 
 #ifdef __cplusplus
 }

@@ -19,13 +19,13 @@ struct nsync_pagemap_slot {
 	uint8_t id[16];
 	uint8_t hash[16];
 	uint8_t used;
-	uint8_t queued;   /* in the batch not yet written */
-	uint8_t seen;     /* returned by Notion in this walk (windows overlap) */
+	uint8_t queued; /* in the batch not yet written */
+	uint8_t seen;   /* returned by Notion in this walk (windows overlap) */
 };
 
 struct nsync_pagemap {
-	struct nsync_pagemap_slot *slots;  /* owned */
-	size_t cap;                        /* power of two */
+	struct nsync_pagemap_slot *slots; /* owned */
+	size_t cap;                       /* power of two */
 	size_t count;
 };
 

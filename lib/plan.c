@@ -26,7 +26,8 @@ static nsync_rc add_job(struct nsync_plan *p, enum nsync_job_kind kind, const ch
 		size_t cap = p->cap ? p->cap * 2 : 8;
 		struct nsync_job *grown = realloc(p->jobs, cap * sizeof(*grown));
 		if (!grown)
-			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory planning the request");
+			return nsync__err(err, NSYNC_ERR_NOMEM,
+					  "out of memory planning the request");
 		p->jobs = grown;
 		p->cap = cap;
 	}
@@ -89,8 +90,8 @@ nsync_rc nsync__plan_request(struct nsync_store *s, const struct nsync_request *
 	if (req->user_id[0]) {
 		rc = has_token(s, req->user_id, err);
 		if (rc == NSYNC_OK)
-			rc = nsync__err(err, NSYNC_ERR_NOT_FOUND, "user %s has no such database registered",
-					req->user_id);
+			rc = nsync__err(err, NSYNC_ERR_NOT_FOUND,
+					"user %s has no such database registered", req->user_id);
 		return rc;
 	}
 	if (req->database_id[0])

@@ -16,18 +16,18 @@
 #include "store.h"
 
 enum nsync_job_kind {
-	NSYNC_JOB_SYNC,       /* sync database_id of user_id */
-	NSYNC_JOB_DISCOVER,   /* find user_id's databases and register them */
+	NSYNC_JOB_SYNC,     /* sync database_id of user_id */
+	NSYNC_JOB_DISCOVER, /* find user_id's databases and register them */
 };
 
 struct nsync_job {
 	enum nsync_job_kind kind;
 	char user_id[37];
-	char database_id[37];      /* "" for a discovery */
-	char database_name[129];   /* the kind asked for or registered, or "" */
+	char database_id[37];    /* "" for a discovery */
+	char database_name[129]; /* the kind asked for or registered, or "" */
 	char trigger[24];
-	bool full;                 /* a full walk was asked for */
-	long queued_run;           /* the queued run this job is, or 0 */
+	bool full;       /* a full walk was asked for */
+	long queued_run; /* the queued run this job is, or 0 */
 };
 
 /* A list of jobs; free with nsync__plan_free. */

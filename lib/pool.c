@@ -33,13 +33,13 @@ struct worker {
 };
 
 struct nsync_pool {
-	struct nsync_config cfg;        /* strings borrowed from owned copies below */
+	struct nsync_config cfg; /* strings borrowed from owned copies below */
 	char *database_url, *notion_api_url, *notion_version;
 	char name[64];
-	int until_empty;                /* threads leave when the queue is empty */
+	int until_empty; /* threads leave when the queue is empty */
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
-	unsigned long wakeups;          /* bumped by nsync_pool_wake */
+	unsigned long wakeups; /* bumped by nsync_pool_wake */
 	int stopping;
 	double last_reap;
 	struct worker *workers;
@@ -138,7 +138,8 @@ struct nsync_pool *nsync_pool_start(const struct nsync_config *cfg, const char *
 	int i, failed = 0;
 
 	if (!cfg || !name) {
-		nsync__err(err, NSYNC_ERR_ARG, "nsync_pool_start: a configuration and a name are required");
+		nsync__err(err, NSYNC_ERR_ARG,
+			   "nsync_pool_start: a configuration and a name are required");
 		return NULL;
 	}
 	pool = calloc(1, sizeof(*pool));
@@ -173,7 +174,8 @@ struct nsync_pool *nsync_pool_start(const struct nsync_config *cfg, const char *
 	for (i = 0; i < pool->n_workers; i++) {
 		pool->workers[i].pool = pool;
 		pool->workers[i].index = i;
-		if (pthread_create(&pool->workers[i].thread, NULL, worker_main, &pool->workers[i]) != 0) {
+		if (pthread_create(&pool->workers[i].thread, NULL, worker_main,
+				   &pool->workers[i]) != 0) {
 			nsync__err(err, NSYNC_ERR_INTERNAL, "cannot start worker thread %d", i);
 			nsync_pool_stop(pool);
 			return NULL;

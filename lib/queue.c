@@ -10,7 +10,6 @@
 #include "queue.h"
 #include "stats.h"
 
-
 nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char *database_id,
 			  const char *name, const char *trigger, int full, long *run_id,
 			  struct nsync_err *err)
@@ -21,11 +20,14 @@ nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char
 		s, "queueing a run",
 		"with existing as (update notion_sync_runs set full_walk = full_walk or $5::boolean"
 		"   where id = (select id from notion_sync_runs where user_id = $1::uuid"
-		"     and database_id is not distinct from nullif($2, '')::uuid and status = 'queued'"
+		"     and database_id is not distinct from nullif($2, '')::uuid and status = "
+		"'queued'"
 		"     order by id limit 1) returning id),"
-		" added as (insert into notion_sync_runs (user_id, database_id, database_name, trigger,"
+		" added as (insert into notion_sync_runs (user_id, database_id, database_name, "
+		"trigger,"
 		"   status, queued_at, full_walk)"
-		"   select $1::uuid, nullif($2, '')::uuid, nullif($3, ''), $4, 'queued', now(), $5::boolean"
+		"   select $1::uuid, nullif($2, '')::uuid, nullif($3, ''), $4, 'queued', now(), "
+		"$5::boolean"
 		"   where not exists (select 1 from existing) returning id)"
 		" select id from added union all select id from existing",
 		5, params, run_id, err);
@@ -49,7 +51,8 @@ nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct
 		int got;
 
 		snprintf(label, sizeof(label), "user=%s (worker)", PQgetvalue(res, i, 0));
-		if (nsync__store_try_lock(s, PQgetvalue(res, i, 0), "", label, &got, err) != NSYNC_OK) {
+		if (nsync__store_try_lock(s, PQgetvalue(res, i, 0), "", label, &got, err) !=
+		    NSYNC_OK) {
 			PQclear(res);
 			return NSYNC_ERR_DB;
 		}
@@ -74,7 +77,8 @@ nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct ns
 	*found = 0;
 	memset(run, 0, sizeof(*run));
 	res = nsync__store_exec(s, "reading the queue",
-				"select id, coalesce(database_id::text, ''), coalesce(database_name, ''),"
+				"select id, coalesce(database_id::text, ''), "
+				"coalesce(database_name, ''),"
 				" trigger, full_walk from notion_sync_runs where user_id = $1::uuid"
 				" and status = 'queued' order by id limit 1",
 				1, params, err);
@@ -84,7 +88,8 @@ nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct ns
 		*found = 1;
 		run->id = strtol(PQgetvalue(res, 0, 0), NULL, 10);
 		snprintf(run->database_id, sizeof(run->database_id), "%s", PQgetvalue(res, 0, 1));
-		snprintf(run->database_name, sizeof(run->database_name), "%s", PQgetvalue(res, 0, 2));
+		snprintf(run->database_name, sizeof(run->database_name), "%s",
+			 PQgetvalue(res, 0, 2));
 		snprintf(run->trigger, sizeof(run->trigger), "%s", PQgetvalue(res, 0, 3));
 		run->full = PQgetvalue(res, 0, 4)[0] == 't';
 	}
@@ -100,7 +105,8 @@ nsync_rc nsync__queue_start(struct nsync_store *s, long run_id, const char *work
 
 	snprintf(id, sizeof(id), "%ld", run_id);
 	return nsync__store_run(s, "starting a run",
-				"update notion_sync_runs set status = 'running', started_at = now(),"
+				"update notion_sync_runs set status = 'running', started_at = "
+				"now(),"
 				" heartbeat_at = now(), worker = $2 where id = $1::bigint",
 				2, params, err);
 }
@@ -122,14 +128,18 @@ nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reap
 		"   then notion_sync_user_lock_key(r.user_id)"
 		"   else notion_sync_lock_key(r.user_id, r.database_id) end as k"
 		"   from notion_sync_runs r where r.status = 'running'"
-		"   and coalesce(r.heartbeat_at, r.started_at) < now() - make_interval(secs => $1::float8))"
+		"   and coalesce(r.heartbeat_at, r.started_at) < now() - make_interval(secs => "
+		"$1::float8))"
 		" update notion_sync_runs r set status = 'error', finished_at = now(),"
 		"   error_message = 'the worker running this sync stopped (no heartbeat since '"
 		"     || to_char(coalesce(r.heartbeat_at, r.started_at) at time zone 'UTC',"
-		"                'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '); the next trigger runs it again'"
+		"                'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '); the next trigger runs it "
+		"again'"
 		"  from keys where r.id = keys.id and r.status = 'running'"
-		"   and not exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.granted"
-		"     and l.database = (select oid from pg_database where datname = current_database())"
+		"   and not exists (select 1 from pg_locks l where l.locktype = 'advisory' and "
+		"l.granted"
+		"     and l.database = (select oid from pg_database where datname = "
+		"current_database())"
 		"     and l.classid = ((keys.k >> 32) & 4294967295)::oid"
 		"     and l.objid = (keys.k & 4294967295)::oid and l.objsubid = 1)"
 		" returning r.id",
@@ -142,8 +152,7 @@ nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reap
 	return NSYNC_OK;
 }
 
-nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json,
-			     struct nsync_err *err)
+nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json, struct nsync_err *err)
 {
 	char id[24];
 	const char *params[] = {id};
@@ -158,12 +167,14 @@ nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json,
 			    " 'run_id', id, 'user_id', user_id, 'database_id', database_id,"
 			    " 'database_name', database_name, 'trigger', trigger, 'status', status,"
 			    " 'mode', mode, 'queued_at', queued_at, 'started_at', started_at,"
-			    " 'finished_at', finished_at, 'heartbeat_at', heartbeat_at, 'duration_ms',"
+			    " 'finished_at', finished_at, 'heartbeat_at', heartbeat_at, "
+			    "'duration_ms',"
 			    "   case when status not in ('queued') then round(extract(epoch from"
 			    "     coalesce(finished_at, now()) - started_at) * 1000) end,"
 			    " 'error_message', error_message") != NSYNC_OK ||
 	    nsync__stats_json_sql(&sql) != NSYNC_OK ||
-	    nsync__buf_adds(&sql, "))::text from notion_sync_runs where id = $1::bigint") != NSYNC_OK) {
+	    nsync__buf_adds(&sql, "))::text from notion_sync_runs where id = $1::bigint") !=
+		    NSYNC_OK) {
 		nsync__buf_free(&sql);
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 	}

@@ -32,10 +32,10 @@ void nsync__queue_release_user(struct nsync_store *s, const char *user_id);
 /* One queued run. */
 struct nsync_queued_run {
 	long id;
-	char database_id[37];      /* "" for a discovery run */
+	char database_id[37]; /* "" for a discovery run */
 	char database_name[129];
 	char trigger[24];
-	int full;                  /* a full walk was asked for */
+	int full; /* a full walk was asked for */
 };
 
 /* nsync__queue_start - mark a queued discovery run running on worker.

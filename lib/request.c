@@ -111,8 +111,10 @@ static nsync_rc check_id(char *id, int present, const char *key, struct nsync_er
 	if (!present)
 		return NSYNC_OK;
 	if (nsync_normalize_id(id, norm, err) != NSYNC_OK)
-		return nsync__err(err, NSYNC_ERR_ARG, "\"%s\" is not a UUID (32 hexadecimal digits, "
-				  "dashes optional)", key);
+		return nsync__err(err, NSYNC_ERR_ARG,
+				  "\"%s\" is not a UUID (32 hexadecimal digits, "
+				  "dashes optional)",
+				  key);
 	memcpy(id, norm, sizeof(norm));
 	return NSYNC_OK;
 }
@@ -128,7 +130,8 @@ nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request 
 	nsync_rc rc = NSYNC_OK;
 
 	if (!req || (!body && len))
-		return nsync__err(err, NSYNC_ERR_ARG, "nsync_request_parse: a request and a body are "
+		return nsync__err(err, NSYNC_ERR_ARG,
+				  "nsync_request_parse: a request and a body are "
 				  "required");
 	memset(req, 0, sizeof(*req));
 	for (i = 0; i < len && isspace((unsigned char)body[i]); i++)
@@ -165,7 +168,8 @@ nsync_rc nsync_request_parse(const char *body, size_t len, struct nsync_request 
 		json_object_put(root);
 		return nsync__err(err, NSYNC_ERR_ARG, "request body must be a JSON object");
 	}
-	if ((rc = get_string(root, "user_id", req->user_id, sizeof(req->user_id), &has_user, err)) ||
+	if ((rc = get_string(root, "user_id", req->user_id, sizeof(req->user_id), &has_user,
+			     err)) ||
 	    (rc = check_id(req->user_id, has_user, "user_id", err)) ||
 	    (rc = get_string(root, "database_id", req->database_id, sizeof(req->database_id),
 			     &has_db, err)) ||

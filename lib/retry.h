@@ -18,19 +18,19 @@
 #define NSYNC_RETRY_H
 
 struct nsync_retry_policy {
-	int max_attempts;         /* tries in all, >= 1 */
-	double max_retry_wait;    /* seconds, one wait */
-	double max_request_wait;  /* seconds, all waits of one request */
-	double backoff_base;      /* seconds, first backoff */
+	int max_attempts;        /* tries in all, >= 1 */
+	double max_retry_wait;   /* seconds, one wait */
+	double max_request_wait; /* seconds, all waits of one request */
+	double backoff_base;     /* seconds, first backoff */
 };
 
 /* What went wrong with one attempt. */
 struct nsync_attempt {
-	int attempt;              /* 1 for the first try */
-	long http_status;         /* 0 when no HTTP answer arrived */
-	int transient_transport;  /* 1: timeout, reset, refused, truncated */
-	double retry_after;       /* seconds from Retry-After, < 0 if absent */
-	double waited;            /* seconds already waited for this request */
+	int attempt;             /* 1 for the first try */
+	long http_status;        /* 0 when no HTTP answer arrived */
+	int transient_transport; /* 1: timeout, reset, refused, truncated */
+	double retry_after;      /* seconds from Retry-After, < 0 if absent */
+	double waited;           /* seconds already waited for this request */
 };
 
 /* nsync__retry_delay - seconds to wait before the next try, or a negative

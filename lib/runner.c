@@ -33,7 +33,9 @@ static void log_outcome(struct nsync_service *svc, const struct nsync_outcome *o
 			      job->kind == NSYNC_JOB_DISCOVER ? "discovery" : "sync", o->run_id,
 			      job->user_id, job->database_id[0] ? job->database_id : "-",
 			      o->name ? o->name : "", o->mode ? o->mode : "-",
-			      o->rc == NSYNC_ERR_BUSY ? "busy" : o->rc ? "error" : "success") == NSYNC_OK &&
+			      o->rc == NSYNC_ERR_BUSY ? "busy"
+			      : o->rc                 ? "error"
+						      : "success") == NSYNC_OK &&
 	    nsync__stats_to_log(&line, &o->stats) == NSYNC_OK &&
 	    nsync__buf_printf(&line, " duration_ms=%.0f%s%s", o->seconds * 1000,
 			      o->rc ? " error=" : "", o->rc ? o->err.msg : "") == NSYNC_OK)
@@ -57,8 +59,9 @@ static void run_warning(const struct nsync_outcome *o, const char *user_id, cons
 
 	out[0] = '\0';
 	if (o->stats.page_errors)
-		used = (size_t)snprintf(out, size, "%ld page error%s; first: %s", o->stats.page_errors,
-					o->stats.page_errors == 1 ? "" : "s", first_page_error);
+		used = (size_t)snprintf(out, size, "%ld page error%s; first: %s",
+					o->stats.page_errors, o->stats.page_errors == 1 ? "" : "s",
+					first_page_error);
 	if (o->stats.orphaned && used < size)
 		snprintf(out + used, size - used,
 			 "%s%ld orphaned row%s kept: %s no longer listed by database %s (the "
@@ -119,8 +122,10 @@ static void sync_one(struct nsync_service *svc, const struct nsync_job *j, const
 	job.nctx.stats = &o->stats;
 	o->rc = nsync__notion_get_database(svc->notion, &job.nctx, database_id, &info, &o->err);
 	if (o->rc == NSYNC_ERR_NOT_FOUND)
-		nsync__err_prefix(&o->err, o->rc, "database %s was not found or is not shared with the "
-				  "integration", database_id);
+		nsync__err_prefix(&o->err, o->rc,
+				  "database %s was not found or is not shared with the "
+				  "integration",
+				  database_id);
 	if (o->rc == NSYNC_OK && !kind && !(kind = nsync__kind_for_title(info.title)))
 		kind = nsync__kind_generic();
 	if (kind) {
@@ -128,8 +133,8 @@ static void sync_one(struct nsync_service *svc, const struct nsync_job *j, const
 		o->table = kind->table;
 	}
 	if (o->rc == NSYNC_OK)
-		o->rc = nsync__store_register(&svc->store, user_id, database_id, kind->name, info.title,
-					      &o->err);
+		o->rc = nsync__store_register(&svc->store, user_id, database_id, kind->name,
+					      info.title, &o->err);
 	if (o->rc == NSYNC_OK) {
 		job.cfg = &svc->cfg;
 		job.store = &svc->store;
@@ -152,16 +157,18 @@ static void sync_one(struct nsync_service *svc, const struct nsync_job *j, const
 		 * nobody has, and write nothing else. */
 		if (o->rc == NSYNC_OK)
 			o->rc = nsync__err(&o->err, NSYNC_ERR_DB, "the lock of this sync was lost");
-		nsync__store_run_abandon(&svc->store, o->run_id,
-					 "the connection to PostgreSQL was lost during the sync and its "
-					 "lock could not be re-taken; this run stopped without writing more");
+		nsync__store_run_abandon(
+			&svc->store, o->run_id,
+			"the connection to PostgreSQL was lost during the sync and its "
+			"lock could not be re-taken; this run stopped without writing more");
 	} else {
 		struct nsync_err finish_err;
 		memset(&finish_err, 0, sizeof(finish_err));
 		/* Record even a failed run; a lost connection is reported by rc already. */
 		if (nsync__store_run_finish(&svc->store, o->run_id, &o->stats,
-					    o->rc == NSYNC_OK ? "success" : "error", o->mode, o->name,
-					    o->err.msg[0] ? o->err.msg : NULL, &finish_err) != NSYNC_OK &&
+					    o->rc == NSYNC_OK ? "success" : "error", o->mode,
+					    o->name, o->err.msg[0] ? o->err.msg : NULL,
+					    &finish_err) != NSYNC_OK &&
 		    o->rc == NSYNC_OK) {
 			o->rc = finish_err.code;
 			o->err = finish_err;
@@ -174,9 +181,8 @@ out:
 		struct nsync_err finish_err;
 		memset(&finish_err, 0, sizeof(finish_err));
 		nsync__store_run_finish(&svc->store, queued_run, &o->stats,
-					o->rc == NSYNC_ERR_BUSY ? "skipped" : "error", NULL, o->name,
-					o->err.msg,
-					&finish_err);
+					o->rc == NSYNC_ERR_BUSY ? "skipped" : "error", NULL,
+					o->name, o->err.msg, &finish_err);
 		o->run_id = queued_run;
 	}
 	/* The row proves this run's lock only while it runs. */
@@ -201,12 +207,14 @@ static void log_problems(struct nsync_service *svc, const struct nsync_outcome *
 		const struct nsync_candidates *c = &o->found.kinds[i];
 		for (k = 0; k < c->n_empty && k < NSYNC_MAX_CANDIDATES; k++) {
 			nsync__empty_message(c, k, message, sizeof(message));
-			snprintf(line, sizeof(line), "discovery user=%s: %s", o->job->user_id, message);
+			snprintf(line, sizeof(line), "discovery user=%s: %s", o->job->user_id,
+				 message);
 			svc->cfg.log(svc->cfg.log_data, line);
 		}
 		if (c->n > 1) {
 			nsync__duplicate_message(c, message, sizeof(message));
-			snprintf(line, sizeof(line), "discovery user=%s: %s", o->job->user_id, message);
+			snprintf(line, sizeof(line), "discovery user=%s: %s", o->job->user_id,
+				 message);
 			svc->cfg.log(svc->cfg.log_data, line);
 		}
 	}

@@ -17,15 +17,15 @@
 /* What came of one job: for the log and for answer.h. */
 struct nsync_outcome {
 	nsync_rc rc;
-	struct nsync_err err;      /* the failure; or, on success, the warning ("" if none) */
+	struct nsync_err err; /* the failure; or, on success, the warning ("" if none) */
 	long run_id;
-	const char *name;          /* kind name, or the name asked for; static */
-	const char *table;         /* the sync table written, or NULL */
-	const char *mode;          /* "full", "incremental", or NULL before the walk */
+	const char *name;  /* kind name, or the name asked for; static */
+	const char *table; /* the sync table written, or NULL */
+	const char *mode;  /* "full", "incremental", or NULL before the walk */
 	struct nsync_stats stats;
 	double seconds;
-	const struct nsync_job *job;  /* borrowed: the job this is the outcome of */
-	int searched;              /* discovery: the search completed (found is valid) */
+	const struct nsync_job *job; /* borrowed: the job this is the outcome of */
+	int searched;                /* discovery: the search completed (found is valid) */
 	struct nsync_discovery found;
 };
 

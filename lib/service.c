@@ -26,14 +26,13 @@
 #include "service.h"
 #include "upsert.h"
 
-
 /* The contract of every public call: bad arguments are NSYNC_ERR_ARG,
  * reported also when err is NULL. */
-#define REQUIRE(cond)                                                                      \
-	do {                                                                               \
-		if (!(cond))                                                               \
-			return nsync__err(err, NSYNC_ERR_ARG, "%s: %s is required", __func__, \
-					  #cond);                                          \
+#define REQUIRE(cond)                                                                              \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			return nsync__err(err, NSYNC_ERR_ARG, "%s: %s is required", __func__,      \
+					  #cond);                                                  \
 	} while (0)
 
 static char *dup_or_null(const char *s, int *failed)
@@ -259,7 +258,8 @@ nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_req
 	*response_json = NULL;
 	rc = nsync__plan_check(&svc->store, req, err);
 	/* A trigger is where dead runs are noticed, so that this one re-runs them. */
-	if (rc == NSYNC_OK && nsync__queue_reap(&svc->store, svc->cfg.stale_after, NULL, err) != NSYNC_OK)
+	if (rc == NSYNC_OK &&
+	    nsync__queue_reap(&svc->store, svc->cfg.stale_after, NULL, err) != NSYNC_OK)
 		rc = NSYNC_ERR_DB;
 	if (rc == NSYNC_OK)
 		rc = nsync__plan_request(&svc->store, req, &plan, err);
@@ -271,7 +271,8 @@ nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_req
 				      j->trigger, j->full, &runs[i].run_id, err);
 		snprintf(runs[i].user_id, sizeof(runs[i].user_id), "%s", j->user_id);
 		snprintf(runs[i].database_id, sizeof(runs[i].database_id), "%s", j->database_id);
-		snprintf(runs[i].database_name, sizeof(runs[i].database_name), "%s", j->database_name);
+		snprintf(runs[i].database_name, sizeof(runs[i].database_name), "%s",
+			 j->database_name);
 	}
 	if (rc == NSYNC_OK && svc->cfg.log) {
 		char line[160];
@@ -314,7 +315,8 @@ nsync_rc nsync_service_work(struct nsync_service *svc, const char *worker, long 
 		/* A run that is still queued after it was handled could not be
 		 * recorded; stop rather than run it again and again. */
 		if (run.id == last) {
-			rc = nsync__err(err, NSYNC_ERR_DB, "run %ld could not leave the queue", run.id);
+			rc = nsync__err(err, NSYNC_ERR_DB, "run %ld could not leave the queue",
+					run.id);
 			break;
 		}
 		last = run.id;
@@ -434,8 +436,8 @@ nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user
 	if (rc == NSYNC_OK && nsync__buf_addc(&sources, '}') != NSYNC_OK)
 		rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 	if (rc == NSYNC_OK)
-		rc = nsync__store_delete_orphans(&svc->store, kind, uid, did, sources.data, &deleted,
-						 err);
+		rc = nsync__store_delete_orphans(&svc->store, kind, uid, did, sources.data,
+						 &deleted, err);
 	if (locked)
 		nsync__store_unlock(&svc->store, uid, did);
 	nsync__secret_free(token);
@@ -455,8 +457,9 @@ nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user
 	}
 	if (svc->cfg.log) {
 		char line[300];
-		snprintf(line, sizeof(line), "prune-orphans user=%s database=%s deleted=%ld status=%s",
-			 uid, did, deleted, rc == NSYNC_OK ? "success" : "error");
+		snprintf(line, sizeof(line),
+			 "prune-orphans user=%s database=%s deleted=%ld status=%s", uid, did,
+			 deleted, rc == NSYNC_OK ? "success" : "error");
 		svc->cfg.log(svc->cfg.log_data, line);
 	}
 	nsync__database_info_clear(&info);

@@ -15,13 +15,13 @@
 #include "store.h"
 
 struct nsync_service {
-	struct nsync_config cfg;        /* deep copy of the caller's */
+	struct nsync_config cfg; /* deep copy of the caller's */
 	struct nsync_store store;
 	struct nsync_notion *notion;
-	struct nsync_pacer *pacers;     /* one per token seen, by hash */
+	struct nsync_pacer *pacers; /* one per token seen, by hash */
 	size_t n_pacers;
-	struct nsync_stats last;        /* totals of the last run */
-	bool last_ok;                   /* every job of the last run succeeded */
+	struct nsync_stats last; /* totals of the last run */
+	bool last_ok;            /* every job of the last run succeeded */
 };
 
 /* nsync__pacer_for - the pacer of token (kept by its hash), created on

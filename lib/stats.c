@@ -102,7 +102,8 @@ nsync_rc nsync__stats_json_sql(struct nsync_buf *b)
 	size_t i;
 
 	for (i = 0; i < N_FIELDS; i++)
-		if (nsync__buf_printf(b, ", '%s', %s", fields[i].column, fields[i].column) != NSYNC_OK)
+		if (nsync__buf_printf(b, ", '%s', %s", fields[i].column, fields[i].column) !=
+		    NSYNC_OK)
 			return NSYNC_ERR_NOMEM;
 	return NSYNC_OK;
 }

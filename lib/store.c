@@ -122,8 +122,9 @@ static void drop_if_dead(struct nsync_store *s, const PGresult *res)
 }
 
 /* The key of a lock in SQL: $1 the user, $2 the database or "". */
-#define LOCK_KEY "(case when $2 = '' then notion_sync_user_lock_key($1::uuid)" \
-		 " else notion_sync_lock_key($1::uuid, nullif($2, '')::uuid) end)"
+#define LOCK_KEY                                                                                   \
+	"(case when $2 = '' then notion_sync_user_lock_key($1::uuid)"                              \
+	" else notion_sync_lock_key($1::uuid, nullif($2, '')::uuid) end)"
 
 /* Open a new connection (the old one, if any, is gone). */
 static nsync_rc connect_now(struct nsync_store *s, struct nsync_err *err)
@@ -137,7 +138,8 @@ static nsync_rc connect_now(struct nsync_store *s, struct nsync_err *err)
 	if (!s->conn)
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory connecting to PostgreSQL");
 	if (PQstatus(s->conn) != CONNECTION_OK) {
-		nsync_rc rc = nsync__store_db_error(err, "connecting", PQerrorMessage(s->conn), NULL);
+		nsync_rc rc =
+			nsync__store_db_error(err, "connecting", PQerrorMessage(s->conn), NULL);
 		PQfinish(s->conn);
 		s->conn = NULL;
 		return rc;
@@ -157,13 +159,14 @@ static nsync_rc retake_locks(struct nsync_store *s, struct nsync_err *err)
 
 	for (i = 0; i < s->n_locks; i++) {
 		const char *params[] = {s->locks[i].user_id, s->locks[i].database_id};
-		PGresult *res = PQexecParams(s->conn, "select pg_try_advisory_lock(" LOCK_KEY ")", 2,
-					     NULL, params, NULL, NULL, 0);
+		PGresult *res = PQexecParams(s->conn, "select pg_try_advisory_lock(" LOCK_KEY ")",
+					     2, NULL, params, NULL, NULL, 0);
 		int got = PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't';
 
 		PQclear(res);
 		if (!got) {
-			log_line(s, "lock lost %s: another session took it while PostgreSQL was away",
+			log_line(s,
+				 "lock lost %s: another session took it while PostgreSQL was away",
 				 s->locks[i].label);
 			goto lost;
 		}
@@ -176,14 +179,17 @@ static nsync_rc retake_locks(struct nsync_store *s, struct nsync_err *err)
 		int running;
 
 		snprintf(id, sizeof(id), "%ld", s->guard_run_id);
-		res = PQexecParams(s->conn, "select status = 'running' from notion_sync_runs where id = $1::bigint",
+		res = PQexecParams(s->conn,
+				   "select status = 'running' from notion_sync_runs where id = "
+				   "$1::bigint",
 				   1, NULL, params, NULL, NULL, 0);
 		running = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
 			  PQgetvalue(res, 0, 0)[0] == 't';
 		PQclear(res);
 		if (!running) {
-			log_line(s, "lock lost %s: run %ld was closed by another session while "
-				    "PostgreSQL was away",
+			log_line(s,
+				 "lock lost %s: run %ld was closed by another session while "
+				 "PostgreSQL was away",
 				 s->n_locks ? s->locks[0].label : "", s->guard_run_id);
 			goto lost;
 		}
@@ -193,8 +199,8 @@ lost:
 	/* Give back whatever was re-taken; the next holder must not wait on us. */
 	for (i = 0; i < s->n_locks; i++) {
 		const char *params[] = {s->locks[i].user_id, s->locks[i].database_id};
-		PGresult *res = PQexecParams(s->conn, "select pg_advisory_unlock(" LOCK_KEY ")", 2, NULL,
-					     params, NULL, NULL, 0);
+		PGresult *res = PQexecParams(s->conn, "select pg_advisory_unlock(" LOCK_KEY ")", 2,
+					     NULL, params, NULL, NULL, 0);
 		PQclear(res);
 	}
 	s->locks_lost = 1;
@@ -233,7 +239,7 @@ PGresult *nsync__store_exec(struct nsync_store *s, const char *what, const char 
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return res;
 	nsync__store_db_error(err, what, res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn),
-		 res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
+			      res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
 	drop_if_dead(s, res);
 	PQclear(res);
 	return NULL;
@@ -258,7 +264,7 @@ nsync_rc nsync__store_long(struct nsync_store *s, const char *what, const char *
 	if (!res)
 		return NSYNC_ERR_DB;
 	*value = PQntuples(res) && !PQgetisnull(res, 0, 0) ? strtol(PQgetvalue(res, 0, 0), NULL, 10)
-							  : 0;
+							   : 0;
 	PQclear(res);
 	return NSYNC_OK;
 }
@@ -346,9 +352,10 @@ nsync_rc nsync__store_lock(struct nsync_store *s, const char *user_id, const cha
 	if (got)
 		return NSYNC_OK;
 	res = nsync__store_exec(s, "finding the running sync",
-		   "select id from notion_sync_runs where user_id = $1::uuid and database_id = $2::uuid"
-		   " and status = 'running' order by id desc limit 1",
-		   2, params, err);
+				"select id from notion_sync_runs where user_id = $1::uuid and "
+				"database_id = $2::uuid"
+				" and status = 'running' order by id desc limit 1",
+				2, params, err);
 	nsync__err(err, NSYNC_ERR_BUSY, "database %s of user %s is being synced right now",
 		   database_id, user_id);
 	if (err)
@@ -378,7 +385,8 @@ nsync_rc nsync__store_heartbeat(struct nsync_store *s, long run_id, struct nsync
 	for (;;) {
 		res = nsync__store_exec(s, "heartbeat",
 					"update notion_sync_runs set heartbeat_at = now()"
-					" where id = $1::bigint and status = 'running' returning id",
+					" where id = $1::bigint and status = 'running' returning "
+					"id",
 					1, params, err);
 		if (res || s->locks_lost || nsync__monotonic() >= give_up)
 			break;
@@ -394,7 +402,8 @@ nsync_rc nsync__store_heartbeat(struct nsync_store *s, long run_id, struct nsync
 	PQclear(res);
 	if (!alive) {
 		s->locks_lost = 1;
-		log_line(s, "lock lost %s: run %ld is no longer running (another session closed it)",
+		log_line(s,
+			 "lock lost %s: run %ld is no longer running (another session closed it)",
 			 s->n_locks ? s->locks[0].label : "", run_id);
 		return locks_lost_error(s, err);
 	}
@@ -418,10 +427,11 @@ void nsync__store_run_abandon(struct nsync_store *s, long run_id, const char *me
 
 		if (!s->conn && connect_now(s, NULL) != NSYNC_OK)
 			return;
-		res = PQexecParams(s->conn,
-				   "update notion_sync_runs set status = 'error', finished_at = now(),"
-				   " error_message = $2 where id = $1::bigint and status = 'running'",
-				   2, NULL, params, NULL, NULL, 0);
+		res = PQexecParams(
+			s->conn,
+			"update notion_sync_runs set status = 'error', finished_at = now(),"
+			" error_message = $2 where id = $1::bigint and status = 'running'",
+			2, NULL, params, NULL, NULL, 0);
 		done = PQresultStatus(res) == PGRES_COMMAND_OK;
 		if (!done)
 			drop_if_dead(s, res);

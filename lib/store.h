@@ -32,14 +32,14 @@ struct nsync_held_lock {
  * other sync of that database closes it first), or else refuses every
  * statement (locks_lost) until the holder has released them all. */
 struct nsync_store {
-	PGconn *conn;        /* owned; NULL until first use */
-	char *conninfo;      /* owned; NULL = libpq defaults */
-	nsync_log_fn log;    /* where server notices go; may be NULL */
+	PGconn *conn;     /* owned; NULL until first use */
+	char *conninfo;   /* owned; NULL = libpq defaults */
+	nsync_log_fn log; /* where server notices go; may be NULL */
 	void *log_data;
 	struct nsync_held_lock locks[NSYNC_MAX_LOCKS];
 	size_t n_locks;
-	int locks_lost;      /* a reconnect could not re-take them: no statement runs */
-	long guard_run_id;   /* the run whose row proves the locks were not lost, or 0 */
+	int locks_lost;    /* a reconnect could not re-take them: no statement runs */
+	long guard_run_id; /* the run whose row proves the locks were not lost, or 0 */
 };
 
 /* nsync__store_init - remember conninfo (copied; may be NULL). */

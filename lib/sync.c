@@ -37,7 +37,7 @@
 #define DELETE_CHUNK 1000
 
 struct row {
-	size_t off;        /* in batch text: the row's '{' */
+	size_t off; /* in batch text: the row's '{' */
 	size_t len;
 	uint8_t id[16];
 };
@@ -46,7 +46,7 @@ struct row {
  * answer is handled, because fetching them reuses the HTTP buffer that the
  * raw slices of the other pages point into. */
 struct deferred {
-	size_t index;                 /* in the answer's results */
+	size_t index; /* in the answer's results */
 	uint8_t id[16];
 	char norm[37];
 	char hash[NSYNC_HASH_HEX];
@@ -54,22 +54,22 @@ struct deferred {
 
 struct walker {
 	struct nsync_sync_job *job;
-	const char *sort_field;       /* "created_time" (full) or "last_edited_time" */
-	char last_value[40];          /* sort_field of the last result seen */
-	char newest_edit[40];         /* newest last_edited_time seen in this source */
-	long new_in_window;           /* pages not seen before in this window */
-	int restarted;                /* this source's walk restarted after a bad cursor */
-	long unidentified;            /* results without a usable id: deleting is unsafe */
+	const char *sort_field; /* "created_time" (full) or "last_edited_time" */
+	char last_value[40];    /* sort_field of the last result seen */
+	char newest_edit[40];   /* newest last_edited_time seen in this source */
+	long new_in_window;     /* pages not seen before in this window */
+	int restarted;          /* this source's walk restarted after a bad cursor */
+	long unidentified;      /* results without a usable id: deleting is unsafe */
 	struct deferred deferred[PAGE_SIZE];
 	size_t n_deferred;
 	struct nsync_stats *stats;
 	struct nsync_pagemap map;
-	struct nsync_buf batch;       /* "[row,row,..." (closed on flush) */
+	struct nsync_buf batch; /* "[row,row,..." (closed on flush) */
 	struct row *rows;
 	size_t n_rows, cap_rows;
 	struct nsync_slice slices[PAGE_SIZE];
-	long cleaned;                 /* pages whose text had to be repaired */
-	double last_heartbeat;        /* monotonic seconds */
+	long cleaned;          /* pages whose text had to be repaired */
+	double last_heartbeat; /* monotonic seconds */
 };
 
 /* Heartbeat when one is due. Its failure stops the walk: the lock may be
@@ -95,8 +95,8 @@ static void note_page_error(struct walker *w, const char *page_id, const struct 
 			 page_id, e->msg);
 	if (job->cfg->log) {
 		char line[700];
-		snprintf(line, sizeof(line), "page error user=%s database=%s page=%s: %s", job->user_id,
-			 job->database_id, page_id, e->msg);
+		snprintf(line, sizeof(line), "page error user=%s database=%s page=%s: %s",
+			 job->user_id, job->database_id, page_id, e->msg);
 		job->cfg->log(job->cfg->log_data, line);
 	}
 }
@@ -163,7 +163,8 @@ static nsync_rc flush(struct walker *w, struct nsync_err *err)
 		}
 		memset(&row_err, 0, sizeof(row_err));
 		rc = nsync__store_upsert(job->store, job->kind, job->user_id, job->database_id,
-					 one.data, &w->stats->inserted, &w->stats->updated, &row_err);
+					 one.data, &w->stats->inserted, &w->stats->updated,
+					 &row_err);
 		if (rc == NSYNC_OK)
 			continue;
 		if (!nsync__store_connection_ok(job->store)) {
@@ -227,7 +228,8 @@ static nsync_rc append_row(struct walker *w, const char *page_id, const uint8_t 
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_printf(b, "{\"p\":\"%s\",\"h\":\"%s\",\"s\":", page_id, hash);
 	if (rc == NSYNC_OK)
-		rc = source_id ? nsync__buf_printf(b, "\"%s\"", source_id) : nsync__buf_adds(b, "null");
+		rc = source_id ? nsync__buf_printf(b, "\"%s\"", source_id)
+			       : nsync__buf_adds(b, "null");
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_adds(b, ",\"c\":");
 	if (rc == NSYNC_OK)
@@ -323,12 +325,13 @@ static nsync_rc complete_deferred(struct walker *w, const char *source_id,
 			note_page_error(w, d->norm, &page_err);
 			continue;
 		}
-		text = json_object_to_json_string_ext(props, JSON_C_TO_STRING_PLAIN |
-								  JSON_C_TO_STRING_NOSLASHESCAPE);
+		text = json_object_to_json_string_ext(props,
+						      JSON_C_TO_STRING_PLAIN |
+							      JSON_C_TO_STRING_NOSLASHESCAPE);
 		if (!text)
 			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
-		rc = queue_page(w, d->norm, d->id, source_id, page, props, text, strlen(text), d->hash,
-				err);
+		rc = queue_page(w, d->norm, d->id, source_id, page, props, text, strlen(text),
+				d->hash, err);
 		if (rc == NSYNC_OK)
 			rc = beat(w, err);
 		if (rc != NSYNC_OK)
@@ -346,16 +349,19 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 	long sliced;
 	nsync_rc rc;
 
-	sliced = nsync__slice_results_member(qp->raw, qp->raw_len, "properties", w->slices, PAGE_SIZE);
+	sliced = nsync__slice_results_member(qp->raw, qp->raw_len, "properties", w->slices,
+					     PAGE_SIZE);
 	if (sliced == NSYNC_SLICE_DUPLICATE) {
 		struct nsync_slice whole;
 		int twice = nsync__slice_member(qp->raw, qp->raw_len, "results", &whole) ==
 			    NSYNC_SLICE_DUPLICATE;
 		return nsync__err(err, NSYNC_ERR_PROTOCOL,
-				  "Notion's query answer for data source %s has %s twice; it was not "
+				  "Notion's query answer for data source %s has %s twice; it was "
+				  "not "
 				  "used",
-				  source_id, twice ? "the member \"results\""
-						   : "a result with the member \"properties\"");
+				  source_id,
+				  twice ? "the member \"results\""
+					: "a result with the member \"properties\"");
 	}
 	if (sliced < 0 || (size_t)sliced != count)
 		return nsync__err(err, NSYNC_ERR_PROTOCOL,
@@ -397,7 +403,8 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 				slot->seen = 1;
 			}
 			why = string_member(page, NSYNC_UNPARSED_MEMBER);
-			nsync__err(&page_err, NSYNC_ERR_PROTOCOL, "%s", why ? why : "unreadable page");
+			nsync__err(&page_err, NSYNC_ERR_PROTOCOL, "%s",
+				   why ? why : "unreadable page");
 			note_page_error(w, page_id ? page_id : "(no id)", &page_err);
 			continue;
 		}
@@ -486,11 +493,12 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 			free(cursor);
 			cursor = NULL;
 			if (w->restarted) {
-				rc = nsync__err(&qerr, NSYNC_ERR_NOTION,
-						"Notion rejected a query cursor of data source %s twice "
-						"(expired or invalid); the walk stopped and nothing was "
-						"deleted",
-						source_id);
+				rc = nsync__err(
+					&qerr, NSYNC_ERR_NOTION,
+					"Notion rejected a query cursor of data source %s twice "
+					"(expired or invalid); the walk stopped and nothing was "
+					"deleted",
+					source_id);
 				break;
 			}
 			w->restarted = 1;
@@ -507,7 +515,8 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 		if (rc == NSYNC_OK)
 			rc = take_page_of_results(w, source_id, &qp, &qerr);
 		if (rc == NSYNC_OK && job->cfg->progress)
-			job->cfg->progress(job->cfg->progress_data, job->kind->name, w->stats->pages_seen);
+			job->cfg->progress(job->cfg->progress_data, job->kind->name,
+					   w->stats->pages_seen);
 		if (rc == NSYNC_OK)
 			rc = beat(w, &qerr);
 		free(cursor);
@@ -569,32 +578,36 @@ static nsync_rc walk_source(struct walker *w, const char *source_id, const char 
 	int capped = 0;
 	nsync_rc rc;
 
-	snprintf(sorts, sizeof(sorts), "[{\"timestamp\":\"%s\",\"direction\":\"ascending\"}]", field);
+	snprintf(sorts, sizeof(sorts), "[{\"timestamp\":\"%s\",\"direction\":\"ascending\"}]",
+		 field);
 	snprintf(window_start, sizeof(window_start), "%s", since);
 	for (;;) {
 		if (window_start[0])
 			snprintf(filter, sizeof(filter),
-				 "{\"timestamp\":\"%s\",\"%s\":{\"on_or_after\":\"%s\"}}", field, field,
-				 window_start);
+				 "{\"timestamp\":\"%s\",\"%s\":{\"on_or_after\":\"%s\"}}", field,
+				 field, window_start);
 		w->new_in_window = 0;
 		w->last_value[0] = '\0';
-		rc = walk_window(w, source_id, window_start[0] ? filter : NULL, sorts, &capped, err);
+		rc = walk_window(w, source_id, window_start[0] ? filter : NULL, sorts, &capped,
+				 err);
 		if (rc != NSYNC_OK || !capped)
 			return rc;
 		/* No new page in a full window: more rows share one timestamp
 		 * than one query can return, and no filter can split them. */
 		if (w->new_in_window == 0 || !w->last_value[0] ||
 		    strcmp(w->last_value, window_start) == 0)
-			return nsync__err(err, NSYNC_ERR_NOTION,
-					  "data source %s has more pages %s at %s than one Notion "
-					  "query returns; it cannot be walked completely, so it was "
-					  "not synced in full and nothing was deleted",
-					  source_id,
-					  strcmp(field, "created_time") == 0 ? "created" : "last edited",
-					  w->last_value[0] ? w->last_value : "one instant");
+			return nsync__err(
+				err, NSYNC_ERR_NOTION,
+				"data source %s has more pages %s at %s than one Notion "
+				"query returns; it cannot be walked completely, so it was "
+				"not synced in full and nothing was deleted",
+				source_id,
+				strcmp(field, "created_time") == 0 ? "created" : "last edited",
+				w->last_value[0] ? w->last_value : "one instant");
 		if (strspn(w->last_value, "0123456789-:.TZ+") != strlen(w->last_value))
 			return nsync__err(err, NSYNC_ERR_PROTOCOL,
-					  "data source %s: a page has an unexpected %s", source_id, field);
+					  "data source %s: a page has an unexpected %s", source_id,
+					  field);
 		memcpy(window_start, w->last_value, sizeof(window_start));
 	}
 }
@@ -644,15 +657,17 @@ static nsync_rc delete_unseen(struct walker *w, struct nsync_err *err)
 		format_id(slot->id, id);
 		if (nsync__buf_addc(&ids, listed % DELETE_CHUNK ? ',' : '{') != NSYNC_OK ||
 		    nsync__buf_adds(&ids, id) != NSYNC_OK)
-			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory listing deleted pages");
+			rc = nsync__err(err, NSYNC_ERR_NOMEM,
+					"out of memory listing deleted pages");
 		else if (++listed % DELETE_CHUNK == 0)
-			rc = delete_listed(w, &ids, nsync__notion_legacy(w->job->notion) ? NULL
-											 : sources.data,
+			rc = delete_listed(w, &ids,
+					   nsync__notion_legacy(w->job->notion) ? NULL
+										: sources.data,
 					   err);
 	}
 	if (rc == NSYNC_OK && listed % DELETE_CHUNK)
-		rc = delete_listed(w, &ids, nsync__notion_legacy(w->job->notion) ? NULL : sources.data,
-				   err);
+		rc = delete_listed(w, &ids,
+				   nsync__notion_legacy(w->job->notion) ? NULL : sources.data, err);
 	nsync__buf_free(&ids);
 	nsync__buf_free(&sources);
 	return rc;
@@ -719,8 +734,8 @@ nsync_rc nsync__sync_walk(struct nsync_sync_job *job, struct nsync_err *err)
 	nsync__pagemap_init(&w->map);
 	nsync__buf_init(&w->batch, BATCH_LIMIT);
 
-	rc = nsync__store_load_hashes(job->store, job->kind, job->user_id, job->database_id, &w->map,
-				      err);
+	rc = nsync__store_load_hashes(job->store, job->kind, job->user_id, job->database_id,
+				      &w->map, err);
 	if (rc == NSYNC_OK)
 		rc = nsync__state_load(job->store, job->user_id, job->database_id,
 				       (const char(*)[37])job->info->sources, n,

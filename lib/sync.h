@@ -25,23 +25,23 @@
 #define NSYNC_HEARTBEAT_EVERY 2.0
 
 struct nsync_sync_job {
-	const struct nsync_config *cfg;     /* borrowed */
-	struct nsync_store *store;          /* borrowed; connected */
-	struct nsync_notion *notion;        /* borrowed */
-	struct nsync_notion_ctx nctx;       /* token, pacer, stats (borrowed) */
-	const struct nsync_kind *kind;      /* static */
-	const char *user_id;                /* dashed lowercase UUIDs */
+	const struct nsync_config *cfg; /* borrowed */
+	struct nsync_store *store;      /* borrowed; connected */
+	struct nsync_notion *notion;    /* borrowed */
+	struct nsync_notion_ctx nctx;   /* token, pacer, stats (borrowed) */
+	const struct nsync_kind *kind;  /* static */
+	const char *user_id;            /* dashed lowercase UUIDs */
 	const char *database_id;
 	const struct nsync_database_info *info; /* data sources to walk */
-	int full_requested;                 /* the caller asked for a full walk */
+	int full_requested;                     /* the caller asked for a full walk */
 	/* Called at most every NSYNC_HEARTBEAT_EVERY seconds while the walk
 	 * runs (may be NULL): records that the run is alive and proves it
 	 * still holds its lock. Anything but NSYNC_OK stops the walk at once,
 	 * with nothing more written or deleted. */
 	nsync_rc (*heartbeat)(void *data, struct nsync_err *err);
 	void *heartbeat_data;
-	const char *mode;                   /* out: "full" or "incremental" (static) */
-	char first_page_error[256];         /* out: first page error, "" if none */
+	const char *mode;           /* out: "full" or "incremental" (static) */
+	char first_page_error[256]; /* out: first page error, "" if none */
 };
 
 /* nsync__sync_walk - sync every data source of job->info into the kind's

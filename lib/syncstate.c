@@ -56,15 +56,16 @@ nsync_rc nsync__state_save(struct nsync_store *s, const char *user_id, const cha
 {
 	const char *params[] = {user_id, database_id, source_id, watermark, full ? "t" : "f"};
 
-	return nsync__store_run(
-		s, "saving the sync state",
-		"insert into notion_sync_state as st (user_id, database_id, data_source_id, watermark,"
-		" last_full_walk_at, last_walk_at)"
-		" values ($1::uuid, $2::uuid, $3::uuid, $4::timestamptz,"
-		" case when $5::boolean then now() end, now())"
-		" on conflict (user_id, database_id, data_source_id) do update set"
-		" watermark = greatest(st.watermark, excluded.watermark),"
-		" last_full_walk_at = coalesce(excluded.last_full_walk_at, st.last_full_walk_at),"
-		" last_walk_at = excluded.last_walk_at",
-		5, params, err);
+	return nsync__store_run(s, "saving the sync state",
+				"insert into notion_sync_state as st (user_id, database_id, "
+				"data_source_id, watermark,"
+				" last_full_walk_at, last_walk_at)"
+				" values ($1::uuid, $2::uuid, $3::uuid, $4::timestamptz,"
+				" case when $5::boolean then now() end, now())"
+				" on conflict (user_id, database_id, data_source_id) do update set"
+				" watermark = greatest(st.watermark, excluded.watermark),"
+				" last_full_walk_at = coalesce(excluded.last_full_walk_at, "
+				"st.last_full_walk_at),"
+				" last_walk_at = excluded.last_walk_at",
+				5, params, err);
 }

@@ -13,9 +13,9 @@
 
 /* Where an incremental walk of one data source starts. */
 struct nsync_source_state {
-	int known;             /* a row exists for this source */
-	int full_due;          /* no full walk yet, or the last is older than the interval */
-	char since[40];        /* watermark minus 2 minutes, ISO 8601 UTC; "" when none */
+	int known;      /* a row exists for this source */
+	int full_due;   /* no full walk yet, or the last is older than the interval */
+	char since[40]; /* watermark minus 2 minutes, ISO 8601 UTC; "" when none */
 };
 
 /* nsync__state_load - fill states[i] for each of the n sources of (user,

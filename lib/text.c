@@ -172,7 +172,8 @@ nsync_rc nsync__json_add_raw(struct nsync_buf *b, const char *s, size_t len, lon
 				continue;
 			}
 			if (u >= 0xD800 && u <= 0xDBFF && i + 12 <= len && p[i + 6] == '\\' &&
-			    p[i + 7] == 'u' && hex4(p + i + 8, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+			    p[i + 7] == 'u' && hex4(p + i + 8, &lo) && lo >= 0xDC00 &&
+			    lo <= 0xDFFF) {
 				i += 12; /* a proper surrogate pair */
 				continue;
 			}

@@ -28,19 +28,23 @@ nsync_rc nsync__store_load_hashes(struct nsync_store *s, const struct nsync_kind
 		 kind->table);
 	if (!PQsendQueryParams(s->conn, sql, 2, NULL, params, NULL, NULL, 0) ||
 	    !PQsetSingleRowMode(s->conn))
-		return nsync__store_db_error(err, "reading stored hashes", PQerrorMessage(s->conn), NULL);
+		return nsync__store_db_error(err, "reading stored hashes", PQerrorMessage(s->conn),
+					     NULL);
 	while ((res = PQgetResult(s->conn)) != NULL) {
 		ExecStatusType st = PQresultStatus(res);
 		if (st == PGRES_SINGLE_TUPLE && rc == NSYNC_OK) {
 			nsync_rc put_rc;
-			if (!nsync__pagemap_put(map, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), &put_rc) &&
+			if (!nsync__pagemap_put(map, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+						&put_rc) &&
 			    put_rc == NSYNC_ERR_NOMEM)
-				rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory reading stored hashes");
+				rc = nsync__err(err, NSYNC_ERR_NOMEM,
+						"out of memory reading stored hashes");
 			/* A hash that is not 32 hex digits (edited by hand) just
 			 * means "changed": the page is rewritten. */
 		} else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == NSYNC_OK) {
-			rc = nsync__store_db_error(err, "reading stored hashes", PQresultErrorMessage(res),
-				      PQresultErrorField(res, PG_DIAG_SQLSTATE));
+			rc = nsync__store_db_error(err, "reading stored hashes",
+						   PQresultErrorMessage(res),
+						   PQresultErrorField(res, PG_DIAG_SQLSTATE));
 		}
 		PQclear(res);
 	}
@@ -111,7 +115,8 @@ nsync_rc nsync__store_delete_pages(struct nsync_store *s, const struct nsync_kin
 	snprintf(sql, sizeof(sql),
 		 "with gone as (delete from %s where user_id = $1::uuid"
 		 "   and notion_database_id = $2::uuid and notion_page_id = any($3::uuid[])"
-		 "   and ($4::uuid[] is null or coalesce(notion_data_source_id = any($4::uuid[]), false))"
+		 "   and ($4::uuid[] is null or coalesce(notion_data_source_id = any($4::uuid[]), "
+		 "false))"
 		 "   returning 1)"
 		 " select (select count(*) from gone),"
 		 "   (select count(*) from %s where user_id = $1::uuid"
@@ -130,7 +135,8 @@ nsync_rc nsync__store_delete_pages(struct nsync_store *s, const struct nsync_kin
 
 nsync_rc nsync__store_delete_orphans(struct nsync_store *s, const struct nsync_kind *kind,
 				     const char *user_id, const char *database_id,
-				     const char *sources_array, long *deleted, struct nsync_err *err)
+				     const char *sources_array, long *deleted,
+				     struct nsync_err *err)
 {
 	const char *params[] = {user_id, database_id, sources_array};
 	char sql[512];

@@ -27,7 +27,6 @@ nsync_rc nsync__store_upsert(struct nsync_store *s, const struct nsync_kind *kin
 			     const char *user_id, const char *database_id, const char *batch,
 			     long *inserted, long *updated, struct nsync_err *err);
 
-
 /* nsync__store_delete_pages - delete the rows of (user, database) in kind's
  * table whose page ids are in ids_array, a PostgreSQL array literal of
  * UUIDs ("{...,...}"), and whose data source is in sources_array (the
@@ -46,6 +45,7 @@ nsync_rc nsync__store_delete_pages(struct nsync_store *s, const struct nsync_kin
  * what full walks keep as orphaned. Adds the rows deleted to *deleted. */
 nsync_rc nsync__store_delete_orphans(struct nsync_store *s, const struct nsync_kind *kind,
 				     const char *user_id, const char *database_id,
-				     const char *sources_array, long *deleted, struct nsync_err *err);
+				     const char *sources_array, long *deleted,
+				     struct nsync_err *err);
 
 #endif

@@ -296,7 +296,8 @@ static void property_named_file_keeps_query(void **state)
 	(void)state;
 	assert_differ("{\"file\":{\"id\":\"a\",\"type\":\"url\",\"url\":\"https://x.test/?v=1\"}}",
 		      "{\"file\":{\"id\":\"a\",\"type\":\"url\",\"url\":\"https://x.test/?v=2\"}}");
-	assert_differ("{\"p\":{\"file\":{\"url\":\"u?1\"}}}", "{\"p\":{\"file\":{\"url\":\"u?2\"}}}");
+	assert_differ("{\"p\":{\"file\":{\"url\":\"u?1\"}}}",
+		      "{\"p\":{\"file\":{\"url\":\"u?2\"}}}");
 }
 
 static void notion_file_path_change_differs(void **state)

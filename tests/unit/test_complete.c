@@ -23,12 +23,12 @@
 
 /* --- the endpoint, served from memory ------------------------------------ */
 
-static const char *served[8];   /* answers, in order */
+static const char *served[8]; /* answers, in order */
 static int n_served, next_answer;
 /* Instead of served: 1 answers with a new cursor forever, 2 with the same
  * cursor forever; calls counts the requests. */
 static int endless, calls;
-static char asked[8][256];      /* "page/property?cursor" of each call */
+static char asked[8][256]; /* "page/property?cursor" of each call */
 
 void nsync__query_page_clear(struct nsync_query_page *page)
 {
@@ -57,7 +57,8 @@ nsync_rc nsync__notion_property_items(struct nsync_notion *n, const struct nsync
 		page->root = json_tokener_parse(text);
 		json_object_object_get_ex(page->root, "results", &page->results);
 		page->has_more = 1;
-		page->next_cursor = json_object_get_string(json_object_object_get(page->root, "next_cursor"));
+		page->next_cursor =
+			json_object_get_string(json_object_object_get(page->root, "next_cursor"));
 		return NSYNC_OK;
 	}
 	if (next_answer < 8)
@@ -236,13 +237,15 @@ static void relation_completed_across_pages(void **state)
 	(void)state;
 	json_object_object_add(props, "Cast", relation(25, 1));
 	json_object_object_add(props, "Name", rich("title", 0, "page", 1));
-	served[0] = "{\"object\":\"list\",\"results\":["
-		    "{\"object\":\"property_item\",\"type\":\"relation\",\"relation\":{\"id\":\"a\"}},"
-		    "{\"object\":\"property_item\",\"type\":\"relation\",\"relation\":{\"id\":\"b\"}}],"
-		    "\"has_more\":true,\"next_cursor\":\"c/1 2\"}";
-	served[1] = "{\"object\":\"list\",\"results\":["
-		    "{\"object\":\"property_item\",\"type\":\"relation\",\"relation\":{\"id\":\"c\"}}],"
-		    "\"has_more\":false,\"next_cursor\":null}";
+	served[0] =
+		"{\"object\":\"list\",\"results\":["
+		"{\"object\":\"property_item\",\"type\":\"relation\",\"relation\":{\"id\":\"a\"}},"
+		"{\"object\":\"property_item\",\"type\":\"relation\",\"relation\":{\"id\":\"b\"}}],"
+		"\"has_more\":true,\"next_cursor\":\"c/1 2\"}";
+	served[1] =
+		"{\"object\":\"list\",\"results\":["
+		"{\"object\":\"property_item\",\"type\":\"relation\",\"relation\":{\"id\":\"c\"}}],"
+		"\"has_more\":false,\"next_cursor\":null}";
 	n_served = 2;
 	assert_int_equal(nsync__complete_props(NULL, NULL, "p1", props, &requests, &err), NSYNC_OK);
 	assert_int_equal(requests, 2);
@@ -251,8 +254,10 @@ static void relation_completed_across_pages(void **state)
 	json_object_object_get_ex(props, "Cast", &v);
 	json_object_object_get_ex(v, "relation", &list);
 	assert_int_equal(json_object_array_length(list), 3);
-	assert_string_equal(json_object_get_string(json_object_object_get(
-				    json_object_array_get_idx(list, 2), "id")), "c");
+	assert_string_equal(json_object_get_string(
+				    json_object_object_get(json_object_array_get_idx(list, 2),
+							   "id")),
+			    "c");
 	assert_false(json_object_get_boolean(json_object_object_get(v, "has_more")));
 	json_object_put(props);
 }
@@ -265,10 +270,11 @@ static void people_completed(void **state)
 
 	(void)state;
 	json_object_object_add(props, "Team", people(25));
-	served[0] = "{\"object\":\"list\",\"results\":["
-		    "{\"object\":\"property_item\",\"type\":\"people\",\"people\":{\"id\":\"u1\"}},"
-		    "{\"object\":\"property_item\",\"type\":\"people\",\"people\":{\"id\":\"u2\"}}],"
-		    "\"has_more\":false}";
+	served[0] =
+		"{\"object\":\"list\",\"results\":["
+		"{\"object\":\"property_item\",\"type\":\"people\",\"people\":{\"id\":\"u1\"}},"
+		"{\"object\":\"property_item\",\"type\":\"people\",\"people\":{\"id\":\"u2\"}}],"
+		"\"has_more\":false}";
 	n_served = 1;
 	assert_int_equal(nsync__complete_props(NULL, NULL, "p", props, &requests, &err), NSYNC_OK);
 	assert_int_equal(requests, 1);

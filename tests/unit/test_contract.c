@@ -62,7 +62,8 @@ static void admin_calls(void **state)
 
 	(void)state;
 	/* Today's bug: a bad id with a NULL err reported success. */
-	assert_int_equal(nsync_user_set_token(svc, "not-a-uuid", "tok", false, NULL), NSYNC_ERR_ARG);
+	assert_int_equal(nsync_user_set_token(svc, "not-a-uuid", "tok", false, NULL),
+			 NSYNC_ERR_ARG);
 	assert_int_equal(nsync_user_set_token(svc, "0c000000-0000-4000-8000-000000000001", "",
 					      false, NULL),
 			 NSYNC_ERR_ARG);
@@ -113,7 +114,8 @@ static void service_calls(void **state)
 	assert_int_equal(nsync_service_prune_orphans(svc, "bad", "bad", &answer, NULL),
 			 NSYNC_ERR_ARG);
 	assert_int_equal(nsync_service_prune_orphans(svc, NULL, NULL, NULL, NULL), NSYNC_ERR_ARG);
-	assert_int_equal(nsync_service_claim_signature(svc, "short", 1, &first, NULL), NSYNC_ERR_ARG);
+	assert_int_equal(nsync_service_claim_signature(svc, "short", 1, &first, NULL),
+			 NSYNC_ERR_ARG);
 	assert_false(first);
 	assert_int_equal(nsync_service_claim_signature(svc, NULL, 1, NULL, NULL), NSYNC_ERR_ARG);
 	assert_false(nsync_service_last_succeeded(NULL));

@@ -42,8 +42,8 @@ static void invalid_bytes_become_question_marks(void **state)
 	nsync__err(&err, NSYNC_ERR_NOTION, "Notion answered 400 validation_error: %s",
 		   "bad \xff\xfe bytes \xc3( and \xed\xa0\x80 surrogate");
 	assert_clean_line(err.msg);
-	assert_string_equal(err.msg,
-			    "Notion answered 400 validation_error: bad ?? bytes ?( and ??? surrogate");
+	assert_string_equal(err.msg, "Notion answered 400 validation_error: bad ?? bytes ?( and "
+				     "??? surrogate");
 	assert_int_equal(err.code, NSYNC_ERR_NOTION);
 }
 

@@ -107,9 +107,9 @@ static void tricky_strings(void **state)
 {
 	/* Values and keys hold braces, brackets, \" and \\ and the word
 	 * "properties"; a member named "x_properties" comes first. */
-#define T1                                                                                     \
-	"{\"Name\":{\"type\":\"title\",\"title\":[{\"plain_text\":"                            \
-	"\"}]} \\\"properties\\\": {[\"}]},"                                                   \
+#define T1                                                                                         \
+	"{\"Name\":{\"type\":\"title\",\"title\":[{\"plain_text\":"                                \
+	"\"}]} \\\"properties\\\": {[\"}]},"                                                       \
 	"\"Path\":{\"type\":\"rich_text\",\"rich_text\":[{\"plain_text\":\"C:\\\\dir\\\\\"}]}}"
 #define T2 "{\"Q\":{\"type\":\"url\",\"url\":\"\\\\\\\"}\"}}"
 	static const char json[] =
@@ -289,16 +289,16 @@ static void duplicate_members(void **state)
 		"\"results\":[{\"properties\":{\"b\":2}}]}";
 	static const char two_props[] =
 		"{\"results\":[{\"id\":\"x\",\"properties\":{\"a\":1},\"properties\":{\"b\":2}}]}";
-	static const char deep_twice[] =
-		"{\"results\":[{\"properties\":{\"a\":{\"k\":1,\"k\":2}},\"id\":\"x\",\"id\":\"y\"}]}";
+	static const char deep_twice[] = "{\"results\":[{\"properties\":{\"a\":{\"k\":1,\"k\":2}},"
+					 "\"id\":\"x\",\"id\":\"y\"}]}";
 	struct nsync_slice out[4], one;
 
 	(void)state;
 	assert_int_equal(nsync__slice_results_member(two_results, strlen(two_results), "properties",
 						     out, 4),
 			 NSYNC_SLICE_DUPLICATE);
-	assert_int_equal(nsync__slice_results_member(two_props, strlen(two_props), "properties", out,
-						     4),
+	assert_int_equal(nsync__slice_results_member(two_props, strlen(two_props), "properties",
+						     out, 4),
 			 NSYNC_SLICE_DUPLICATE);
 	assert_int_equal(nsync__slice_member(two_results, strlen(two_results), "results", &one),
 			 NSYNC_SLICE_DUPLICATE);

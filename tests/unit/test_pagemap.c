@@ -96,14 +96,20 @@ static void invalid_input(void **state)
 	struct nsync_pagemap m;
 	nsync_rc rc;
 	static const char *const bad_ids[] = {
-		"", "not-an-id", "3aaabc1eedcd81d49469e53a3b401d3",   /* 31 digits */
-		"3aaabc1eedcd81d49469e53a3b401d3d0",                  /* 33 digits */
-		"3aaabc1eedcd81d49469e53a3b401d3g", "3aaabc1e edcd81d49469e53a3b401d3d",
+		"",
+		"not-an-id",
+		"3aaabc1eedcd81d49469e53a3b401d3",   /* 31 digits */
+		"3aaabc1eedcd81d49469e53a3b401d3d0", /* 33 digits */
+		"3aaabc1eedcd81d49469e53a3b401d3g",
+		"3aaabc1e edcd81d49469e53a3b401d3d",
 		"0x3aaabc1eedcd81d49469e53a3b401d",
 	};
 	static const char *const bad_hashes[] = {
-		"", "0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef0",
-		"0123456789abcdef0123456789abcdeZ", "d41d8cd98f00b204e9800998ecf8427e\n",
+		"",
+		"0123456789abcdef0123456789abcde",
+		"0123456789abcdef0123456789abcdef0",
+		"0123456789abcdef0123456789abcdeZ",
+		"d41d8cd98f00b204e9800998ecf8427e\n",
 	};
 	size_t i;
 
@@ -155,7 +161,7 @@ static void to_hex(const uint8_t *b, size_t n, int dashed, int upper, char *out)
 static void many_random_ids(void **state)
 {
 	struct nsync_pagemap m;
-	uint8_t (*ids)[16], (*hashes)[16];
+	uint8_t(*ids)[16], (*hashes)[16];
 	uint64_t seed = 20260727;
 	char id_text[40], hash_text[40];
 	size_t i, j;
@@ -257,7 +263,10 @@ static void hex_to_bytes(void **state)
 	assert_int_equal(nsync__hex_to_bytes("0x1b", out, 2), 0);
 	assert_int_equal(nsync__hex_to_bytes(" 0a1b", out, 2), 0);
 	assert_int_equal(nsync__hex_to_bytes("0a1b ", out, 2), 0);
-	assert_int_equal(nsync__hex_to_bytes("0a\x80" "1", out, 2), 0);
+	assert_int_equal(nsync__hex_to_bytes("0a\x80"
+					     "1",
+					     out, 2),
+			 0);
 	/* n = 0 wants the empty string. */
 	assert_int_equal(nsync__hex_to_bytes("", out, 0), 1);
 	assert_int_equal(nsync__hex_to_bytes("0", out, 0), 0);
@@ -266,10 +275,8 @@ static void hex_to_bytes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(put_get_spellings),
-		cmocka_unit_test(unknown_ids),
-		cmocka_unit_test(invalid_input),
-		cmocka_unit_test(many_random_ids),
+		cmocka_unit_test(put_get_spellings), cmocka_unit_test(unknown_ids),
+		cmocka_unit_test(invalid_input),     cmocka_unit_test(many_random_ids),
 		cmocka_unit_test(hex_to_bytes),
 	};
 

@@ -95,9 +95,9 @@ static void ids_normalised(void **state)
 	assert_string_equal(req.database_id, DBID);
 	assert_string_equal(req.database_name, "");
 	/* Dashed uppercase. */
-	assert_int_equal(
-		parse_str("{\"database_id\":\"CEF9C6EC-31F8-44B0-8AB6-EAA5A7154C6F\"}", &req, &err),
-		NSYNC_OK);
+	assert_int_equal(parse_str("{\"database_id\":\"CEF9C6EC-31F8-44B0-8AB6-EAA5A7154C6F\"}",
+				   &req, &err),
+			 NSYNC_OK);
 	assert_string_equal(req.database_id, DBID);
 	assert_string_equal(req.user_id, "");
 }

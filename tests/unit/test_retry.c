@@ -98,7 +98,7 @@ static void server_errors_back_off(void **state)
 		for (n = 1; n <= 4; n++) {
 			assert_near(delay(&policy, attempt(n, statuses[s]), 0.0), caps[n - 1] / 2);
 			assert_near(delay(&policy, attempt(n, statuses[s]), 0.999),
-					   caps[n - 1] * (0.5 + 0.4995));
+				    caps[n - 1] * (0.5 + 0.4995));
 		}
 	}
 	/* A Retry-After on a 503 is not used: only 429/529 honour it. */
@@ -222,7 +222,7 @@ static void request_wait_budget(void **state)
 static void status_table(void **state)
 {
 	static const long yes[] = {429, 529, 500, 502, 503, 504};
-	static const long no[] = {0, 100, 200, 201, 204, 301, 304, 400, 401, 403, 404, 408,
+	static const long no[] = {0,   100, 200, 201, 204, 301, 304, 400, 401, 403, 404, 408,
 				  409, 410, 413, 422, 428, 499, 501, 505, 520, 530, 599};
 	size_t i;
 

@@ -68,9 +68,9 @@ static void check_roundtrip(const char *in, size_t in_len, const char *decoded, 
 	nsync__buf_free(&b);
 }
 
-#define CHECK_STRING(in, want, cleaned)                                                        \
+#define CHECK_STRING(in, want, cleaned)                                                            \
 	check_string(in, sizeof(in) - 1, want, sizeof(want) - 1, cleaned)
-#define CHECK_ROUNDTRIP(in, decoded)                                                           \
+#define CHECK_ROUNDTRIP(in, decoded)                                                               \
 	check_roundtrip(in, sizeof(in) - 1, decoded, sizeof(decoded) - 1)
 
 static void string_plain_ascii(void **state)
@@ -95,7 +95,11 @@ static void string_control_chars(void **state)
 {
 	(void)state;
 	CHECK_STRING("\x01", "\"\\u0001\"", 0);
-	CHECK_STRING("a\x08" "b\x0c" "c\x1f" "d\x1b", "\"a\\u0008b\\u000cc\\u001fd\\u001b\"", 0);
+	CHECK_STRING("a\x08"
+		     "b\x0c"
+		     "c\x1f"
+		     "d\x1b",
+		     "\"a\\u0008b\\u000cc\\u001fd\\u001b\"", 0);
 	CHECK_ROUNDTRIP("x\x01y\x1fz", "x\x01y\x1fz");
 }
 
@@ -129,12 +133,18 @@ static void string_invalid_utf8(void **state)
 	CHECK_ROUNDTRIP("x\x80y", "x" FFFD "y");
 	/* 0xF5 can never start a sequence. */
 	CHECK_STRING("\xF5", "\"" FFFD "\"", 1);
-	CHECK_STRING("a\xFF" "b", "\"a" FFFD "b\"", 1);
+	CHECK_STRING("a\xFF"
+		     "b",
+		     "\"a" FFFD "b\"", 1);
 	/* Overlong '/' (C0 AF): C0 is never valid, AF is a stray continuation. */
 	CHECK_STRING("\xC0\xAF", "\"" FFFD FFFD "\"", 1);
 	/* CESU-8 surrogate U+D800 (ED A0 80): ED A0 is not a valid prefix. */
-	CHECK_STRING("s\xED\xA0\x80" "e", "\"s" FFFD FFFD FFFD "e\"", 1);
-	CHECK_ROUNDTRIP("s\xED\xA0\x80" "e", "s" FFFD FFFD FFFD "e");
+	CHECK_STRING("s\xED\xA0\x80"
+		     "e",
+		     "\"s" FFFD FFFD FFFD "e\"", 1);
+	CHECK_ROUNDTRIP("s\xED\xA0\x80"
+			"e",
+			"s" FFFD FFFD FFFD "e");
 	/* Several problems in one string still count once. */
 	CHECK_STRING("\x80\0\xF5", "\"" FFFD FFFD "\"", 1);
 }
@@ -144,7 +154,9 @@ static void string_invalid_utf8(void **state)
  * the text around it is kept, and the output is valid JSON. */
 static void string_truncated_sequence(void **state)
 {
-	static const char *inputs[] = {"a\xE2\x82" "b", "a\xE2\x82"};
+	static const char *inputs[] = {"a\xE2\x82"
+				       "b",
+				       "a\xE2\x82"};
 	size_t k;
 
 	(void)state;
@@ -322,8 +334,7 @@ static void raw_output_parses(void **state)
 	(void)state;
 	nsync__buf_init(&b, 4096);
 	assert_int_equal(nsync__json_add_raw(&b, in, sizeof(in) - 1, NULL), NSYNC_OK);
-	assert_string_equal(b.data,
-			    "{\"k\":[\"\\ufffd\",\"\\ufffdx\",\"\\ufffd\",\"a" FFFD "\"]}");
+	assert_string_equal(b.data, "{\"k\":[\"\\ufffd\",\"\\ufffdx\",\"\\ufffd\",\"a" FFFD "\"]}");
 	o = json_tokener_parse(b.data);
 	assert_non_null(o);
 	assert_true(json_object_object_get_ex(o, "k", &arr));
@@ -342,7 +353,8 @@ static void raw_output_parses(void **state)
 static void utf8_prefix_counts_chars(void **state)
 {
 	/* a, é, €, 😀, b: 1 + 2 + 3 + 4 + 1 = 11 bytes, 5 characters. */
-	static const char s[] = "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80" "b";
+	static const char s[] = "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"
+				"b";
 	static const size_t want[] = {0, 1, 3, 6, 10, 11, 11};
 	size_t k;
 
@@ -423,8 +435,7 @@ static void buf_limit(void **state)
 	assert_int_equal(b.len, 0);
 	assert_string_equal(b.data, "");
 	assert_int_equal(nsync__json_add_string(&b, "abcdefghij", 10, &cleaned), NSYNC_ERR_NOMEM);
-	assert_int_equal(nsync__json_add_raw(&b, "\"abcdefghij\"", 12, &cleaned),
-			 NSYNC_ERR_NOMEM);
+	assert_int_equal(nsync__json_add_raw(&b, "\"abcdefghij\"", 12, &cleaned), NSYNC_ERR_NOMEM);
 	nsync__buf_free(&b);
 	assert_null(b.data);
 	assert_int_equal(b.len, 0);
