@@ -1,8 +1,8 @@
 /*
  * canonhash.h - the content hash that decides whether a page changed.
  *
- * MD5 over the page's properties plus its last_edited_time (as the design
- * guide says), computed over a canonical form so that the hash changes only
+ * MD5 over the page's properties plus its last_edited_time (README.md, "The
+ * tables"), computed over a canonical form so that the hash changes only
  * when the content does:
  *  - object keys are visited in sorted order (Notion does not promise key
  *    order, and json-c keeps arrival order);

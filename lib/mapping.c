@@ -1,5 +1,5 @@
 /*
- * mapping.c - the four kinds of the design guide and the extraction of
+ * mapping.c - the four kinds of database (and the generic one) and the extraction of
  * their columns from a page's properties (see mapping.h).
  */
 #include <math.h>

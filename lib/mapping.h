@@ -1,7 +1,6 @@
 /*
  * mapping.h - which Notion database goes to which sync table, and how a
- * page's properties become that table's columns (the design guide's
- * "Data Mapping", as data rather than code).
+ * page's properties become that table's columns (README.md, "The tables").
  */
 #ifndef NSYNC_MAPPING_H
 #define NSYNC_MAPPING_H
@@ -37,7 +36,8 @@ struct nsync_kind {
 const struct nsync_kind *nsync__kind_find(const char *name);
 
 /* nsync__kind_for_title - the kind whose name is a database title: one of
- * the four of the design guide, never the generic one. NULL if none. */
+ * one of Characters, Worlds, Stories, Chat Sessions, never the generic
+ * one. NULL if none. */
 const struct nsync_kind *nsync__kind_for_title(const char *title);
 
 /* nsync__kind_at - the i-th of the four kinds discovery looks for (0..3),

@@ -568,7 +568,7 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
  * "" for everything). A query returns at most 10,000 rows (then has_more
  * is false and request_status says "incomplete"); the walk then starts a
  * new query on_or_after the last row's value of the sort field, as
- * Notion's guide to large data sources says, and pages repeated at the
+ * Notion documents for large data sources, and pages repeated at the
  * boundary are skipped by id. */
 static nsync_rc walk_source(struct walker *w, const char *source_id, const char *since,
 			    struct nsync_err *err)

@@ -1,5 +1,6 @@
 -- 001_sync_tables.sql - users' Notion tokens, the registry of their
--- databases, the four sync tables of the design guide, and the run log.
+-- databases, the four sync tables (Characters, Worlds, Stories, Chat
+-- Sessions), and the run log.
 -- Applied by `notion-sync migrate` (each file once, in a transaction), or
 -- by any migration tool or plain `psql -f`, file after file in order: each
 -- file records itself in notion_sync_schema_migrations. Every constraint
@@ -111,7 +112,7 @@ create index notion_chat_sessions_sync_page_id_idx on notion_chat_sessions_sync 
 create index notion_chat_sessions_sync_title_idx on notion_chat_sessions_sync (title);
 create index notion_chat_sessions_sync_database_idx on notion_chat_sessions_sync (user_id, notion_database_id);
 
--- One row per database sync: the design guide's "sync statistics".
+-- One row per database sync and its statistics (README.md, "The tables").
 create table notion_sync_runs (
     id                       bigserial not null,
     user_id                  uuid not null,

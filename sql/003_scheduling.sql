@@ -1,6 +1,6 @@
 -- 003_scheduling.sql - automatic sync from inside PostgreSQL (pg_cron +
 -- pg_net), the queue behind asynchronous runs, monitoring views and the
--- pruning of old history. Follows the cron sync setup guide.
+-- pruning of old history. README.md, "Scheduling", describes the setup.
 --
 -- Works without pg_cron and without pg_net: the functions exist either way
 -- and say what to install when called; the cron jobs are created only when

@@ -159,7 +159,7 @@ static void kind_find(void **state)
 /* clang-format-14 garbles string literals pasted together with macros
  * (RT, TITLE_PROP, TEXT_PROP): these fixtures keep their hand layout. */
 /* clang-format off */
-/* A Characters page close to what Notion sends (see notion-api.md A2). */
+/* A Characters page close to what Notion sends (the page object shape of Notion API 2025-09-03). */
 static const char characters_page[] =
 	"{" TITLE_PROP("Name", "Ada \\\"the Countess\\\" Lovelace") ","
 	TEXT_PROP("Description", "HbZT", RT("Mathematician, ") "," RT("first programmer.")) ","
