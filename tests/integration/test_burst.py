@@ -41,6 +41,21 @@ NOTION_SYNC_BURST_SWEEP=1 also runs a burst per worker_connections in
 NOTION_SYNC_BURST_SWEEP_WC and per backlog in NOTION_SYNC_BURST_SWEEP_BACKLOG
 (space-separated; NOTION_SYNC_BURST_SWEEP_HOLD=1: the worst case) to
 re-measure the thresholds. Prints TAP; the harness stops everything.
+
+Scenarios (scenario.run; all by default, or some by name: test_burst.py
+worst backlog), each on its own database (a copy of the migrated template
+holding the 200 users) with its own responder(s):
+  production  the production shape: 0 drops, 200 x 202 within 5 s, a run and a
+              signature per user, trigger pg_net;
+  worst       the worst case at worker_connections 512;
+  threshold   430 passes, 424 (informational), 400 drops;
+  control     worker_connections 64 drops, nginx says so;
+  backlog     spawn-fcgi -b 199 passes, -b 198 drops one, -b 128 (informational);
+  sweep       only with NOTION_SYNC_BURST_SWEEP=1;
+  hygiene     no secret, token or signature in any nginx or responder log of
+              the bursts so far (run alone: of one production-shape burst).
+Every scenario that holds its responder through several bursts checks that
+it survived them.
 """
 
 import hashlib
@@ -56,11 +71,13 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 TOP = os.environ.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 import harness as h  # noqa: E402
+import scenario  # noqa: E402
 
 SYNC = "/api/notion/sync-to-postgres"
 SECRET = "Burst-Secret-3e9a7c1f5b2dQk"
@@ -96,8 +113,14 @@ pg.psql("insert into user_settings (user_id, notion_token) values "
         + ", ".join(f"('{u}', '{tok}')" for u, tok in TOKENS.items()))
 pg.psql("insert into notion_databases (user_id, database_id, database_name) values "
         + ", ".join(f"('{u}', '{D}', 'Characters')" for u in USERS))
-ENV = h.base_env(pg, emu, DATABASE_URL=f"host={pg.dir} dbname={pg.dbname} user={SVC_LOGIN}",
-                 NOTION_SYNC_WORKERS=WORKERS, NOTION_SYNC_SECRET=SECRET)
+
+def env_of(db):
+    """The responder's environment on database db (a copy of the template)."""
+    return h.base_env(db, emu, DATABASE_URL=f"host={db.dir} dbname={db.dbname} user={SVC_LOGIN}",
+                      NOTION_SYNC_WORKERS=WORKERS, NOTION_SYNC_SECRET=SECRET)
+
+
+RESPONDER_LOGS = []  # every responder's log path, for the hygiene check
 
 
 # --- one responder process on a unix socket (as notion-sync@.service) ----------------------------
@@ -105,7 +128,7 @@ ENV = h.base_env(pg, emu, DATABASE_URL=f"host={pg.dir} dbname={pg.dbname} user={
 class UnixResponder:
     """spawn-fcgi -n -s <sock> [-b backlog] -- notion-sync-fcgi."""
 
-    def __init__(self, backlog=None):
+    def __init__(self, db, backlog=None):
         self.dir = tempfile.mkdtemp(prefix="nsync-burst-fcgi-")
         h.on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
         os.chmod(self.dir, 0o755)
@@ -116,8 +139,9 @@ class UnixResponder:
         if backlog is not None:
             argv += ["-b", str(backlog)]
         self.backlog = backlog
-        self.proc = h.start_process(argv + ["--", h.FCGI], env=ENV, stdout=self.log,
+        self.proc = h.start_process(argv + ["--", h.FCGI], env=env_of(db), stdout=self.log,
                                     stderr=self.log)
+        RESPONDER_LOGS.append(self.log_path)
         h.wait_for(lambda: os.path.exists(self.sock) or self.proc.poll() is not None,
                    what="spawn-fcgi to listen")
         if self.proc.poll() is not None:
@@ -280,7 +304,7 @@ def accept_queue(sock):
     return None, None
 
 
-def burst(label, wc, backlog=None, responder=None, hold=False):
+def burst(label, wc, backlog=None, responder=None, hold=False, db=None):
     """200 simultaneous signed async requests through a fresh nginx with
     worker_connections wc (and a fresh responder with -b backlog unless
     one is given). hold: the worst case, the responder busy (SIGSTOP) while
@@ -288,7 +312,7 @@ def burst(label, wc, backlog=None, responder=None, hold=False):
     its upstream connection waiting in the backlog; it continues (SIGCONT)
     once every request waits or has failed. Returns the summary dict."""
     own = responder is None
-    resp = responder or UnixResponder(backlog)
+    resp = responder or UnixResponder(db, backlog)
     ngx = BurstNginx(wc, resp.sock)
     if hold:
         os.kill(resp.proc.pid, signal.SIGSTOP)
@@ -356,28 +380,69 @@ def passes(s):
     return s["drops"] == 0 and s["accepted"] == N and s["slowest"] <= TIMEOUT
 
 
+class CopiesAhead:
+    """Copies of a template for the scenarios about to run, made one after the
+    other in a background thread (CREATE DATABASE takes 0.2-0.4 s on a busy
+    host), so that a scenario seldom waits for its own. take(name) returns the
+    copy named name, made now if it was not asked for ahead."""
+
+    def __init__(self, pg, names, template=None):
+        self.pg, self.template = pg, template
+        wanted = [n for n in names if not sys.argv[1:] or n.split("_", 1)[-1] in sys.argv[1:]]
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.ahead = {n: self.pool.submit(scenario.clone_database, pg, n, template)
+                      for n in wanted}
+
+    def take(self, name):
+        made = self.ahead.pop(name, None)
+        return made.result() if made else scenario.clone_database(self.pg, name, self.template)
+
+
+COPIES = CopiesAhead(pg, [f"burst_{n}" for n in ("production", "worst", "threshold", "control",
+                                                  "backlog")])
+
+
+def fresh(name):
+    """A copy of the migrated template (200 users, each with a registered database)."""
+    return COPIES.take(f"burst_{name}")
+
+
+def survived(label, resp):
+    t.ok(resp.proc.poll() is None, f"{label}: the responder survived the bursts")
+    resp.stop()
+
+
 # --- main case: the production shape --------------------------------------------------------------
-MAIN_RESP = UnixResponder()
-main = burst("production shape", WC_GOOD, responder=MAIN_RESP)
-t.eq(main["drops"], 0, f"worker_connections {WC_GOOD}, one responder: 0 of {N} requests dropped")
-t.eq(main["accepted"], N, f"all {N} answered 202 accepted")
-t.ok(main["slowest"] <= TIMEOUT, f"the slowest answer took {main['slowest']:.3f}s (<= {TIMEOUT:.0f} s,"
-     " pg_net's timeout)")
-h.wait_for(lambda: pg.scalar("select count(distinct user_id) from notion_sync_runs") == str(N),
-           timeout=10, what="the runs")
-t.eq(pg.scalar("select count(distinct user_id) from notion_sync_runs"), str(N),
-     f"a run was queued for each of the {N} users")
-t.eq(pg.scalar("select count(*) from notion_sync_seen_signatures"), str(N),
-     f"{N} distinct signatures remembered")
-t.eq(pg.scalar("select count(*) from notion_sync_runs where trigger <> 'pg_net'"), "0",
-     "every run has trigger pg_net (the User-Agent)")
+def production():
+    db = fresh("production")
+    resp = UnixResponder(db)
+    main = burst("production shape", WC_GOOD, responder=resp)
+    t.eq(main["drops"], 0,
+         f"worker_connections {WC_GOOD}, one responder: 0 of {N} requests dropped")
+    t.eq(main["accepted"], N, f"all {N} answered 202 accepted")
+    t.ok(main["slowest"] <= TIMEOUT, f"the slowest answer took {main['slowest']:.3f}s "
+         f"(<= {TIMEOUT:.0f} s, pg_net's timeout)")
+    h.wait_for(lambda: db.scalar("select count(distinct user_id) from notion_sync_runs")
+               == str(N), timeout=10, what="the runs")
+    t.eq(db.scalar("select count(distinct user_id) from notion_sync_runs"), str(N),
+         f"a run was queued for each of the {N} users")
+    t.eq(db.scalar("select count(*) from notion_sync_seen_signatures"), str(N),
+         f"{N} distinct signatures remembered")
+    t.eq(db.scalar("select count(*) from notion_sync_runs where trigger <> 'pg_net'"), "0",
+         "every run has trigger pg_net (the User-Agent)")
+    survived("production", resp)
+
 
 # --- the worst case: every request in nginx at once ---------------------------------------------
-worst = burst("worst case", WC_GOOD, responder=MAIN_RESP, hold=True)
-t.ok(passes(worst) and worst["peak"] == N,
-     f"worst case (responder busy while the batch arrives, {worst['peak']} upstream connections "
-     f"queued): worker_connections {WC_GOOD} drops none, slowest {worst['slowest']:.3f}s",
-     worst["kinds"])
+def worst_case():
+    resp = UnixResponder(fresh("worst"))
+    worst = burst("worst case", WC_GOOD, responder=resp, hold=True)
+    t.ok(passes(worst) and worst["peak"] == N,
+         f"worst case (responder busy while the batch arrives, {worst['peak']} upstream "
+         f"connections queued): worker_connections {WC_GOOD} drops none, slowest "
+         f"{worst['slowest']:.3f}s", worst["kinds"])
+    survived("worst", resp)
+
 
 # --- worker_connections: the threshold ----------------------------------------------------------
 # Peak use: N client connections + N upstream ones + 2 listening sockets + the
@@ -386,49 +451,59 @@ t.ok(passes(worst) and worst["peak"] == N,
 # than worker_connections/16 are free, so it needs wc - wc/16 >= 2N + 3:
 # wc >= 430 never drains. Measured (hold, NOTION_SYNC_BURST_SWEEP): 430, 431,
 # 432 always pass; 425/426 usually pass; 424 drops 1-2; 400 drops ~13.
-h.note("--- worker_connections threshold (worst case)")
-at_min = burst("threshold", WC_MIN, responder=MAIN_RESP, hold=True)
-t.ok(passes(at_min), f"worker_connections {WC_MIN} (wc - wc/16 >= 2*{N} + 3): 0 drops in the "
-     "worst case", at_min["kinds"])
-near = burst("just below the threshold", WC_NEAR, responder=MAIN_RESP, hold=True)
-t.ok(True, f"(informational) worker_connections {WC_NEAR}: {near['drops']} drops in the worst "
-     "case (the 1/16 reserve: usually 1-2)")
-under = burst("2N", WC_UNDER, responder=MAIN_RESP, hold=True)
-t.ok(under["drops"] > 0, f"worker_connections {WC_UNDER} (= 2 per request, no room for the "
-     f"listeners and the reserve): {under['drops']} drops in the worst case", under["kinds"])
-h.note(f"THRESHOLD worker_connections for {N} at once: {WC_MIN} passes "
-       f"({at_min['drops']} drops), {WC_NEAR} -> {near['drops']} drops, {WC_UNDER} -> "
-       f"{under['drops']} drops")
+def threshold():
+    resp = UnixResponder(fresh("threshold"))
+    at_min = burst("threshold", WC_MIN, responder=resp, hold=True)
+    t.ok(passes(at_min), f"worker_connections {WC_MIN} (wc - wc/16 >= 2*{N} + 3): 0 drops in "
+         "the worst case", at_min["kinds"])
+    near = burst("just below the threshold", WC_NEAR, responder=resp, hold=True)
+    t.ok(True, f"(informational) worker_connections {WC_NEAR}: {near['drops']} drops in the "
+         "worst case (the 1/16 reserve: usually 1-2)")
+    under = burst("2N", WC_UNDER, responder=resp, hold=True)
+    t.ok(under["drops"] > 0, f"worker_connections {WC_UNDER} (= 2 per request, no room for the "
+         f"listeners and the reserve): {under['drops']} drops in the worst case", under["kinds"])
+    h.note(f"THRESHOLD worker_connections for {N} at once: {WC_MIN} passes "
+           f"({at_min['drops']} drops), {WC_NEAR} -> {near['drops']} drops, {WC_UNDER} -> "
+           f"{under['drops']} drops")
+    survived("threshold", resp)
+
 
 # --- control: worker_connections 64 -------------------------------------------------------------
-ctl = burst("control", WC_CONTROL, responder=MAIN_RESP)
-t.ok(ctl["drops"] > 0, f"control: worker_connections {WC_CONTROL} drops requests "
-     f"({ctl['drops']} of {N})", ctl["kinds"])
-t.ok(ctl["not_enough"] > 0, "control: nginx's error log says \"worker_connections are not "
-     "enough\"")
-t.ok(MAIN_RESP.proc.poll() is None, "the responder survived the bursts")
-MAIN_RESP.stop()
+def control():
+    resp = UnixResponder(fresh("control"))
+    ctl = burst("control", WC_CONTROL, responder=resp)
+    t.ok(ctl["drops"] > 0, f"control: worker_connections {WC_CONTROL} drops requests "
+         f"({ctl['drops']} of {N})", ctl["kinds"])
+    t.ok(ctl["not_enough"] > 0, "control: nginx's error log says \"worker_connections are not "
+         "enough\"")
+    survived("control", resp)
+
 
 # --- spawn-fcgi's backlog -----------------------------------------------------------------------
 # A unix socket with a full accept queue fails nginx's connect() at once
 # (EAGAIN -> 502); Linux queues backlog + 1 connections.
-h.note("--- spawn-fcgi -b (unix socket backlog)")
-b_ok = burst("backlog N-1", WC_GOOD, backlog=N - 1, hold=True)
-t.ok(passes(b_ok), f"spawn-fcgi -b {N - 1}: 0 drops in the worst case ({b_ok['peak']} queued)",
-     b_ok["kinds"])
-b_bad = burst("backlog N-2", WC_GOOD, backlog=N - 2, hold=True)
-t.ok(b_bad["drops"] == 1 and b_bad["eagain"] == 1 and b_bad["kinds"].get("502") == 1,
-     f"spawn-fcgi -b {N - 2}: exactly 1 request dropped (502; nginx: EAGAIN connecting the "
-     "unix socket)", b_bad["kinds"])
-old = burst("backlog 128 (somaxconn of Linux < 5.4)", WC_GOOD, backlog=128)
-t.ok(True, f"(informational) spawn-fcgi -b 128 without the worst case: {old['drops']} drops")
-h.note(f"THRESHOLD backlog for {N} at once: -b {N - 1} passes, -b {N - 2} drops "
-       f"{b_bad['drops']}; -b 128 (old kernels' somaxconn) drops {old['drops']} even unforced")
+def backlog():
+    db = fresh("backlog")
+    b_ok = burst("backlog N-1", WC_GOOD, backlog=N - 1, hold=True, db=db)
+    t.ok(passes(b_ok), f"spawn-fcgi -b {N - 1}: 0 drops in the worst case ({b_ok['peak']} "
+         "queued)", b_ok["kinds"])
+    b_bad = burst("backlog N-2", WC_GOOD, backlog=N - 2, hold=True, db=db)
+    t.ok(b_bad["drops"] == 1 and b_bad["eagain"] == 1 and b_bad["kinds"].get("502") == 1,
+         f"spawn-fcgi -b {N - 2}: exactly 1 request dropped (502; nginx: EAGAIN connecting the "
+         "unix socket)", b_bad["kinds"])
+    old = burst("backlog 128 (somaxconn of Linux < 5.4)", WC_GOOD, backlog=128, db=db)
+    t.ok(True, f"(informational) spawn-fcgi -b 128 without the worst case: {old['drops']} drops")
+    h.note(f"THRESHOLD backlog for {N} at once: -b {N - 1} passes, -b {N - 2} drops "
+           f"{b_bad['drops']}; -b 128 (old kernels' somaxconn) drops {old['drops']} even unforced")
+
 
 # --- optional sweep ------------------------------------------------------------------------------
-if os.environ.get("NOTION_SYNC_BURST_SWEEP"):
-    h.note("--- sweep (NOTION_SYNC_BURST_SWEEP)")
-    sweep_resp = UnixResponder()
+def sweep():
+    if not os.environ.get("NOTION_SYNC_BURST_SWEEP"):
+        h.note("sweep: set NOTION_SYNC_BURST_SWEEP=1 to run it")
+        return
+    db = fresh("sweep")
+    sweep_resp = UnixResponder(db)
     hold = bool(os.environ.get("NOTION_SYNC_BURST_SWEEP_HOLD"))
     for wc in [int(x) for x in os.environ.get(
             "NOTION_SYNC_BURST_SWEEP_WC", "96 128 160 192 224 256 288 320 352 384").split()]:
@@ -436,16 +511,41 @@ if os.environ.get("NOTION_SYNC_BURST_SWEEP"):
     sweep_resp.stop()
     for b in [int(x) for x in os.environ.get("NOTION_SYNC_BURST_SWEEP_BACKLOG",
                                               "64 128 160 192 200 256").split()]:
-        burst(f"sweep backlog {b}", WC_GOOD, backlog=b, hold=hold)
+        burst(f"sweep backlog {b}", WC_GOOD, backlog=b, hold=hold, db=db)
+
 
 # --- hygiene -------------------------------------------------------------------------------------
-text = "".join(s["logs"] + s.get("responder_log", "") for s in BURSTS) + MAIN_RESP.log_text()
-t.ok(SECRET not in text and "v1=" not in text and not any(tok in text for tok in TOKENS.values()),
-     "no secret, token or signature in any nginx or responder log")
+def hygiene():
+    if not BURSTS:   # run alone: one production-shape burst of its own to look at
+        resp = UnixResponder(fresh("hygiene"))
+        burst("hygiene (production shape)", WC_GOOD, responder=resp)
+        resp.stop()
+    text = "".join(s["logs"] + s.get("responder_log", "") for s in BURSTS)
+    text += "".join(open(p, errors="replace").read() for p in RESPONDER_LOGS
+                    if os.path.exists(p))
+    t.ok(SECRET not in text and "v1=" not in text
+         and not any(tok in text for tok in TOKENS.values()),
+         "no secret, token or signature in any nginx or responder log")
 
-h.note("summary: label | worker_connections | backlog | requests | 202s | drops | slowest")
-for s in BURSTS:
-    h.note(f"  {s['label']} | {s['wc']} | {s['backlog']} | {s['requests']} | {s['accepted']} | "
-           f"{s['drops']} | {s['slowest']:.3f}s")
-h.note(f"done in {time.monotonic() - STARTED:.1f}s")
-t.done()
+
+def summary():
+    h.note("summary: label | worker_connections | backlog | requests | 202s | drops | slowest")
+    for s in BURSTS:
+        h.note(f"  {s['label']} | {s['wc']} | {s['backlog']} | {s['requests']} | "
+               f"{s['accepted']} | {s['drops']} | {s['slowest']:.3f}s")
+    h.note(f"done in {time.monotonic() - STARTED:.1f}s")
+
+
+class SummaryTap:
+    """t, whose done() prints the table of every burst first."""
+    ok = staticmethod(t.ok)
+
+    @staticmethod
+    def done():
+        summary()
+        t.done()
+
+
+scenario.run(SummaryTap, [("production", production), ("worst", worst_case),
+                          ("threshold", threshold), ("control", control), ("backlog", backlog),
+                          ("sweep", sweep), ("hygiene", hygiene)])

@@ -19,6 +19,24 @@ reports to a private folder, which must stay empty.
 
 The responder is driven without nginx, by a small raw FastCGI client.
 Prints TAP; every process is stopped by the harness's cleanups.
+
+The hostile Notion, PostgreSQL and the responder (whose memory is measured
+across cases) are shared; every scenario syncs as a user of its own (its own
+user id in user_settings, the hostile Notion's one token), so that its rows
+and run rows are its own (scenario.run; all by default, or some by name:
+test_hostile_notion.py endless_stream cli_title_2mib). A responder found dead
+at a scenario's start is restarted (and said so).
+  healthz, control       the raw client; the well-behaved database syncs;
+  <case>                 each case of the hostile Notion through the responder
+                         (malformed_json ... title_2mib, non_utf8_text,
+                         title_invalid_utf8, items_endless, items_repeat,
+                         nested_200, big_valid), each followed by the control
+                         database still syncing;
+  content_length         FastCGI CONTENT_LENGTH " -1", "+5", "-0";
+  cli_<case>             the CLI's sync of a case;
+  sanitizers             the responder alive at the end; no sanitizer report
+                         (run last: it stops the responder).
+The summary table is printed at the end.
 """
 
 import json
@@ -37,12 +55,13 @@ TOP = os.environ.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 import harness as h  # noqa: E402
+import scenario  # noqa: E402
 
 HOSTILE = os.path.join(TOP, "tests", "hostile", "hostile_notion.py")
 SYNC = "/api/notion/sync-to-postgres"
 SECRET = "test-bearer-secret-hostile-notion"
 TOKEN = "secret_test_token_hostile_notion"
-USER = "0d000000-0000-4000-8000-000000000001"
+USER = "0d000000-0000-4000-8000-000000000001"   # the running scenario's user
 TABLES = ["notion_characters_sync", "notion_worlds_sync", "notion_stories_sync",
           "notion_chat_sessions_sync", "notion_other_sync"]
 MIB = 1 << 20
@@ -82,7 +101,18 @@ CASES = control("GET", "/cases")
 # --- PostgreSQL and the responder ---------------------------------------------
 pg = h.Postgres()
 h.migrate(pg)
-pg.psql(f"insert into user_settings (user_id, notion_token) values ('{USER}', '{TOKEN}')")
+
+
+def user_of(n):
+    """Scenario n's own user (holding the hostile Notion's one token)."""
+    return f"0d000000-0000-4000-8000-{n:012d}"
+
+
+def new_user(n):
+    """Make scenario n's user the running one (inserted with the others, below)."""
+    global USER
+    USER = user_of(n)
+
 
 env = h.base_env(pg, types.SimpleNamespace(url=NOTION_URL), NOTION_SYNC_SECRET=SECRET)
 # A wait cap of 60 s (the default is 600), so that Retry-After: 120 is beyond it.
@@ -288,7 +318,8 @@ def rows_of(database_id):
     for table in TABLES:
         col = "name" if table in ("notion_characters_sync", "notion_worlds_sync") else "title"
         for r in h.json_rows(pg, f"select notion_page_id::text as p, {col} as t from {table} "
-                                 f"where notion_database_id = '{database_id}'"):
+                                 f"where notion_database_id = '{database_id}' "
+                                 f"and user_id = '{USER}'"):
             out[r["p"]] = (table, r["t"])
     return out
 
@@ -296,7 +327,8 @@ def rows_of(database_id):
 def runs_after(run_floor, database_id):
     return h.json_rows(pg, "select id, status, error_message, finished_at, page_errors "
                            f"from notion_sync_runs where id > {run_floor} "
-                           f"and database_id = '{database_id}' order by id")
+                           f"and database_id = '{database_id}' and user_id = '{USER}' "
+                           "order by id")
 
 
 def max_run_id():
@@ -453,13 +485,16 @@ def control_still_syncs(after):
     return status_kib(responder_pid(), "VmRSS")
 
 
-# --- the cases -----------------------------------------------------------------
 
-st, _, raw = fcgi_request(fcgi_params("GET", "/healthz", auth=False))
-t.eq(st, 200, "GET /healthz through the raw FastCGI client -> 200")
+def healthz():
+    st, _, raw = fcgi_request(fcgi_params("GET", "/healthz", auth=False))
+    t.eq(st, 200, "GET /healthz through the raw FastCGI client -> 200")
 
-r = sync_case("control")
-check_success(r, CASES["control"]["page_ids"])
+
+def control_case():
+    r = sync_case("control")
+    check_success(r, CASES["control"]["page_ids"])
+
 
 ERROR_CASES = [
     # name, status, code, words, max Notion requests, max seconds
@@ -489,104 +524,121 @@ ERROR_CASES = [
     ("title_2mib", 502, "notion_protocol_error", ["title"], 1, None),
 ]
 
-for name, status, code, words, max_req, max_s in ERROR_CASES:
-    idle_before = status_kib(responder_pid(), "VmRSS")
-    r = sync_case(name)
-    message = check_error(r, status, code, words, max_req, max_s)
-    if name == "error_long_multibyte" or name.startswith("error_emoji_"):
-        t.ok("\ufffd" not in message and any(c in message for c in "é€😀"),
-             f"{name}: Notion's message is quoted and cut on a character boundary",
-             repr(message[-200:]))
-    idle_after = control_still_syncs(name)
-    if name in ("endless_stream", "oversized_valid"):
-        h.note(f"{name}: idle RSS before {idle_before / 1024:.1f} MiB, right after "
-               f"{r['idle_rss'] / 1024:.1f} MiB, after the next sync {idle_after / 1024:.1f} MiB")
-        if not ASAN:   # ASan's allocator and quarantine keep freed memory resident
-            t.ok(idle_after - idle_before < 16 * 1024,
-                 f"{name}: the 64 MiB answer buffer is not kept (idle RSS after the next "
-                 f"sync grew < 16 MiB)", f"{(idle_after - idle_before) / 1024:.1f} MiB")
+
+def error_case(name, status, code, words, max_req, max_s):
+    def run():
+        idle_before = status_kib(responder_pid(), "VmRSS")
+        r = sync_case(name)
+        message = check_error(r, status, code, words, max_req, max_s)
+        if name == "error_long_multibyte" or name.startswith("error_emoji_"):
+            t.ok("\ufffd" not in message and any(c in message for c in "é€😀"),
+                 f"{name}: Notion's message is quoted and cut on a character boundary",
+                 repr(message[-200:]))
+        idle_after = control_still_syncs(name)
+        if name in ("endless_stream", "oversized_valid"):
+            h.note(f"{name}: idle RSS before {idle_before / 1024:.1f} MiB, right after "
+                   f"{r['idle_rss'] / 1024:.1f} MiB, after the next sync {idle_after / 1024:.1f} MiB")
+            if not ASAN:   # ASan's allocator and quarantine keep freed memory resident
+                t.ok(idle_after - idle_before < 16 * 1024,
+                     f"{name}: the 64 MiB answer buffer is not kept (idle RSS after the next "
+                     f"sync grew < 16 MiB)", f"{(idle_after - idle_before) / 1024:.1f} MiB")
+    return name, run
+
 
 # Invalid UTF-8 in page text: cleaned, stored, the sync succeeds.
-r = sync_case("non_utf8_text")
-check_success(r, CASES["non_utf8_text"]["page_ids"])
-bad = r["rows"].get(CASES["non_utf8_text"]["hostile_page_id"], (None, ""))[1] or ""
-t.ok(bad.startswith("bad ") and bad.endswith(" title") and "\ufffd" in bad and
-     all(ord(c) < 128 or c == "\ufffd" for c in bad),
-     "non_utf8_text: the invalid bytes of the title are stored as U+FFFD", repr(bad))
-desc = pg.scalar("select description from notion_characters_sync where notion_page_id = "
-                 f"'{CASES['non_utf8_text']['hostile_page_id']}'") or ""
-t.ok(desc.startswith("text ") and desc.endswith(" end") and "\ufffd" in desc,
-     "non_utf8_text: ... and of its description", repr(desc))
-control_still_syncs("non_utf8_text")
+def non_utf8_text():
+    r = sync_case("non_utf8_text")
+    check_success(r, CASES["non_utf8_text"]["page_ids"])
+    bad = r["rows"].get(CASES["non_utf8_text"]["hostile_page_id"], (None, ""))[1] or ""
+    t.ok(bad.startswith("bad ") and bad.endswith(" title") and "\ufffd" in bad and
+         all(ord(c) < 128 or c == "\ufffd" for c in bad),
+         "non_utf8_text: the invalid bytes of the title are stored as U+FFFD", repr(bad))
+    desc = pg.scalar("select description from notion_characters_sync where notion_page_id = "
+                     f"'{CASES['non_utf8_text']['hostile_page_id']}' and user_id = '{USER}'") or ""
+    t.ok(desc.startswith("text ") and desc.endswith(" end") and "\ufffd" in desc,
+         "non_utf8_text: ... and of its description", repr(desc))
+    control_still_syncs("non_utf8_text")
+
 
 # A database title with invalid UTF-8: cleaned, and the sync succeeds.
-r = sync_case("title_invalid_utf8")
-js = check_success(r, CASES["title_invalid_utf8"]["page_ids"])
-title = pg.scalar("select notion_title from notion_databases where database_id = "
-                  f"'{CASES['title_invalid_utf8']['database_id']}'") or ""
-t.ok(title.startswith("Bad ") and title.endswith(" title") and "\ufffd" in title,
-     "title_invalid_utf8: the stored database title holds U+FFFD for the bad bytes",
-     repr(title))
-control_still_syncs("title_invalid_utf8")
+def title_invalid_utf8():
+    r = sync_case("title_invalid_utf8")
+    js = check_success(r, CASES["title_invalid_utf8"]["page_ids"])
+    title = pg.scalar("select notion_title from notion_databases where database_id = "
+                      f"'{CASES['title_invalid_utf8']['database_id']}' and user_id = '{USER}'") or ""
+    t.ok(title.startswith("Bad ") and title.endswith(" title") and "\ufffd" in title,
+         "title_invalid_utf8: the stored database title holds U+FFFD for the bad bytes",
+         repr(title))
+    control_still_syncs("title_invalid_utf8")
+
 
 # Property-item pagination that never ends / repeats its cursor: a page error.
-for name, max_items in (("items_endless", 101), ("items_repeat", 3)):
-    case = CASES[name]
-    r = sync_case(name)
-    good = [p for p in case["page_ids"] if p != case["hostile_page_id"]]
-    js = check_success(r, good, page_errors=1)
-    n_items = sum(1 for q in r["requests"] if "/properties/" in q["path"])
-    t.ok(n_items <= max_items, f"{name}: at most {max_items} property-item requests",
-         f"{n_items} requests")
-    t.ok(case["hostile_page_id"] in str(js.get("warning", "")),
-         f"{name}: the warning names the page", js.get("warning"))
-    if name == "items_repeat":
-        t.ok("cursor" in str(js.get("warning", "")).lower(),
-             f"{name}: the warning says the cursor repeated", js.get("warning"))
-    h.note(f"{name}: {n_items} property-item requests")
-    control_still_syncs(name)
+def items_case(name, max_items):
+    def run():
+        case = CASES[name]
+        r = sync_case(name)
+        good = [p for p in case["page_ids"] if p != case["hostile_page_id"]]
+        js = check_success(r, good, page_errors=1)
+        n_items = sum(1 for q in r["requests"] if "/properties/" in q["path"])
+        t.ok(n_items <= max_items, f"{name}: at most {max_items} property-item requests",
+             f"{n_items} requests")
+        t.ok(case["hostile_page_id"] in str(js.get("warning", "")),
+             f"{name}: the warning names the page", js.get("warning"))
+        if name == "items_repeat":
+            t.ok("cursor" in str(js.get("warning", "")).lower(),
+                 f"{name}: the warning says the cursor repeated", js.get("warning"))
+        h.note(f"{name}: {n_items} property-item requests")
+        control_still_syncs(name)
+
+    return name, run
+
 
 # A page nested 200 levels deep among 3 normal pages: a page error for it only.
-case = CASES["nested_200"]
-r = sync_case("nested_200")
-js = check_success(r, case["page_ids"][:3], page_errors=1)
-t.ok(case["hostile_page_id"] in str(js.get("warning", "")),
-     "nested_200: the warning names the deep page", js.get("warning"))
-control_still_syncs("nested_200")
+def nested_200():
+    case = CASES["nested_200"]
+    r = sync_case("nested_200")
+    js = check_success(r, case["page_ids"][:3], page_errors=1)
+    t.ok(case["hostile_page_id"] in str(js.get("warning", "")),
+         "nested_200: the warning names the deep page", js.get("warning"))
+    control_still_syncs("nested_200")
+
 
 # A valid ~20 MiB answer (under the limit) syncs; syncing it again and again
 # does not make the responder grow (idle RSS compared after the next small
 # sync, as an answer buffer over 4 MiB is freed at the next Notion call).
-r = sync_case("big_valid")
-check_success(r, CASES["big_valid"]["page_ids"])
-idle = [r["idle_rss"], control_still_syncs("big_valid")]
-for _ in range(3):
-    r = sync_case("big_valid", full=True)
-    js = r["js"] if isinstance(r["js"], dict) else {}
-    t.ok(r["status"] == 200 and js.get("success") is True and js.get("unchanged") == 100,
-         "big_valid again: 200 success, 100 unchanged", summary_of(r))
-    idle.append(control_still_syncs("big_valid again"))
-h.note("big_valid: idle RSS after each big sync + control sync: " +
-       ", ".join(f"{k / 1024:.1f}" for k in idle[1::1]) + " MiB")
-if not ASAN:
-    t.ok(idle[-1] - idle[1] < 8 * 1024,
-         "big_valid: three more ~20 MiB answers leave the idle RSS where the first left it "
-         "(< 8 MiB growth)", f"{(idle[-1] - idle[1]) / 1024:.1f} MiB")
+def big_valid():
+    r = sync_case("big_valid")
+    check_success(r, CASES["big_valid"]["page_ids"])
+    idle = [r["idle_rss"], control_still_syncs("big_valid")]
+    for _ in range(3):
+        r = sync_case("big_valid", full=True)
+        js = r["js"] if isinstance(r["js"], dict) else {}
+        t.ok(r["status"] == 200 and js.get("success") is True and js.get("unchanged") == 100,
+             "big_valid again: 200 success, 100 unchanged", summary_of(r))
+        idle.append(control_still_syncs("big_valid again"))
+    h.note("big_valid: idle RSS after each big sync + control sync: " +
+           ", ".join(f"{k / 1024:.1f}" for k in idle[1::1]) + " MiB")
+    if not ASAN:
+        t.ok(idle[-1] - idle[1] < 8 * 1024,
+             "big_valid: three more ~20 MiB answers leave the idle RSS where the first left it "
+             "(< 8 MiB growth)", f"{(idle[-1] - idle[1]) / 1024:.1f} MiB")
+
 
 # --- FastCGI: CONTENT_LENGTH that is not a plain decimal number -----------------
-for cl, body in ((" -1", b""), ("+5", b"xxxxx"), ("-0", b"")):
-    floor = max_run_id()
-    st, _, raw = fcgi_request(fcgi_params(body=body, content_length=cl), body)
-    js, why = parse_json_strict(raw) if st is not None else (None, "timeout")
-    err = (js or {}).get("error") or {}
-    t.ok(st == 400 and err.get("code") == "invalid_request" and
-         "content-length" in str(err.get("message", "")).lower(),
-         f"FastCGI CONTENT_LENGTH {cl!r} -> 400 invalid_request naming Content-Length",
-         f"{st} {js or why!r}")
-    t.eq(max_run_id(), floor, f"CONTENT_LENGTH {cl!r}: no sync run started")
-    t.ok(responder.alive(), f"CONTENT_LENGTH {cl!r}: the responder is still alive")
-    REPORT.append((f"fcgi CONTENT_LENGTH {cl!r}", "400 invalid_request",
-                   f"{st} {err.get('code')} {str(err.get('message'))[:80]!r}", 0, 0))
+def content_length():
+    for cl, body in ((" -1", b""), ("+5", b"xxxxx"), ("-0", b"")):
+        floor = max_run_id()
+        st, _, raw = fcgi_request(fcgi_params(body=body, content_length=cl), body)
+        js, why = parse_json_strict(raw) if st is not None else (None, "timeout")
+        err = (js or {}).get("error") or {}
+        t.ok(st == 400 and err.get("code") == "invalid_request" and
+             "content-length" in str(err.get("message", "")).lower(),
+             f"FastCGI CONTENT_LENGTH {cl!r} -> 400 invalid_request naming Content-Length",
+             f"{st} {js or why!r}")
+        t.eq(max_run_id(), floor, f"CONTENT_LENGTH {cl!r}: no sync run started")
+        t.ok(responder.alive(), f"CONTENT_LENGTH {cl!r}: the responder is still alive")
+        REPORT.append((f"fcgi CONTENT_LENGTH {cl!r}", "400 invalid_request",
+                       f"{st} {err.get('code')} {str(err.get('message'))[:80]!r}", 0, 0))
 
 
 # --- the CLI --------------------------------------------------------------------
@@ -630,56 +682,102 @@ CLI_CASES = [
     ("nested_200", True, None, []),
     ("items_repeat", True, None, []),
 ]
-for name, success, code, words in CLI_CASES:
-    floor = max_run_id()
-    rc, out, err, maxrss = run_cli(name)
-    js, why = parse_json_strict(out)
-    h.note(f"CLI {name}: exit {rc}, peak RSS {maxrss / MIB:.1f} MiB, stdout "
-           f"{out[:200].decode('utf-8', 'replace')!r}")
-    t.ok(js is not None, f"CLI {name}: stdout is valid UTF-8 JSON", why)
-    t.ok(valid_utf8(err), f"CLI {name}: stderr (the log) is valid UTF-8", err[-600:])
-    t.ok(0 < maxrss < RSS_BOUND, f"CLI {name}: peak RSS {maxrss / MIB:.0f} MiB < "
-         f"{RSS_BOUND // MIB} MiB")
-    runs = runs_after(floor, CASES[name]["database_id"])
-    js = js if isinstance(js, dict) else {}
-    if success:
-        t.ok(rc == 0 and js.get("success") is True, f"CLI {name}: exit 0, success",
-             f"exit {rc}: {out[-500:]!r} {err[-500:]!r}")
-        t.ok(runs and runs[-1]["status"] == "success", f"CLI {name}: run row 'success'", runs)
-        got = f"exit {rc} success={js.get('success')} page_errors={js.get('page_errors')}"
-    else:
-        e = js.get("error") if isinstance(js.get("error"), dict) else {}
-        msg = str(e.get("message", ""))
-        t.ok(rc != 0 and js.get("success") is False and e.get("code") == code,
-             f"CLI {name}: exit non-zero with {code}", f"exit {rc}: {out[-500:]!r}")
-        t.ok(all(w.lower() in msg.lower() for w in words), f"CLI {name}: message names {words}",
-             msg)
-        t.ok(len(runs) == 1 and runs[0]["status"] == "error" and
-             (runs[0]["error_message"] or "").strip(),
-             f"CLI {name}: run row ended 'error' with a message", runs)
-        got = f"exit {rc} {e.get('code')} {msg[:100]!r}"
-    REPORT.append((f"CLI {name}", "success" if success else f"exit!=0 {code} {words}", got,
-                   maxrss / MIB, 0))
-    t.ok(not [q for q in control("GET", "/requests")["requests"] if q["listener"] != "main" or
-              q["auth"] != "expected"],
-         f"CLI {name}: the token went only to the configured host")
+
+
+def cli_case(name, success, code, words):
+    def run():
+        floor = max_run_id()
+        rc, out, err, maxrss = run_cli(name)
+        js, why = parse_json_strict(out)
+        h.note(f"CLI {name}: exit {rc}, peak RSS {maxrss / MIB:.1f} MiB, stdout "
+               f"{out[:200].decode('utf-8', 'replace')!r}")
+        t.ok(js is not None, f"CLI {name}: stdout is valid UTF-8 JSON", why)
+        t.ok(valid_utf8(err), f"CLI {name}: stderr (the log) is valid UTF-8", err[-600:])
+        t.ok(0 < maxrss < RSS_BOUND, f"CLI {name}: peak RSS {maxrss / MIB:.0f} MiB < "
+             f"{RSS_BOUND // MIB} MiB")
+        runs = runs_after(floor, CASES[name]["database_id"])
+        js = js if isinstance(js, dict) else {}
+        if success:
+            t.ok(rc == 0 and js.get("success") is True, f"CLI {name}: exit 0, success",
+                 f"exit {rc}: {out[-500:]!r} {err[-500:]!r}")
+            t.ok(runs and runs[-1]["status"] == "success", f"CLI {name}: run row 'success'", runs)
+            got = f"exit {rc} success={js.get('success')} page_errors={js.get('page_errors')}"
+        else:
+            e = js.get("error") if isinstance(js.get("error"), dict) else {}
+            msg = str(e.get("message", ""))
+            t.ok(rc != 0 and js.get("success") is False and e.get("code") == code,
+                 f"CLI {name}: exit non-zero with {code}", f"exit {rc}: {out[-500:]!r}")
+            t.ok(all(w.lower() in msg.lower() for w in words), f"CLI {name}: message names {words}",
+                 msg)
+            t.ok(len(runs) == 1 and runs[0]["status"] == "error" and
+                 (runs[0]["error_message"] or "").strip(),
+                 f"CLI {name}: run row ended 'error' with a message", runs)
+            got = f"exit {rc} {e.get('code')} {msg[:100]!r}"
+        REPORT.append((f"CLI {name}", "success" if success else f"exit!=0 {code} {words}", got,
+                       maxrss / MIB, 0))
+        t.ok(not [q for q in control("GET", "/requests")["requests"] if q["listener"] != "main" or
+                  q["auth"] != "expected"],
+             f"CLI {name}: the token went only to the configured host")
+    return "cli_" + name, run
+
 
 # --- sanitizers -----------------------------------------------------------------
-t.ok(responder.alive(), "the responder is alive at the end")
-h.stop_responder(responder)
-time.sleep(0.2)
-reports = []
-for fn in sorted(os.listdir(san_dir)):
-    p = os.path.join(san_dir, fn)
-    if os.path.getsize(p):
-        reports.append((fn, open(p, errors="replace").read()))
-for fn, text in reports:
-    h.note(f"--- {fn} ---")
-    h.note(text[:6000])
-t.ok(not reports, f"no AddressSanitizer/UBSan/LSan report (ASan build: {ASAN})",
-     "; ".join(fn for fn, _ in reports))
+def sanitizers():
+    t.ok(responder.alive(), "the responder is alive at the end")
+    h.stop_responder(responder)
+    time.sleep(0.2)
+    reports = []
+    for fn in sorted(os.listdir(san_dir)):
+        p = os.path.join(san_dir, fn)
+        if os.path.getsize(p):
+            reports.append((fn, open(p, errors="replace").read()))
+    for fn, text in reports:
+        h.note(f"--- {fn} ---")
+        h.note(text[:6000])
+    t.ok(not reports, f"no AddressSanitizer/UBSan/LSan report (ASan build: {ASAN})",
+         "; ".join(fn for fn, _ in reports))
 
-h.note("summary: case | expected | got | peak RSS MiB | seconds")
-for name, expected, got, peak, secs in REPORT:
-    h.note(f"{name} | {expected} | {got} | {peak:.0f} | {secs:.1f}")
-t.done()
+
+
+def summary():
+    h.note("summary: case | expected | got | peak RSS MiB | seconds")
+    for name, expected, got, peak, secs in REPORT:
+        h.note(f"{name} | {expected} | {got} | {peak:.0f} | {secs:.1f}")
+
+
+class SummaryTap:
+    """t, whose done() prints the summary table first."""
+    ok = staticmethod(t.ok)
+
+    @staticmethod
+    def done():
+        summary()
+        t.done()
+
+
+def own_user(n, name_fn):
+    name, fn = name_fn
+
+    def run():
+        new_user(n)
+        if not responder.alive():
+            h.note(f"{name}: the responder is not running; restarting it")
+            h.respawn(responder, env)
+            h.wait_for(lambda: "notion-sync-fcgi" in os.readlink(f"/proc/{responder_pid()}/exe"),
+                       what="the responder to exec again")
+        fn()
+    return name, run
+
+
+SCENARIOS = ([("healthz", healthz), ("control", control_case)]
+             + [error_case(*c) for c in ERROR_CASES]
+             + [("non_utf8_text", non_utf8_text), ("title_invalid_utf8", title_invalid_utf8),
+                items_case("items_endless", 101), items_case("items_repeat", 3),
+                ("nested_200", nested_200), ("big_valid", big_valid),
+                ("content_length", content_length)]
+             + [cli_case(*c) for c in CLI_CASES])
+# Every scenario's user at once (one statement, not one per scenario).
+pg.psql("insert into user_settings (user_id, notion_token) values " + ", ".join(
+    f"('{user_of(i + 1)}', '{TOKEN}')" for i in range(len(SCENARIOS))))
+scenario.run(SummaryTap, [own_user(i + 1, s) for i, s in enumerate(SCENARIOS)]
+             + [("sanitizers", sanitizers)])

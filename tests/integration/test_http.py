@@ -2,9 +2,27 @@
 """test_http.py - end to end through real nginx -> spawn-fcgi -> notion-sync-fcgi.
 
 PostgreSQL 15, the Notion emulator, the FastCGI responder (two processes
-under spawn-fcgi) and nginx all run on 127.0.0.1; every assertion looks at
-the HTTP status and the JSON body, and where it matters at PostgreSQL.
-Prints TAP. Every process is stopped by the harness's cleanups.
+under spawn-fcgi, one where a scenario needs a single held connection) and
+nginx all run on 127.0.0.1; every assertion looks at the HTTP status and
+the JSON body, and where it matters at PostgreSQL. Prints TAP. Every
+process is stopped by the harness's cleanups.
+
+Scenarios, each on its own database (a clone of the migrated template with
+the users below; from validation on, of one where U1 already synced D1 once)
+behind its own responder and nginx (tests/lib/scenario.py; PYTHONPATH=tests/lib
+to run this file by hand, optionally naming scenarios):
+  refuse        without a usable NOTION_SYNC_SECRET the responder does not start;
+  rotation      /healthz and routing, a sync with the new and the old secret,
+                401s, methods and paths, a restart with only the new secret;
+  validation    body limits, malformed and hostile requests, not found;
+  discovery     user only (search), no body (every user), database only, one
+                failing database among two;
+  notion-fails  Notion answering 500 -> 502, then recovering;
+  busy          a second request while the first runs -> 409;
+  pg-down       PostgreSQL stopped -> 503 (last: it stops the cluster).
+After them, over every responder and request: one log line per request, no
+multi-line log entry, no secret in any log or body, well-formed error bodies,
+no 500.
 """
 
 import json
@@ -14,15 +32,12 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
+import harness as h
+import scenario
 
 SYNC = "/api/notion/sync-to-postgres"
 OLD = "test-bearer-secret-old"
@@ -42,7 +57,8 @@ U_UNKNOWN = "99999999-2222-3333-4444-555555555555"
 N_CHAR = 250
 
 t = h.Tap()
-ALL = []  # (label, method, path, status, body) of every request through nginx
+ALL = []     # (label, method, path, status, body) of every request through nginx
+STACKS = []  # every Stack started, in order
 
 
 # --- a responder whose stderr we can read --------------------------------
@@ -53,12 +69,10 @@ ALL = []  # (label, method, path, status, body) of every request through nginx
 # spawn-fcgi reports, so Responder.alive() and the cleanups still work.
 _wrap_dir = tempfile.mkdtemp(prefix="nsync-test-http-")
 h.on_cleanup(lambda: shutil.rmtree(_wrap_dir, ignore_errors=True))
-REAL_FCGI = h.FCGI
 _wrapper = os.path.join(_wrap_dir, "fcgi-wrapper.sh")
 with open(_wrapper, "w") as f:
     f.write('#!/bin/sh\nexec "%s" "$@" 2>>"$NSYNC_TEST_FCGI_LOG"\n' % h.FCGI)
 os.chmod(_wrapper, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-h.FCGI = _wrapper
 
 
 class Stack:
@@ -69,10 +83,11 @@ class Stack:
         self.log_path = os.path.join(_wrap_dir, name + ".log")
         open(self.log_path, "w").close()
         env = dict(env, NSYNC_TEST_FCGI_LOG=self.log_path)
-        self.responder = h.Responder(env, processes=processes)
+        self.responder = h.Responder(env, processes=processes, program=_wrapper)
         self.nginx = h.Nginx(self.responder.port)
         self.url = self.nginx.url
         self.sent = []  # (method, path, status) answered by this responder
+        STACKS.append(self)
 
     def pids(self):
         return list(getattr(self.responder, "pids", [])) or [p.pid for p in self.responder.procs]
@@ -81,23 +96,14 @@ class Stack:
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
-    def nginx_logs(self):
-        text = ""
-        for name in ("access.log", "error.log", "stderr.log"):
-            p = os.path.join(self.nginx.dir, name)
-            if os.path.exists(p):
-                with open(p, errors="replace") as f:
-                    text += f.read()
-        return text
-
     def call(self, method, path, body=None, headers=None, label=""):
-        status, hdrs, js = h.http(method, self.url + path, body, headers, timeout=60)
+        status, hdrs, js = h.request(method, self.url + path, body, headers, timeout=60)
         self.sent.append((method, path, status))
         ALL.append((label or f"{method} {path}", method, path, status, js))
         return status, hdrs, js
 
     def alive(self):
-        return self.responder.alive() and all(is_running(p) for p in self.pids())
+        return self.responder.alive() and all(h.pid_running(p) for p in self.pids())
 
     def stop(self):
         for pid in self.pids():
@@ -107,21 +113,10 @@ class Stack:
                 continue
         for pid in self.pids():
             deadline = time.monotonic() + 5
-            while is_running(pid) and time.monotonic() < deadline:
+            while h.pid_running(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if is_running(pid):
+            if h.pid_running(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-def is_running(pid):
-    """True while pid exists and is not a zombie. spawn-fcgi -F exits after
-    forking, so a dead responder can linger as a zombie until init reaps
-    it, and kill(pid, 0) (Responder.alive) still succeeds on a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
 
 
 def auth(secret=NEW, scheme="Bearer"):
@@ -130,13 +125,6 @@ def auth(secret=NEW, scheme="Bearer"):
 
 def jbody(obj):
     return json.dumps(obj).encode()
-
-
-def header(hdrs, name):
-    for k, v in hdrs.items():
-        if k.lower() == name.lower():
-            return v
-    return None
 
 
 def is_error_body(js, code=None):
@@ -156,19 +144,10 @@ def expect_error(got, status, code, desc):
          f"status {st}, body {js!r}")
 
 
-def runs_count():
-    return int(pg.scalar("select count(*) from notion_sync_runs"))
-
-
-def q1(sql):
-    return pg.scalar(sql)
-
-
 # --- the world -------------------------------------------------------------
 start = time.monotonic()
-pg = h.Postgres()
-emu = h.Emulator()
-h.migrate(pg)
+emu = h.Emulator()   # boots while the cluster is made
+pg = h.migrated_cluster()
 
 for key, tok in TOKENS.items():
     emu.control("POST", "/tokens", {"token": tok, "integration_name": "it-" + key, "databases": []})
@@ -192,354 +171,431 @@ D2S = make_db("Stories", TOKENS["t2"], 20, 4)
 D4C = make_db("Characters", TOKENS["t4"], 15, 5)
 D4W = make_db("Worlds", TOKENS["t4"], 12, 6)
 emu.control("POST", "/share", {"token": TOKENS["t5"], "database_id": D1, "shared": True})
+single = {"user_id": U1, "database_id": D1, "database_name": "Characters"}
 
-pg.psql(f"""
+
+WORLD_SQL = f"""
 insert into user_settings (user_id, notion_token) values
   ('{U1}', '{TOKENS["t1"]}'), ('{U2}', '{TOKENS["t2"]}'), ('{U4}', '{TOKENS["t4"]}'),
   ('{U5}', '{TOKENS["t5"]}');
 insert into user_settings (user_id) values ('{U3}');
 insert into notion_databases (user_id, database_id, database_name) values
   ('{U4}', '{D4C}', 'Characters'), ('{U4}', '{D4W}', 'Worlds'), ('{U5}', '{D1}', 'Characters');
-""")
+"""
 
-env = h.base_env(pg, emu, NOTION_SYNC_SECRET=f"{OLD},{NEW}")
 
-# Without a usable secret the responder refuses to start (it never answers 401 to all).
-for secret in (None, "", " , ,"):
-    e = {k: v for k, v in env.items() if k != "NOTION_SYNC_SECRET"}
-    if secret is not None:
-        e["NOTION_SYNC_SECRET"] = secret
-    out = subprocess.run([REAL_FCGI], env=e, stdin=subprocess.DEVNULL, capture_output=True,
-                         text=True, timeout=30)
-    t.ok(out.returncode == 2 and "NOTION_SYNC_SECRET" in out.stderr,
-         f"NOTION_SYNC_SECRET={secret!r}: the responder refuses to start (exit 2)",
-         f"exit {out.returncode}: {out.stderr[-500:]}")
-A = Stack("rotating", env, processes=2)
-h.note(f"stack up in {time.monotonic() - start:.1f}s")
+def build_synced(db):
+    """The users, and U1's first sync of D1 done (which registers D1 for U1)."""
+    db.psql(WORLD_SQL)
+    code, _, out, err = h.run_cli(["sync", "--user", U1, "--database", D1, "--name", "Characters"],
+                                  h.base_env(db, emu))
+    if code != 0:
+        raise RuntimeError(f"the first sync of U1 failed ({code}): {out}{err}")
 
-# --- health and routing ------------------------------------------------------
-st, _, js = A.call("GET", "/healthz")
-t.eq((st, js.get("status") if isinstance(js, dict) else js), (200, "ok"),
-     "GET /healthz without auth -> 200 {status: ok}")
-st, hd, js = A.call("POST", "/healthz")
-t.ok(st == 405 and is_error_body(js, "method_not_allowed"), "POST /healthz -> 405",
-     f"{st} {js!r}")
 
-# --- single database success (new secret), then the old secret ---------------
-single = {"user_id": U1, "database_id": D1, "database_name": "Characters"}
-st, _, js = A.call("POST", SYNC, jbody(single), auth(NEW), "first single sync")
-t.eq(st, 200, "single database sync -> 200")
-js = js if isinstance(js, dict) else {}
-rows = int(q1(f"select count(*) from notion_characters_sync where user_id = '{U1}' "
-              f"and notion_database_id = '{D1}'"))
-t.ok(js.get("success") is True and js.get("database_name") == "Characters",
-     "single sync: success true, database_name Characters", js)
-t.eq((js.get("synced_count"), rows), (N_CHAR, N_CHAR),
-     "single sync: synced_count equals the rows inserted in PostgreSQL")
-run_id = js.get("run_id")
-t.eq(q1(f"select status || ':' || user_id || ':' || database_id from notion_sync_runs "
-        f"where id = {int(run_id) if isinstance(run_id, int) else 0}"),
-     f"success:{U1}:{D1}", "single sync: run_id names a notion_sync_runs row with status success")
-t.ok(all(k in js for k in ("user_id", "database_id", "inserted", "updated", "unchanged")),
-     "single sync: answer has user_id, database_id, inserted, updated, unchanged", js)
-t.eq(q1(f"select trigger from notion_sync_runs where id = {int(run_id) if isinstance(run_id, int) else 0}"),
-     "http", "single sync: the run's trigger is http")
+class World:
+    """A scenario's database: a clone of the template holding the users above;
+    synced: a clone of one where U1 already synced D1 once (as after the first
+    single sync), built by the first scenario that needs it."""
 
-st, _, js = A.call("POST", SYNC, jbody(dict(single, full=True)), auth(OLD),
-                   "second single sync (old secret)")
-js = js if isinstance(js, dict) else {}
-t.ok(st == 200 and js.get("success") is True, "old rotated secret accepted -> 200", (st, js))
-t.eq((js.get("synced_count"), js.get("unchanged"), js.get("mode")), (0, N_CHAR, "full"),
-     "identical second sync with \"full\": true: synced_count 0, unchanged = N, full walk")
-t.ok(js.get("run_id") not in (None, run_id), "second sync has its own run_id", js)
+    def __init__(self, name, synced=False):
+        dbname = f"http_{name.replace('-', '_')}"
+        if synced:
+            scenario.shared(pg, "http_synced", build_synced)
+            self.pg = scenario.clone_database(pg, dbname, template="http_synced")
+        else:
+            self.pg = scenario.clone_database(pg, dbname, sql=WORLD_SQL)
 
-st, _, js = A.call("POST", SYNC, jbody(single), dict(auth(NEW, "bearer"), **{"User-Agent": "pg_net/0.8.0"}),
-                   "lower-case scheme")
-t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-     "scheme word in lower case (bearer ...) accepted -> 200", (st, js))
-t.eq(q1(f"select trigger from notion_sync_runs where id = {int(js.get('run_id') or 0) if isinstance(js, dict) else 0}"),
-     "pg_net", "a pg_net/ User-Agent records trigger pg_net")
+    def env(self, **extra):
+        return h.base_env(self.pg, emu, **extra)
 
-# --- authentication failures: 401 and no sync --------------------------------
-for desc, hdrs in [
-    ("no Authorization", {"Content-Type": "application/json"}),
-    ("wrong secret", auth("test-bearer-secret-wrong")),
-    ("secret in different letter case", auth(NEW.upper())),
-    ("prefix of the secret", auth(NEW[:-1])),
-    ("secret plus extra characters", auth(NEW + "x")),
-    ("both secrets joined", auth(f"{OLD},{NEW}")),
-    ("empty bearer", {"Authorization": "Bearer "}),
-    ("other scheme", {"Authorization": f"Basic {NEW}"}),
-]:
-    before = runs_count()
-    st, hd, js = A.call("POST", SYNC, jbody(single), hdrs, "401: " + desc)
-    t.ok(st == 401 and is_error_body(js, "unauthorized"), f"{desc} -> 401 unauthorized",
+    def q1(self, sql):
+        return self.pg.psql(sql, out="scalar")
+
+    def runs_count(self):
+        return int(self.q1("select count(*) from notion_sync_runs"))
+
+
+# ==========================================================================================
+
+def refuse():
+    """Without a usable secret the responder refuses to start (it never answers 401 to all)."""
+    env = h.base_env(pg, emu)
+    for secret in (None, "", " , ,"):
+        e = {k: v for k, v in env.items() if k != "NOTION_SYNC_SECRET"}
+        if secret is not None:
+            e["NOTION_SYNC_SECRET"] = secret
+        out = subprocess.run([h.FCGI], env=e, stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, timeout=30)
+        t.ok(out.returncode == 2 and "NOTION_SYNC_SECRET" in out.stderr,
+             f"NOTION_SYNC_SECRET={secret!r}: the responder refuses to start (exit 2)",
+             f"exit {out.returncode}: {out.stderr[-500:]}")
+
+
+def rotation():
+    w = World("rotation")
+    A = Stack("rotating", w.env(NOTION_SYNC_SECRET=f"{OLD},{NEW}"), processes=2)
+
+    # --- health and routing
+    st, _, js = A.call("GET", "/healthz")
+    t.eq((st, js.get("status") if isinstance(js, dict) else js), (200, "ok"),
+         "GET /healthz without auth -> 200 {status: ok}")
+    st, hd, js = A.call("POST", "/healthz")
+    t.ok(st == 405 and is_error_body(js, "method_not_allowed"), "POST /healthz -> 405",
          f"{st} {js!r}")
-    if desc == "no Authorization":
-        t.ok((header(hd, "WWW-Authenticate") or "").lower().startswith("bearer"),
-             "401 carries WWW-Authenticate: Bearer", hd)
-    t.eq(runs_count(), before, f"{desc}: no sync run recorded")
 
-# --- methods and paths --------------------------------------------------------
-# (GET on the sync path is the cron webhook; test_async.py covers it.)
-st, hd, js = A.call("DELETE", SYNC, None, auth(NEW))
-t.ok(st == 405 and is_error_body(js, "method_not_allowed"), f"DELETE {SYNC} -> 405", (st, js))
-t.ok("POST" in (header(hd, "Allow") or ""), "405 carries an Allow header naming POST", hd)
-st, hd, js = A.call("PUT", SYNC, jbody(single), auth(NEW))
-t.ok(st == 405 and is_error_body(js, "method_not_allowed"), f"PUT {SYNC} -> 405", (st, js))
-expect_error(A.call("POST", "/api/nope", b"{}", auth(NEW)), 404, "not_found", "POST /api/nope")
-expect_error(A.call("GET", "/"), 404, "not_found", "GET /")
+    # --- single database success (new secret), then the old secret
+    st, _, js = A.call("POST", SYNC, jbody(single), auth(NEW), "first single sync")
+    t.eq(st, 200, "single database sync -> 200")
+    js = js if isinstance(js, dict) else {}
+    rows = int(w.q1(f"select count(*) from notion_characters_sync where user_id = '{U1}' "
+                    f"and notion_database_id = '{D1}'"))
+    t.ok(js.get("success") is True and js.get("database_name") == "Characters",
+         "single sync: success true, database_name Characters", js)
+    t.eq((js.get("synced_count"), rows), (N_CHAR, N_CHAR),
+         "single sync: synced_count equals the rows inserted in PostgreSQL")
+    run_id = js.get("run_id")
+    run_no = int(run_id) if isinstance(run_id, int) else 0
+    t.eq(w.q1(f"select status || ':' || user_id || ':' || database_id from notion_sync_runs "
+              f"where id = {run_no}"),
+         f"success:{U1}:{D1}", "single sync: run_id names a notion_sync_runs row with status success")
+    t.ok(all(k in js for k in ("user_id", "database_id", "inserted", "updated", "unchanged")),
+         "single sync: answer has user_id, database_id, inserted, updated, unchanged", js)
+    t.eq(w.q1(f"select trigger from notion_sync_runs where id = {run_no}"),
+         "http", "single sync: the run's trigger is http")
 
-# --- rotation: restart with only the new secret -------------------------------
-A.stop()
-t.ok(not A.alive(), "first responder stopped for the restart")
-env_new = h.base_env(pg, emu, NOTION_SYNC_SECRET=NEW)
-B = Stack("new-only", env_new, processes=2)
-before = runs_count()
-expect_error(B.call("POST", SYNC, jbody(single), auth(OLD), "old secret after restart"),
-             401, "unauthorized", "after restart with only the new secret, the old secret")
-t.eq(runs_count(), before, "old secret after restart: no sync run recorded")
-st, _, js = B.call("POST", SYNC, jbody(single), auth(NEW), "new secret after restart")
-t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-     "after restart the new secret is accepted -> 200", (st, js))
+    st, _, js = A.call("POST", SYNC, jbody(dict(single, full=True)), auth(OLD),
+                       "second single sync (old secret)")
+    js = js if isinstance(js, dict) else {}
+    t.ok(st == 200 and js.get("success") is True, "old rotated secret accepted -> 200", (st, js))
+    t.eq((js.get("synced_count"), js.get("unchanged"), js.get("mode")), (0, N_CHAR, "full"),
+         "identical second sync with \"full\": true: synced_count 0, unchanged = N, full walk")
+    t.ok(js.get("run_id") not in (None, run_id), "second sync has its own run_id", js)
 
-# --- request validation ---------------------------------------------------------
-at_limit = jbody(single)
-at_limit += b" " * (64 * 1024 - len(at_limit))
-st, _, js = B.call("POST", SYNC, at_limit, auth(NEW), "exactly 64 KiB")
-t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-     "a body of exactly 64 KiB is accepted -> 200", (st, js))
-before = runs_count()  # no request from here to the check below may start a sync
-big = jbody({"user_id": U1, "database_id": D1, "padding": "x" * (70 * 1024)})
-expect_error(B.call("POST", SYNC, big, auth(NEW), "70 KiB body"), 413, "payload_too_large",
-             "70 KiB body")
-expect_error(B.call("POST", SYNC, at_limit + b" ", auth(NEW), "64 KiB + 1"), 413,
-             "payload_too_large", "a body of 64 KiB + 1 byte")
-expect_error(B.call("POST", SYNC, b'{"user_id": "' + U1.encode() + b'", ', auth(NEW)),
-             400, "invalid_request", "malformed JSON")
-expect_error(B.call("POST", SYNC, b"not json at all", auth(NEW)), 400, "invalid_request",
-             "non-JSON text")
-expect_error(B.call("POST", SYNC, b"[1, 2]", auth(NEW)), 400, "invalid_request",
-             "a JSON array instead of an object")
-st, _, js = B.call("POST", SYNC, jbody({"user_id": 5}), auth(NEW))
-t.ok(st == 400 and is_error_body(js, "invalid_request") and "user_id" in js["error"]["message"],
-     '{"user_id": 5} -> 400 naming user_id', (st, js))
-st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": D1, "full": "yes"}),
-                   auth(NEW))
-t.ok(st == 400 and is_error_body(js, "invalid_request") and "full" in js["error"]["message"],
-     '{"full": "yes"} -> 400 naming full', (st, js))
-st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": 12345}), auth(NEW))
-t.ok(st == 400 and is_error_body(js, "invalid_request") and "database_id" in js["error"]["message"],
-     '{"database_id": 12345} -> 400 naming database_id', (st, js))
-deep = ('{"user_id":"%s","database_id":"%s","x":%s}' % (U1, D1, "[" * 64 + "]" * 64)).encode()
-expect_error(B.call("POST", SYNC, deep, auth(NEW), "deep nesting"), 400, "invalid_request",
-             "JSON nested 64 deep")
-bad_utf8 = b'{"user_id":"' + U1.encode() + b'","database_name":"Char\xff\xfeacters"}'
-expect_error(B.call("POST", SYNC, bad_utf8, auth(NEW), "invalid UTF-8"), 400, "invalid_request",
-             "invalid UTF-8 bytes in the body")
-users_before = q1("select count(*) from user_settings")
-for evil in ("../../etc/passwd", "'; drop table user_settings; --"):
-    for field in ("user_id", "database_id"):
-        body = {"user_id": U1, "database_id": D1}
-        body[field] = evil
-        st, _, js = B.call("POST", SYNC, jbody(body), auth(NEW), f"evil {field}")
-        t.ok(st == 400 and is_error_body(js, "invalid_request") and field in js["error"]["message"],
-             f"{field} {evil!r} -> 400 naming {field}", (st, js))
-t.ok(q1("select to_regclass('public.user_settings') is not null and "
-        "to_regclass('public.notion_sync_runs') is not null") == "t"
-     and q1("select count(*) from user_settings") == users_before,
-     "tables intact after the injection attempts")
-t.eq(runs_count(), before, "no invalid request started a sync run")
+    st, _, js = A.call("POST", SYNC, jbody(single),
+                       dict(auth(NEW, "bearer"), **{"User-Agent": "pg_net/0.8.0"}),
+                       "lower-case scheme")
+    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
+         "scheme word in lower case (bearer ...) accepted -> 200", (st, js))
+    lc_run = int(js.get('run_id') or 0) if isinstance(js, dict) else 0
+    t.eq(w.q1(f"select trigger from notion_sync_runs where id = {lc_run}"),
+         "pg_net", "a pg_net/ User-Agent records trigger pg_net")
 
-# --- not found / invalid name ----------------------------------------------------
-expect_error(B.call("POST", SYNC, jbody({"user_id": U_UNKNOWN, "database_id": D1}), auth(NEW)),
-             404, "not_found", "unknown user with database_id")
-expect_error(B.call("POST", SYNC, jbody({"user_id": U3, "database_id": D1}), auth(NEW)),
-             404, "not_found", "user without a token")
-expect_error(B.call("POST", SYNC, jbody({"user_id": U_UNKNOWN}), auth(NEW)), 404, "not_found",
-             "unknown user, user_id only")
-expect_error(B.call("POST", SYNC, jbody({"user_id": U3}), auth(NEW)), 404, "not_found",
-             "user without a token, user_id only")
-st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": D_UNSHARED}), auth(NEW))
-t.ok(st == 404 and is_error_body(js, "not_found")
-     and re.search(r"not found|not shared", js["error"]["message"], re.I),
-     "database not shared with the token -> 404 saying not found / not shared", (st, js))
-t.eq(q1(f"select count(*) from notion_databases where database_id = '{D_UNSHARED}'"), "0",
-     "an unshared database is not registered")
-st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": D1,
-                                         "database_name": "Spells"}), auth(NEW))
-t.ok(st == 400 and is_error_body(js, "invalid_request") and "Spells" in js["error"]["message"],
-     'database_name "Spells" -> 400 naming the value', (st, js))
+    # --- authentication failures: 401 and no sync
+    for desc, hdrs in [
+        ("no Authorization", {"Content-Type": "application/json"}),
+        ("wrong secret", auth("test-bearer-secret-wrong")),
+        ("secret in different letter case", auth(NEW.upper())),
+        ("prefix of the secret", auth(NEW[:-1])),
+        ("secret plus extra characters", auth(NEW + "x")),
+        ("both secrets joined", auth(f"{OLD},{NEW}")),
+        ("empty bearer", {"Authorization": "Bearer "}),
+        ("other scheme", {"Authorization": f"Basic {NEW}"}),
+    ]:
+        before = w.runs_count()
+        st, hd, js = A.call("POST", SYNC, jbody(single), hdrs, "401: " + desc)
+        t.ok(st == 401 and is_error_body(js, "unauthorized"), f"{desc} -> 401 unauthorized",
+             f"{st} {js!r}")
+        if desc == "no Authorization":
+            t.ok((hd.get("WWW-Authenticate") or "").lower().startswith("bearer"),
+                 "401 carries WWW-Authenticate: Bearer", hd)
+        t.eq(w.runs_count(), before, f"{desc}: no sync run recorded")
 
-# --- user only: discovery via search --------------------------------------------
-t.eq(q1(f"select count(*) from notion_databases where user_id = '{U2}'"), "0",
-     "user 2 has nothing registered before")
-st, _, js = B.call("POST", SYNC, jbody({"user_id": U2}), auth(NEW), "user-only discovery")
-js = js if isinstance(js, dict) else {}
-res = js.get("results") if isinstance(js.get("results"), list) else []
-t.ok(st == 200 and js.get("success") is True and len(res) == 2,
-     "user-only sync with discovery -> 200, success, 2 results", (st, js))
-t.eq(sorted((r.get("database_name"), r.get("status")) for r in res),
-     [("Stories", "success"), ("Worlds", "success")],
-     "results: Stories and Worlds, both status success")
-want = {"Worlds": int(q1(f"select count(*) from notion_worlds_sync where user_id = '{U2}'")),
-        "Stories": int(q1(f"select count(*) from notion_stories_sync where user_id = '{U2}'"))}
-t.eq({r.get("database_name"): r.get("synced_count") for r in res}, want,
-     "each result's synced_count equals its rows in PostgreSQL")
-t.eq(want, {"Worlds": 30, "Stories": 20}, "every page of both databases is in PostgreSQL")
-t.eq(sorted(tuple(r) for r in pg.psql(
-    f"select database_id::text, database_name from notion_databases where user_id = '{U2}' "
-    "order by 2")), sorted([(D2S, "Stories"), (D2W, "Worlds")]),
-    "discovery registered both databases in notion_databases")
+    # --- methods and paths (GET on the sync path is the cron webhook; test_async.py)
+    st, hd, js = A.call("DELETE", SYNC, None, auth(NEW))
+    t.ok(st == 405 and is_error_body(js, "method_not_allowed"), f"DELETE {SYNC} -> 405", (st, js))
+    t.ok("POST" in (hd.get("Allow") or ""), "405 carries an Allow header naming POST", hd)
+    st, hd, js = A.call("PUT", SYNC, jbody(single), auth(NEW))
+    t.ok(st == 405 and is_error_body(js, "method_not_allowed"), f"PUT {SYNC} -> 405", (st, js))
+    expect_error(A.call("POST", "/api/nope", b"{}", auth(NEW)), 404, "not_found", "POST /api/nope")
+    expect_error(A.call("GET", "/"), 404, "not_found", "GET /")
 
-# --- no body at all: every user with a token (the seed's cron curl) ------------
-with_token = sorted(r[0] for r in pg.psql(
-    "select user_id::text from user_settings where coalesce(nullif(notion_access_token, ''), "
-    "nullif(notion_token, '')) is not null"))
-st, _, js = B.call("POST", SYNC, None, {"Authorization": f"Bearer {NEW}"}, "cron: no body")
-js = js if isinstance(js, dict) else {}
-res = js.get("results") if isinstance(js.get("results"), list) else []
-t.eq(st, 200, "POST without a body -> 200")
-t.eq(sorted({r.get("user_id") for r in res}), with_token,
-     "no-body results cover every user with a token")
-t.eq(sorted((r.get("user_id"), r.get("database_id")) for r in res),
-     sorted([(U1, D1), (U2, D2S), (U2, D2W), (U4, D4C), (U4, D4W), (U5, D1)]),
-     "no-body results: every registered database of every user")
-t.ok(js.get("success") is True and all(r.get("status") == "success" for r in res),
-     "no-body run: all succeed", js)
-
-# --- database_id only ----------------------------------------------------------------
-st, _, js = B.call("POST", SYNC, jbody({"database_id": D1}), auth(NEW), "database only")
-js = js if isinstance(js, dict) else {}
-res = js.get("results") if isinstance(js.get("results"), list) else []
-t.ok(st == 200 and js.get("success") is True, "database_id only -> 200 success", (st, js))
-t.eq(sorted((r.get("user_id"), r.get("database_id"), r.get("status")) for r in res),
-     [(U1, D1, "success"), (U5, D1, "success")],
-     "database_id only: that database for each user who registered it")
-t.eq(q1(f"select count(*) from notion_characters_sync where user_id = '{U5}'"), str(N_CHAR),
-     "user 5 has its own copy of the shared database")
-expect_error(B.call("POST", SYNC, jbody({"database_id": D_UNSHARED}), auth(NEW)), 404,
-             "not_found", "database_id only, registered by nobody")
-
-# --- one failing database does not stop the others -----------------------------------
-emu.control("POST", "/share", {"token": TOKENS["t4"], "database_id": D4W, "shared": False})
-st, _, js = B.call("POST", SYNC, jbody({"user_id": U4}), auth(NEW), "one failing database")
-js = js if isinstance(js, dict) else {}
-res = {r.get("database_id"): r for r in (js.get("results") or []) if isinstance(r, dict)}
-t.ok(st == 200 and js.get("success") is False and len(res) == 2,
-     "user with one unshared database -> 200, success false, 2 results", (st, js))
-bad, good = res.get(D4W, {}), res.get(D4C, {})
-t.ok(bad.get("status") == "error" and isinstance(bad.get("error"), dict)
-     and bad["error"].get("code") == "not_found" and bad["error"].get("message"),
-     "the unshared database: status error with an error object (not_found)", bad)
-t.ok(good.get("status") == "success" and good.get("database_name") == "Characters"
-     and "error" not in good, "the other database: status success", good)
-t.eq(q1(f"select status from notion_sync_runs where id = {int(bad.get('run_id') or 0)}"),
-     "error", "the failing database's run is recorded as error")
-emu.control("POST", "/share", {"token": TOKENS["t4"], "database_id": D4W, "shared": True})
-
-# --- Notion failing: 502 ----------------------------------------------------------------
-C = Stack("notion-fails", h.base_env(pg, emu, NOTION_SYNC_SECRET=NEW, NOTION_MAX_ATTEMPTS=2),
-          processes=1)
-emu.control("POST", "/faults", {"faults": [{"path": r"^/v1/data_sources/[^/]+/query",
-                                            "kind": "status", "status": 500, "count": 0}]})
-emu.clear_requests()
-st, _, js = C.call("POST", SYNC, jbody(single), auth(NEW), "notion 500")
-t.ok(st == 502 and is_error_body(js, "notion_error"), "Notion answering 500 -> 502 notion_error",
-     (st, js))
-log = emu.requests()
-log = log.get("requests", []) if isinstance(log, dict) else log
-queries = [r for r in log if r["path"].endswith("/query")]
-t.eq([r["status"] for r in queries], [500, 500],
-     "NOTION_MAX_ATTEMPTS=2: the query was tried exactly twice")
-emu.control("DELETE", "/faults")
-st, _, js = C.call("POST", SYNC, jbody(single), auth(NEW), "after faults cleared")
-t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-     "faults cleared: the same sync succeeds again", (st, js))
-
-# --- 409: a second request while the first one runs -------------------------------------
-emu.control("POST", "/faults", {"faults": [{"path": r"^/v1/data_sources/[^/]+/query",
-                                            "kind": "slow", "delay_ms": 2500, "count": 1}]})
-slow_result = {}
+    # --- rotation: restart with only the new secret
+    A.stop()
+    t.ok(not A.alive(), "first responder stopped for the restart")
+    B = Stack("new-only", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    before = w.runs_count()
+    expect_error(B.call("POST", SYNC, jbody(single), auth(OLD), "old secret after restart"),
+                 401, "unauthorized", "after restart with only the new secret, the old secret")
+    t.eq(w.runs_count(), before, "old secret after restart: no sync run recorded")
+    st, _, js = B.call("POST", SYNC, jbody(single), auth(NEW), "new secret after restart")
+    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
+         "after restart the new secret is accepted -> 200", (st, js))
 
 
-def slow_request():
-    slow_result["r"] = B.call("POST", SYNC, jbody(single), auth(NEW), "409: request A")
+def validation():
+    w = World("validation", synced=True)
+    B = Stack("validation", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    at_limit = jbody(single)
+    at_limit += b" " * (64 * 1024 - len(at_limit))
+    st, _, js = B.call("POST", SYNC, at_limit, auth(NEW), "exactly 64 KiB")
+    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
+         "a body of exactly 64 KiB is accepted -> 200", (st, js))
+    before = w.runs_count()  # no request from here to the check below may start a sync
+    big = jbody({"user_id": U1, "database_id": D1, "padding": "x" * (70 * 1024)})
+    expect_error(B.call("POST", SYNC, big, auth(NEW), "70 KiB body"), 413, "payload_too_large",
+                 "70 KiB body")
+    expect_error(B.call("POST", SYNC, at_limit + b" ", auth(NEW), "64 KiB + 1"), 413,
+                 "payload_too_large", "a body of 64 KiB + 1 byte")
+    expect_error(B.call("POST", SYNC, b'{"user_id": "' + U1.encode() + b'", ', auth(NEW)),
+                 400, "invalid_request", "malformed JSON")
+    expect_error(B.call("POST", SYNC, b"not json at all", auth(NEW)), 400, "invalid_request",
+                 "non-JSON text")
+    expect_error(B.call("POST", SYNC, b"[1, 2]", auth(NEW)), 400, "invalid_request",
+                 "a JSON array instead of an object")
+    st, _, js = B.call("POST", SYNC, jbody({"user_id": 5}), auth(NEW))
+    t.ok(st == 400 and is_error_body(js, "invalid_request") and "user_id" in js["error"]["message"],
+         '{"user_id": 5} -> 400 naming user_id', (st, js))
+    st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": D1, "full": "yes"}),
+                       auth(NEW))
+    t.ok(st == 400 and is_error_body(js, "invalid_request") and "full" in js["error"]["message"],
+         '{"full": "yes"} -> 400 naming full', (st, js))
+    st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": 12345}), auth(NEW))
+    t.ok(st == 400 and is_error_body(js, "invalid_request") and
+         "database_id" in js["error"]["message"],
+         '{"database_id": 12345} -> 400 naming database_id', (st, js))
+    deep = ('{"user_id":"%s","database_id":"%s","x":%s}' % (U1, D1, "[" * 64 + "]" * 64)).encode()
+    expect_error(B.call("POST", SYNC, deep, auth(NEW), "deep nesting"), 400, "invalid_request",
+                 "JSON nested 64 deep")
+    bad_utf8 = b'{"user_id":"' + U1.encode() + b'","database_name":"Char\xff\xfeacters"}'
+    expect_error(B.call("POST", SYNC, bad_utf8, auth(NEW), "invalid UTF-8"), 400,
+                 "invalid_request", "invalid UTF-8 bytes in the body")
+    users_before = w.q1("select count(*) from user_settings")
+    for evil in ("../../etc/passwd", "'; drop table user_settings; --"):
+        for field in ("user_id", "database_id"):
+            body = {"user_id": U1, "database_id": D1}
+            body[field] = evil
+            st, _, js = B.call("POST", SYNC, jbody(body), auth(NEW), f"evil {field}")
+            t.ok(st == 400 and is_error_body(js, "invalid_request") and
+                 field in js["error"]["message"],
+                 f"{field} {evil!r} -> 400 naming {field}", (st, js))
+    t.ok(w.q1("select to_regclass('public.user_settings') is not null and "
+              "to_regclass('public.notion_sync_runs') is not null") == "t"
+         and w.q1("select count(*) from user_settings") == users_before,
+         "tables intact after the injection attempts")
+    t.eq(w.runs_count(), before, "no invalid request started a sync run")
+
+    # --- not found / invalid name
+    expect_error(B.call("POST", SYNC, jbody({"user_id": U_UNKNOWN, "database_id": D1}), auth(NEW)),
+                 404, "not_found", "unknown user with database_id")
+    expect_error(B.call("POST", SYNC, jbody({"user_id": U3, "database_id": D1}), auth(NEW)),
+                 404, "not_found", "user without a token")
+    expect_error(B.call("POST", SYNC, jbody({"user_id": U_UNKNOWN}), auth(NEW)), 404, "not_found",
+                 "unknown user, user_id only")
+    expect_error(B.call("POST", SYNC, jbody({"user_id": U3}), auth(NEW)), 404, "not_found",
+                 "user without a token, user_id only")
+    st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": D_UNSHARED}), auth(NEW))
+    t.ok(st == 404 and is_error_body(js, "not_found")
+         and re.search(r"not found|not shared", js["error"]["message"], re.I),
+         "database not shared with the token -> 404 saying not found / not shared", (st, js))
+    t.eq(w.q1(f"select count(*) from notion_databases where database_id = '{D_UNSHARED}'"), "0",
+         "an unshared database is not registered")
+    st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": D1,
+                                             "database_name": "Spells"}), auth(NEW))
+    t.ok(st == 400 and is_error_body(js, "invalid_request") and "Spells" in js["error"]["message"],
+         'database_name "Spells" -> 400 naming the value', (st, js))
 
 
-runs_before = int(q1("select coalesce(max(id), 0) from notion_sync_runs"))
-th = threading.Thread(target=slow_request)
-th.start()
-running = None
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline and running is None:
-    running = q1(f"select id from notion_sync_runs where id > {runs_before} and user_id = '{U1}' "
-                 f"and database_id = '{D1}' and status = 'running'")
-    if running is None:
-        time.sleep(0.02)
-t.ok(running is not None, "request A shows a running row in notion_sync_runs")
-st, _, js = B.call("POST", SYNC, jbody(single), auth(NEW), "409: request B")
-t.ok(st == 409 and is_error_body(js, "sync_in_progress"),
-     "request B for the same user+database -> 409 sync_in_progress", (st, js))
-busy_run = js.get("error", {}).get("run_id") if isinstance(js, dict) else None
-th.join(60)
-st_a, _, js_a = slow_result.get("r", (None, None, None))
-t.ok(st_a == 200 and isinstance(js_a, dict) and js_a.get("success") is True,
-     "request A finishes 200", (st_a, js_a))
-t.ok(busy_run is not None and isinstance(js_a, dict) and busy_run == js_a.get("run_id")
-     and str(busy_run) == str(running),
-     "409's error.run_id is request A's run id", (busy_run, running, js_a))
-emu.control("DELETE", "/faults")
-t.eq(q1("select count(*) from notion_sync_runs where status = 'running'"), "0",
-     "no run left in status running")
+def discovery():
+    w = World("discovery", synced=True)
+    B = Stack("discovery", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
 
-# --- 503: PostgreSQL down (last) -----------------------------------------------------------
-pg.stop()
-# The single-process responder still holds a connection libpq believes open.
-expect_error(C.call("POST", SYNC, jbody(single), auth(NEW), "sync on C, postgres down"),
-             503, "database_unavailable", "PostgreSQL stopped: sync on a held connection")
-st, _, js = B.call("GET", "/healthz", label="healthz, postgres down")
-t.ok(st == 503 and isinstance(js, dict) and js.get("status") not in (None, "ok"),
-     "PostgreSQL stopped: /healthz -> 503 with a non-ok status", (st, js))
-expect_error(B.call("POST", SYNC, jbody(single), auth(NEW), "sync, postgres down"),
-             503, "database_unavailable", "PostgreSQL stopped: sync")
-expect_error(B.call("POST", SYNC, None, auth(NEW), "cron, postgres down"),
-             503, "database_unavailable", "PostgreSQL stopped: no-body sync")
-t.ok(B.alive() and len(B.pids()) == 2, "both responder processes still alive", B.pids())
-t.ok(C.alive(), "the third responder is still alive")
+    # --- user only: discovery via search
+    t.eq(w.q1(f"select count(*) from notion_databases where user_id = '{U2}'"), "0",
+         "user 2 has nothing registered before")
+    st, _, js = B.call("POST", SYNC, jbody({"user_id": U2}), auth(NEW), "user-only discovery")
+    js = js if isinstance(js, dict) else {}
+    res = js.get("results") if isinstance(js.get("results"), list) else []
+    t.ok(st == 200 and js.get("success") is True and len(res) == 2,
+         "user-only sync with discovery -> 200, success, 2 results", (st, js))
+    t.eq(sorted((r.get("database_name"), r.get("status")) for r in res),
+         [("Stories", "success"), ("Worlds", "success")],
+         "results: Stories and Worlds, both status success")
+    want = {"Worlds": int(w.q1(f"select count(*) from notion_worlds_sync where user_id = '{U2}'")),
+            "Stories": int(w.q1(f"select count(*) from notion_stories_sync "
+                                f"where user_id = '{U2}'"))}
+    t.eq({r.get("database_name"): r.get("synced_count") for r in res}, want,
+         "each result's synced_count equals its rows in PostgreSQL")
+    t.eq(want, {"Worlds": 30, "Stories": 20}, "every page of both databases is in PostgreSQL")
+    t.eq(sorted(tuple(r) for r in w.pg.psql(
+        f"select database_id::text, database_name from notion_databases where user_id = '{U2}' "
+        "order by 2")), sorted([(D2S, "Stories"), (D2W, "Worlds")]),
+        "discovery registered both databases in notion_databases")
 
-# --- after everything ----------------------------------------------------------------------
-time.sleep(0.2)  # let the last log lines land
-secrets = [OLD, NEW] + list(TOKENS.values())
-line_re = re.compile(r"request method=(\S+) path=(\S+) status=(\d+) ")
-for stack in (A, B, C):
-    logged = sorted((m, p, int(s)) for m, p, s in line_re.findall(stack.log_text()))
-    t.eq(logged, sorted(stack.sent),
-         f"{stack.name}: one 'request method=... status=...' log line per request")
-    # notionsync.h: the log sink gets "one complete line". A line of this
-    # log that is neither the responder's nor a libpq notice is the
-    # continuation of a message that held a newline.
-    stray = [ln for ln in stack.log_text().splitlines()
-             if ln and not re.match(r"notion-sync-fcgi(\[\d+\])?: |spawn-fcgi: |"
-                                    r"(WARNING|NOTICE|FATAL|ERROR):  ", ln)]
-    t.eq(stray, [], f"{stack.name}: every responder log entry is a single line")
-    leaked = [s for s in secrets if s in stack.log_text() or s in stack.nginx_logs()]
-    t.eq(leaked, [], f"{stack.name}: no bearer secret or Notion token in responder/nginx logs")
-leaked = [(label, s) for label, _, _, _, js in ALL for s in secrets if s in json.dumps(js)]
-t.eq(leaked, [], "no response body holds a bearer secret or Notion token")
+    # --- no body at all: every user with a token (the seed's cron curl)
+    with_token = sorted(r[0] for r in w.pg.psql(
+        "select user_id::text from user_settings where coalesce(nullif(notion_access_token, ''), "
+        "nullif(notion_token, '')) is not null"))
+    st, _, js = B.call("POST", SYNC, None, {"Authorization": f"Bearer {NEW}"}, "cron: no body")
+    js = js if isinstance(js, dict) else {}
+    res = js.get("results") if isinstance(js.get("results"), list) else []
+    t.eq(st, 200, "POST without a body -> 200")
+    t.eq(sorted({r.get("user_id") for r in res}), with_token,
+         "no-body results cover every user with a token")
+    t.eq(sorted((r.get("user_id"), r.get("database_id")) for r in res),
+         sorted([(U1, D1), (U2, D2S), (U2, D2W), (U4, D4C), (U4, D4W), (U5, D1)]),
+         "no-body results: every registered database of every user")
+    t.ok(js.get("success") is True and all(r.get("status") == "success" for r in res),
+         "no-body run: all succeed", js)
 
-bad_bodies = []
-for label, method, path, st, js in ALL:
-    if st < 400 or (path == "/healthz" and st == 503):
-        continue  # /healthz answers a health document, checked above
-    if not is_error_body(js):
-        bad_bodies.append((label, st, js))
-    elif st >= 500 and st not in (502, 503) and (
-            js["error"]["code"] != "internal_error" or "PostgreSQL" in js["error"]["message"]):
-        bad_bodies.append((label, st, js))
-t.eq(bad_bodies, [], "every error body is {success:false, error:{code, message}}; "
-                     "no 500 exposes internals")
-t.ok(not any(st == 500 for _, _, _, st, _ in ALL), "no request answered 500",
-     [(l, st) for l, _, _, st, _ in ALL if st == 500])
-h.note(f"runtime {time.monotonic() - start:.1f}s, {len(ALL)} HTTP requests")
-t.done()
+    # --- database_id only
+    st, _, js = B.call("POST", SYNC, jbody({"database_id": D1}), auth(NEW), "database only")
+    js = js if isinstance(js, dict) else {}
+    res = js.get("results") if isinstance(js.get("results"), list) else []
+    t.ok(st == 200 and js.get("success") is True, "database_id only -> 200 success", (st, js))
+    t.eq(sorted((r.get("user_id"), r.get("database_id"), r.get("status")) for r in res),
+         [(U1, D1, "success"), (U5, D1, "success")],
+         "database_id only: that database for each user who registered it")
+    t.eq(w.q1(f"select count(*) from notion_characters_sync where user_id = '{U5}'"), str(N_CHAR),
+         "user 5 has its own copy of the shared database")
+    expect_error(B.call("POST", SYNC, jbody({"database_id": D_UNSHARED}), auth(NEW)), 404,
+                 "not_found", "database_id only, registered by nobody")
+
+    # --- one failing database does not stop the others
+    emu.control("POST", "/share", {"token": TOKENS["t4"], "database_id": D4W, "shared": False})
+    try:
+        st, _, js = B.call("POST", SYNC, jbody({"user_id": U4}), auth(NEW), "one failing database")
+    finally:
+        emu.control("POST", "/share", {"token": TOKENS["t4"], "database_id": D4W, "shared": True})
+    js = js if isinstance(js, dict) else {}
+    res = {r.get("database_id"): r for r in (js.get("results") or []) if isinstance(r, dict)}
+    t.ok(st == 200 and js.get("success") is False and len(res) == 2,
+         "user with one unshared database -> 200, success false, 2 results", (st, js))
+    bad, good = res.get(D4W, {}), res.get(D4C, {})
+    t.ok(bad.get("status") == "error" and isinstance(bad.get("error"), dict)
+         and bad["error"].get("code") == "not_found" and bad["error"].get("message"),
+         "the unshared database: status error with an error object (not_found)", bad)
+    t.ok(good.get("status") == "success" and good.get("database_name") == "Characters"
+         and "error" not in good, "the other database: status success", good)
+    t.eq(w.q1(f"select status from notion_sync_runs where id = {int(bad.get('run_id') or 0)}"),
+         "error", "the failing database's run is recorded as error")
+
+
+def notion_fails():
+    w = World("notion-fails", synced=True)
+    C = Stack("notion-fails", w.env(NOTION_SYNC_SECRET=NEW, NOTION_MAX_ATTEMPTS=2), processes=1)
+    emu.control("POST", "/faults", {"faults": [{"path": r"^/v1/data_sources/[^/]+/query",
+                                                "kind": "status", "status": 500, "count": 0}]})
+    emu.clear_requests()
+    try:
+        st, _, js = C.call("POST", SYNC, jbody(single), auth(NEW), "notion 500")
+        log = emu.requests()
+    finally:
+        emu.control("DELETE", "/faults")
+    t.ok(st == 502 and is_error_body(js, "notion_error"),
+         "Notion answering 500 -> 502 notion_error", (st, js))
+    queries = [r for r in log if r["path"].endswith("/query")]
+    t.eq([r["status"] for r in queries], [500, 500],
+         "NOTION_MAX_ATTEMPTS=2: the query was tried exactly twice")
+    st, _, js = C.call("POST", SYNC, jbody(single), auth(NEW), "after faults cleared")
+    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
+         "faults cleared: the same sync succeeds again", (st, js))
+
+
+def busy():
+    """409: a second request while the first one runs."""
+    w = World("busy", synced=True)
+    B = Stack("busy", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    emu.control("POST", "/faults", {"faults": [{"path": r"^/v1/data_sources/[^/]+/query",
+                                                "kind": "slow", "delay_ms": 2500, "count": 1}]})
+    slow_result = {}
+
+    def slow_request():
+        slow_result["r"] = B.call("POST", SYNC, jbody(single), auth(NEW), "409: request A")
+
+    try:
+        runs_before = int(w.q1("select coalesce(max(id), 0) from notion_sync_runs"))
+        th = threading.Thread(target=slow_request)
+        th.start()
+        running = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and running is None:
+            running = w.q1(f"select id from notion_sync_runs where id > {runs_before} "
+                           f"and user_id = '{U1}' and database_id = '{D1}' "
+                           f"and status = 'running'")
+            if running is None:
+                time.sleep(0.02)
+        t.ok(running is not None, "request A shows a running row in notion_sync_runs")
+        st, _, js = B.call("POST", SYNC, jbody(single), auth(NEW), "409: request B")
+        t.ok(st == 409 and is_error_body(js, "sync_in_progress"),
+             "request B for the same user+database -> 409 sync_in_progress", (st, js))
+        busy_run = js.get("error", {}).get("run_id") if isinstance(js, dict) else None
+        th.join(60)
+    finally:
+        emu.control("DELETE", "/faults")
+    st_a, _, js_a = slow_result.get("r", (None, None, None))
+    t.ok(st_a == 200 and isinstance(js_a, dict) and js_a.get("success") is True,
+         "request A finishes 200", (st_a, js_a))
+    t.ok(busy_run is not None and isinstance(js_a, dict) and busy_run == js_a.get("run_id")
+         and str(busy_run) == str(running),
+         "409's error.run_id is request A's run id", (busy_run, running, js_a))
+    t.eq(w.q1("select count(*) from notion_sync_runs where status = 'running'"), "0",
+         "no run left in status running")
+
+
+def pg_down():
+    """503: PostgreSQL stopped (the last scenario: the cluster stays down)."""
+    w = World("pg-down")
+    B = Stack("pg-down", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    C = Stack("pg-down-held", w.env(NOTION_SYNC_SECRET=NEW), processes=1)
+    # C serves one sync first, so that it holds a connection libpq believes open.
+    C.call("POST", SYNC, jbody({"user_id": U4, "database_id": D4C}), auth(NEW),
+           "sync on C before postgres stops")
+    pg.stop()
+    expect_error(C.call("POST", SYNC, jbody(single), auth(NEW), "sync on C, postgres down"),
+                 503, "database_unavailable", "PostgreSQL stopped: sync on a held connection")
+    st, _, js = B.call("GET", "/healthz", label="healthz, postgres down")
+    t.ok(st == 503 and isinstance(js, dict) and js.get("status") not in (None, "ok"),
+         "PostgreSQL stopped: /healthz -> 503 with a non-ok status", (st, js))
+    expect_error(B.call("POST", SYNC, jbody(single), auth(NEW), "sync, postgres down"),
+                 503, "database_unavailable", "PostgreSQL stopped: sync")
+    expect_error(B.call("POST", SYNC, None, auth(NEW), "cron, postgres down"),
+                 503, "database_unavailable", "PostgreSQL stopped: no-body sync")
+    t.ok(B.alive() and len(B.pids()) == 2, "both responder processes still alive", B.pids())
+    t.ok(C.alive(), "the third responder is still alive")
+
+
+def after_all():
+    """Over every responder and every request of the scenarios that ran."""
+    time.sleep(0.2)  # let the last log lines land
+    secrets = [OLD, NEW] + list(TOKENS.values())
+    line_re = re.compile(r"request method=(\S+) path=(\S+) status=(\d+) ")
+    for stack in STACKS:
+        logged = sorted((m, p, int(s)) for m, p, s in line_re.findall(stack.log_text()))
+        t.eq(logged, sorted(stack.sent),
+             f"{stack.name}: one 'request method=... status=...' log line per request")
+        # notionsync.h: the log sink gets "one complete line". A line of this
+        # log that is neither the responder's nor a libpq notice is the
+        # continuation of a message that held a newline.
+        stray = [ln for ln in stack.log_text().splitlines()
+                 if ln and not re.match(r"notion-sync-fcgi(\[\d+\])?: |spawn-fcgi: |"
+                                        r"(WARNING|NOTICE|FATAL|ERROR):  ", ln)]
+        t.eq(stray, [], f"{stack.name}: every responder log entry is a single line")
+        leaked = [s for s in secrets if s in stack.log_text() or s in stack.nginx.logs()]
+        t.eq(leaked, [], f"{stack.name}: no bearer secret or Notion token in responder/nginx logs")
+    leaked = [(label, s) for label, _, _, _, js in ALL for s in secrets if s in json.dumps(js)]
+    t.eq(leaked, [], "no response body holds a bearer secret or Notion token")
+
+    bad_bodies = []
+    for label, method, path, st, js in ALL:
+        if st < 400 or (path == "/healthz" and st == 503):
+            continue  # /healthz answers a health document, checked above
+        if not is_error_body(js):
+            bad_bodies.append((label, st, js))
+        elif st >= 500 and st not in (502, 503) and (
+                js["error"]["code"] != "internal_error" or "PostgreSQL" in js["error"]["message"]):
+            bad_bodies.append((label, st, js))
+    t.eq(bad_bodies, [], "every error body is {success:false, error:{code, message}}; "
+                         "no 500 exposes internals")
+    t.ok(not any(st == 500 for _, _, _, st, _ in ALL), "no request answered 500",
+         [(lb, st) for lb, _, _, st, _ in ALL if st == 500])
+    h.note(f"{len(ALL)} HTTP requests")
+
+
+SCENARIOS = [("refuse", refuse), ("rotation", rotation), ("validation", validation),
+             ("discovery", discovery), ("notion-fails", notion_fails), ("busy", busy),
+             ("pg-down", pg_down)]
+
+if __name__ == "__main__":
+    h.note(f"stack up in {time.monotonic() - start:.1f}s")
+    scenario.run(t, SCENARIOS, note=h.note, after=after_all)

@@ -16,7 +16,12 @@ the walk under test is stalled inside one Notion request (emulator "slow"
 fault on its data source's query path, fired mid-walk) while PostgreSQL
 restarts and the competitor starts.
 
-Scenarios (all by default; or one by name: test_lockloss.py competitor):
+Every scenario runs on its own database, a copy of a migrated template that
+holds the logging triggers (the roles are the cluster's), with its own user and
+token (scenario.run; all by default, or some by name: test_lockloss.py
+competitor down). A restart or stop is the whole cluster's, as before.
+
+Scenarios:
   restart     second full sync of an unchanged database, PostgreSQL restarted
               mid-walk, nobody competing: the sync re-takes its lock (held by
               its role again, log "re-took"/"lock re-taken"), ends success,
@@ -61,6 +66,7 @@ TOP = os.environ.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 import harness as h  # noqa: E402
+import scenario  # noqa: E402
 
 SECRET = "secret_test_lockloss_bearer_5d1e"
 SYNC = "/api/notion/sync-to-postgres"
@@ -73,7 +79,9 @@ STALL_MS = 7000          # the stalled request, long enough for restart + compet
 STARTED = time.monotonic()
 
 t = h.Tap()
-pg = h.Postgres(extra_conf=["synchronous_commit = on"])  # no commit lost by an immediate stop
+# no commit lost by an immediate stop
+CLUSTER = h.Postgres(extra_conf=["synchronous_commit = on"])
+pg = CLUSTER  # the running scenario's database (a copy of the template), rebound per scenario
 emu = h.Emulator()
 h.migrate(pg)
 WORK = tempfile.mkdtemp(prefix="nsync-lockloss-")
@@ -703,26 +711,25 @@ def worker():
         check_truth(user, db, ds, f"worker, {label}")
 
 
-SCENARIOS = {"restart": restart, "competitor": competitor, "overtaken": overtaken,
-             "down": down, "worker": worker}
+def on_its_own_database(name, fn):
+    """fn on a fresh copy of the migrated template (triggers included); afterwards
+    every process it started is stopped, the emulator reset, PostgreSQL up."""
+    def run():
+        global pg
+        if not CLUSTER.running():
+            CLUSTER.start_server()
+        pg = scenario.clone_database(CLUSTER, f"lockloss_{name}")
+        try:
+            fn()
+        finally:
+            stop_scope()
+            emu.control("DELETE", "/faults")
+            settle_latency(0)
+            if not pg.running():
+                pg.start_server()
+    return name, run
 
-names = sys.argv[1:] or list(SCENARIOS)
-unknown = [n for n in names if n not in SCENARIOS]
-if unknown:
-    print(f"unknown scenario {unknown}; choose from {list(SCENARIOS)}", file=sys.stderr)
-    sys.exit(2)
-for name in names:
-    began = time.monotonic()
-    try:
-        SCENARIOS[name]()
-    except Exception as exc:  # report, then go on with the next scenario
-        import traceback
-        t.ok(False, f"{name}: the scenario ran to its end", traceback.format_exc())
-    stop_scope()
-    emu.control("DELETE", "/faults")
-    settle_latency(0)
-    if not pg.running():
-        pg.start_server()
-    h.note(f"{name}: {time.monotonic() - began:.1f}s")
-h.note(f"runtime {time.monotonic() - STARTED:.1f}s")
-t.done()
+
+scenario.run(t, [on_its_own_database(n, f) for n, f in (
+    ("restart", restart), ("competitor", competitor), ("overtaken", overtaken),
+    ("down", down), ("worker", worker))])

@@ -16,6 +16,20 @@ in SQL. Also: 401 without or with a wrong bearer (nginx, and the
 responder's own check over raw FastCGI), 405 + Allow for other methods,
 503 JSON while PostgreSQL is down and recovery after, the scrape time
 with 100,000 runs, and no secret in any log. Prints TAP.
+
+The TLS nginx and the responder are shared; every scenario runs on its own
+PostgreSQL database (a copy of a migrated template), the responder restarted
+onto it (scenario.run; all by default, or some by name: test_metrics.py runs):
+  parser   the strict parser reads a valid text and refuses invalid ones;
+  empty    an empty log and registry;
+  auth     401 / 405 / query string / 404 through nginx;
+  runs     real runs (429, pacing, 500s, the CLI) and inserted rows, every
+           number against SQL, escapes, pruned history, disabled databases;
+  fcgi     the responder's own bearer check over raw FastCGI;
+  down     PostgreSQL down: 503 JSON; back: 200;
+  scale    100,000 more runs on a copy of the runs scenario's database (run
+           alone: after the runs scenario);
+  hygiene  no secret in the nginx or responder logs of the scenarios so far.
 """
 
 import math
@@ -25,11 +39,13 @@ import socket
 import struct
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 TOP = os.environ.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 import harness as h  # noqa: E402
+import scenario  # noqa: E402
 
 SYNC = "/api/notion/sync-to-postgres"
 METRICS = "/metrics"
@@ -218,22 +234,74 @@ def self_test_parser():
     return ok and all(refused), refused
 
 
-ok, refused = self_test_parser()
-t.ok(ok, "the strict parser reads a valid text and refuses 11 invalid ones", refused)
+
+def parser():
+    ok, refused = self_test_parser()
+    t.ok(ok, "the strict parser reads a valid text and refuses 11 invalid ones", refused)
 
 
 # --- the stack ---------------------------------------------------------------------------------
 
 # synchronous_commit on: the immediate stop below must not lose the rows inserted before it.
-pg = h.Postgres(extra_conf=["synchronous_commit = on"])
-h.migrate(pg)
-pg.psql(f"create role {SVC_LOGIN} login in role notion_sync_service")
+TEMPLATE = h.Postgres(extra_conf=["synchronous_commit = on"])
+h.migrate(TEMPLATE)
+TEMPLATE.psql(f"create role {SVC_LOGIN} login in role notion_sync_service")
 emu = h.Emulator()
-svc_env = h.base_env(pg, emu, DATABASE_URL=f"host={pg.dir} dbname={pg.dbname} user={SVC_LOGIN}",
-                     NOTION_RATE_LIMIT="25", NOTION_MAX_ATTEMPTS="3",
-                     NOTION_BACKOFF_BASE="0.05", NOTION_SYNC_WORKERS="0")
+
+
+class CopiesAhead:
+    """Copies of a template for the scenarios about to run, made one after the
+    other in a background thread (CREATE DATABASE takes 0.2-0.4 s on a busy
+    host), so that a scenario seldom waits for its own. take(name) returns the
+    copy named name, made now if it was not asked for ahead."""
+
+    def __init__(self, pg, names, template=None):
+        self.pg, self.template = pg, template
+        wanted = [n for n in names if not sys.argv[1:] or n.split("_", 1)[-1] in sys.argv[1:]]
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.ahead = {n: self.pool.submit(scenario.clone_database, pg, n, template)
+                      for n in wanted}
+
+    def take(self, name):
+        made = self.ahead.pop(name, None)
+        return made.result() if made else scenario.clone_database(self.pg, name, self.template)
+
+
+COPIES = CopiesAhead(TEMPLATE, [f"metrics_{n}" for n in ("empty", "auth", "runs", "fcgi", "down")])
+
+
+def env_of(db):
+    return h.base_env(db, emu, DATABASE_URL=f"host={db.dir} dbname={db.dbname} user={SVC_LOGIN}",
+                      NOTION_RATE_LIMIT="25", NOTION_MAX_ATTEMPTS="3",
+                      NOTION_BACKOFF_BASE="0.05", NOTION_SYNC_WORKERS="0")
+
+
+# The responder never serves the template (a template has no sessions): it
+# starts on a copy, and each scenario restarts it onto its own.
+pg = scenario.clone_database(TEMPLATE, "metrics_idle")  # the running scenario's database
+svc_env = env_of(pg)
 resp = h.Responder(dict(svc_env, NOTION_SYNC_SECRET=SECRET))
 nginx = h.TlsNginx(resp.port, rate="500r/s")
+DONE = set()   # scenarios that ran to their end
+
+
+def use(db):
+    """Make db the running scenario's database and restart the responder onto it."""
+    global pg, svc_env
+    pg, svc_env = db, env_of(db)
+    h.respawn(resp, dict(svc_env, NOTION_SYNC_SECRET=SECRET))
+
+
+def on_its_own_database(name, fn):
+    def run():
+        if not TEMPLATE.running():   # an earlier scenario left PostgreSQL down
+            TEMPLATE.start_server()
+        emu.control("DELETE", "/faults")
+        use(COPIES.take(f"metrics_{name}"))
+        fn()
+        DONE.add(name)
+    return name, run
+
 
 
 def auth(secret=SECRET):
@@ -263,39 +331,41 @@ def value(fams, name, **labels):
     return fams[name]["samples"].get(frozenset(labels.items()))
 
 
-# --- an empty log --------------------------------------------------------------------------------
-st, hd, text, _ = scrape()
-t.ok(st == 200 and hd.get("Content-Type") == CTYPE and hd.get("Cache-Control") == "no-store"
-     and hd.get("Strict-Transport-Security") == HSTS,
-     "GET /metrics with the bearer -> 200, Content-Type " + CTYPE + ", no-store, HSTS",
-     (st, hd and dict(hd)))
-fams = parse_or_fail(text or "", "empty log")
-if fams:
-    t.ok(not fams["notion_sync_runs"]["samples"]
-         and all(value(fams, f) == 0 for f in FAMILIES[1:12])
-         and not fams["notion_sync_database_last_status"]["samples"]
-         and not fams["notion_sync_database_last_success_timestamp_seconds"]["samples"],
-         "empty log and registry: no run or database series, every sum and queue figure 0",
-         text)
+
+def empty():
+    st, hd, text, _ = scrape()
+    t.ok(st == 200 and hd.get("Content-Type") == CTYPE and hd.get("Cache-Control") == "no-store"
+         and hd.get("Strict-Transport-Security") == HSTS,
+         "GET /metrics with the bearer -> 200, Content-Type " + CTYPE + ", no-store, HSTS",
+         (st, hd and dict(hd)))
+    fams = parse_or_fail(text or "", "empty log")
+    if fams:
+        t.ok(not fams["notion_sync_runs"]["samples"]
+             and all(value(fams, f) == 0 for f in FAMILIES[1:12])
+             and not fams["notion_sync_database_last_status"]["samples"]
+             and not fams["notion_sync_database_last_success_timestamp_seconds"]["samples"],
+             "empty log and registry: no run or database series, every sum and queue figure 0",
+             text)
 
 # --- authentication and methods (nginx) -----------------------------------------------------------
-st, hd, _, js = scrape(headers={})
-t.ok(st == 401 and isinstance(js, dict) and js.get("error", {}).get("code") == "unauthorized",
-     "no bearer -> 401 JSON unauthorized (auth_request)", (st, js))
-st, _, _, js = scrape(headers=auth("metrics-test-bearer-wrong-0000"))
-t.ok(st == 401 and isinstance(js, dict) and js.get("error", {}).get("code") == "unauthorized",
-     "wrong bearer -> 401", (st, js))
-for method in ("POST", "PUT", "DELETE", "HEAD"):
-    st, hd, _, js = scrape(method=method)
-    t.ok(st == 405 and hd.get("Allow") == "GET"
-         and (method == "HEAD" or (isinstance(js, dict)
-                                   and js["error"]["code"] == "method_not_allowed")),
-         f"{method} /metrics -> 405 with Allow: GET", (st, hd and dict(hd), js))
-st, _, text, _ = scrape(path=METRICS + "?name[]=notion_sync_runs")
-t.ok(st == 200 and text and text.startswith("# HELP notion_sync_runs "),
-     "a query string (as Prometheus params send) is ignored -> 200", st)
-st, _, _, js = scrape(path=METRICS + "/")
-t.ok(st == 404, "/metrics/ -> 404 (exact location)", (st, js))
+def auth_methods():
+    st, hd, _, js = scrape(headers={})
+    t.ok(st == 401 and isinstance(js, dict) and js.get("error", {}).get("code") == "unauthorized",
+         "no bearer -> 401 JSON unauthorized (auth_request)", (st, js))
+    st, _, _, js = scrape(headers=auth("metrics-test-bearer-wrong-0000"))
+    t.ok(st == 401 and isinstance(js, dict) and js.get("error", {}).get("code") == "unauthorized",
+         "wrong bearer -> 401", (st, js))
+    for method in ("POST", "PUT", "DELETE", "HEAD"):
+        st, hd, _, js = scrape(method=method)
+        t.ok(st == 405 and hd.get("Allow") == "GET"
+             and (method == "HEAD" or (isinstance(js, dict)
+                                       and js["error"]["code"] == "method_not_allowed")),
+             f"{method} /metrics -> 405 with Allow: GET", (st, hd and dict(hd), js))
+    st, _, text, _ = scrape(path=METRICS + "?name[]=notion_sync_runs")
+    t.ok(st == 200 and text and text.startswith("# HELP notion_sync_runs "),
+         "a query string (as Prometheus params send) is ignored -> 200", st)
+    st, _, _, js = scrape(path=METRICS + "/")
+    t.ok(st == 404, "/metrics/ -> 404 (exact location)", (st, js))
 
 # --- real runs through the emulator --------------------------------------------------------------
 for user, tok in TOKENS.items():
@@ -313,19 +383,6 @@ def make_db(title, token, count, seed):
 DA_CHAR = make_db("Characters", TOKENS[UA], 40, 11)
 DA_WORLD = make_db("Worlds", TOKENS[UA], 20, 12)
 DB_STORY = make_db("Stories", TOKENS[UB], 15, 13)
-pg.psql("insert into user_settings (user_id, notion_token) values "
-        + ", ".join(f"('{u}', '{tok}')" for u, tok in TOKENS.items())
-        + f", ('{UC}', null), ('{UQ}', null)")
-pg.psql("insert into notion_databases (user_id, database_id, database_name) values "
-        f"('{UA}', '{DA_CHAR}', 'Characters'), ('{UA}', '{DA_WORLD}', 'Worlds'), "
-        f"('{UB}', '{DB_STORY}', 'Stories')")
-pg.psql("insert into notion_databases (user_id, database_id, database_name, last_status, "
-        "last_synced_at, enabled) values "
-        f"('{UC}', '{DC_NEVER}', $n${WEIRD_NAME}$n$, null, null, true), "
-        f"('{UC}', '{DC_PRUNED}', 'Chat Sessions', 'success', '{PRUNED_AT}', true), "
-        f"('{UC}', '{DC_OFF}', 'Characters', 'success', now(), false), "
-        f"('{UQ}', '{DQ_HIST}', 'Stories', 'error', now() - interval '1 hour' + interval '5 s', "
-        "true)")
 
 
 def sync(user, database, full=False):
@@ -336,63 +393,117 @@ def sync(user, database, full=False):
     return st, js
 
 
-# One 429 with Retry-After: 1 on the first query: a retry and a second of waiting.
-emu.control("POST", "/faults", {"faults": [{"path": "/query$", "kind": "status", "status": 429,
-                                            "retry_after": 1, "count": 1}]})
-st, js = sync(UA, DA_CHAR)
-t.ok(st == 200 and js.get("success") is True and js.get("retries") == 1,
-     "real sync of UA Characters through nginx, one 429 -> 200 with retries 1", (st, js))
-emu.control("DELETE", "/faults")
-st, js = sync(UA, DA_WORLD)
-t.ok(st == 200 and js.get("success") is True, "real sync of UA Worlds -> 200", (st, js))
-st, js = sync(UB, DB_STORY, full=True)
-t.ok(st == 200 and js.get("success") is True, "real full sync of UB Stories -> 200", (st, js))
-# Worlds again while Notion answers 500 to every query: an error run after retries.
-emu.control("POST", "/faults", {"faults": [{"path": "/query$", "kind": "status", "status": 500,
-                                            "count": 0}]})
-st, js = sync(UA, DA_WORLD)
-t.ok(st == 502 and js.get("success") is False, "UA Worlds while Notion answers 500 -> 502", (st, js))
-emu.control("DELETE", "/faults")
-code, js, out, err = h.run_cli(["sync", "--user", UB, "--database", DB_STORY, "--quiet"], svc_env)
-t.ok(code == 0, "CLI sync of UB Stories (trigger cli)", out + err)
-real = h.json_rows(pg, "select trigger, status, retries, rate_limit_wait_seconds as rlw, "
-                       "pacing_wait_seconds as pw from notion_sync_runs order by id")
-t.ok([(r["trigger"], r["status"]) for r in real]
-     == [("http", "success"), ("http", "success"), ("http", "success"), ("http", "error"),
-         ("cli", "success")]
-     and real[0]["rlw"] >= 1 and sum(r["retries"] for r in real) >= 3
-     and sum(r["pw"] for r in real) > 0,
-     "the real runs are in notion_sync_runs with retries, Retry-After and pacing waits", real)
 
-# --- rows inserted directly ----------------------------------------------------------------------
-pg.psql(f"""
-insert into notion_sync_runs (user_id, database_id, database_name, trigger, status, queued_at,
-                              started_at, finished_at, heartbeat_at, pages_seen, inserted, updated,
-                              deleted, page_errors, retries, rate_limit_wait_seconds,
-                              pacing_wait_seconds) values
- ('{UQ}', '{DQ[0]}', 'Characters', 'pg_net', 'queued', now() - interval '3600 s', now(), null,
-  null, 0, 0, 0, 0, 0, 0, 0, 0),
- ('{UQ}', '{DQ[1]}', 'Worlds', 'pg_net', 'queued', now() - interval '120 s', now(), null, null,
-  0, 0, 0, 0, 0, 0, 0, 0),
- ('{UQ}', null, null, 'cron', 'queued', now() - interval '10 s', now(), null, null,
-  0, 0, 0, 0, 0, 0, 0, 0),
- ('{UQ}', '{DQ[2]}', 'Stories', 'pg_net', 'running', now() - interval '40 s',
-  now() - interval '30 s', null, now(), 12, 3, 0, 0, 0, 1, 0.5, 0.25),
- ('{UQ}', '{DQ[3]}', 'Stories', 'http', 'running', null, now() - interval '5 s', null, now(),
-  0, 0, 0, 0, 0, 0, 0, 0),
- ('{UQ}', '{DQ[0]}', 'Characters', 'cron', 'skipped', now() - interval '2 h',
-  now() - interval '2 h', now() - interval '2 h', null, 0, 0, 0, 0, 0, 0, 0, 0),
- ('{UQ}', '{DQ[4]}', 'Worlds', 'vercel_cron', 'error', null, now() - interval '50 min',
-  now() - interval '49 min', null, 7, 1, 2, 2, 3, 4, 2.5, 0.125),
- ('{UQ}', '{DQ[4]}', 'Worlds', $t${WEIRD_TRIGGER}$t$, 'success', null, now() - interval '40 min',
-  now() - interval '39 min', null, 5, 5, 0, 0, 0, 0, 0.1, 0.2),
- ('{UQ}', '{DQ_HIST}', 'Stories', 'cron', 'success', null, now() - interval '3 h',
-  now() - interval '3 h' + interval '10 s', null, 9, 9, 0, 0, 0, 0, 0, 0),
- ('{UQ}', '{DQ_HIST}', 'Stories', 'cron', 'success', null, now() - interval '2 h',
-  now() - interval '2 h' + interval '7.5 s', null, 9, 0, 1, 0, 0, 0, 0, 0),
- ('{UQ}', '{DQ_HIST}', 'Stories', 'cron', 'error', null, now() - interval '1 h',
-  now() - interval '1 h' + interval '5 s', null, 1, 0, 0, 0, 1, 2, 1.75, 0)
-""")
+def runs():
+    pg.psql("insert into user_settings (user_id, notion_token) values "
+            + ", ".join(f"('{u}', '{tok}')" for u, tok in TOKENS.items())
+            + f", ('{UC}', null), ('{UQ}', null)")
+    pg.psql("insert into notion_databases (user_id, database_id, database_name) values "
+            f"('{UA}', '{DA_CHAR}', 'Characters'), ('{UA}', '{DA_WORLD}', 'Worlds'), "
+            f"('{UB}', '{DB_STORY}', 'Stories')")
+    pg.psql("insert into notion_databases (user_id, database_id, database_name, last_status, "
+            "last_synced_at, enabled) values "
+            f"('{UC}', '{DC_NEVER}', $n${WEIRD_NAME}$n$, null, null, true), "
+            f"('{UC}', '{DC_PRUNED}', 'Chat Sessions', 'success', '{PRUNED_AT}', true), "
+            f"('{UC}', '{DC_OFF}', 'Characters', 'success', now(), false), "
+            f"('{UQ}', '{DQ_HIST}', 'Stories', 'error', now() - interval '1 hour' + interval '5 s', "
+            "true)")
+
+
+    # One 429 with Retry-After: 1 on the first query: a retry and a second of waiting.
+    emu.control("POST", "/faults", {"faults": [{"path": "/query$", "kind": "status", "status": 429,
+                                                "retry_after": 1, "count": 1}]})
+    st, js = sync(UA, DA_CHAR)
+    t.ok(st == 200 and js.get("success") is True and js.get("retries") == 1,
+         "real sync of UA Characters through nginx, one 429 -> 200 with retries 1", (st, js))
+    emu.control("DELETE", "/faults")
+    st, js = sync(UA, DA_WORLD)
+    t.ok(st == 200 and js.get("success") is True, "real sync of UA Worlds -> 200", (st, js))
+    st, js = sync(UB, DB_STORY, full=True)
+    t.ok(st == 200 and js.get("success") is True, "real full sync of UB Stories -> 200", (st, js))
+    # Worlds again while Notion answers 500 to every query: an error run after retries.
+    emu.control("POST", "/faults", {"faults": [{"path": "/query$", "kind": "status", "status": 500,
+                                                "count": 0}]})
+    st, js = sync(UA, DA_WORLD)
+    t.ok(st == 502 and js.get("success") is False, "UA Worlds while Notion answers 500 -> 502", (st, js))
+    emu.control("DELETE", "/faults")
+    code, js, out, err = h.run_cli(["sync", "--user", UB, "--database", DB_STORY, "--quiet"], svc_env)
+    t.ok(code == 0, "CLI sync of UB Stories (trigger cli)", out + err)
+    real = h.json_rows(pg, "select trigger, status, retries, rate_limit_wait_seconds as rlw, "
+                           "pacing_wait_seconds as pw from notion_sync_runs order by id")
+    t.ok([(r["trigger"], r["status"]) for r in real]
+         == [("http", "success"), ("http", "success"), ("http", "success"), ("http", "error"),
+             ("cli", "success")]
+         and real[0]["rlw"] >= 1 and sum(r["retries"] for r in real) >= 3
+         and sum(r["pw"] for r in real) > 0,
+         "the real runs are in notion_sync_runs with retries, Retry-After and pacing waits", real)
+
+    # --- rows inserted directly ----------------------------------------------------------------------
+    pg.psql(f"""
+    insert into notion_sync_runs (user_id, database_id, database_name, trigger, status, queued_at,
+                                  started_at, finished_at, heartbeat_at, pages_seen, inserted, updated,
+                                  deleted, page_errors, retries, rate_limit_wait_seconds,
+                                  pacing_wait_seconds) values
+     ('{UQ}', '{DQ[0]}', 'Characters', 'pg_net', 'queued', now() - interval '3600 s', now(), null,
+      null, 0, 0, 0, 0, 0, 0, 0, 0),
+     ('{UQ}', '{DQ[1]}', 'Worlds', 'pg_net', 'queued', now() - interval '120 s', now(), null, null,
+      0, 0, 0, 0, 0, 0, 0, 0),
+     ('{UQ}', null, null, 'cron', 'queued', now() - interval '10 s', now(), null, null,
+      0, 0, 0, 0, 0, 0, 0, 0),
+     ('{UQ}', '{DQ[2]}', 'Stories', 'pg_net', 'running', now() - interval '40 s',
+      now() - interval '30 s', null, now(), 12, 3, 0, 0, 0, 1, 0.5, 0.25),
+     ('{UQ}', '{DQ[3]}', 'Stories', 'http', 'running', null, now() - interval '5 s', null, now(),
+      0, 0, 0, 0, 0, 0, 0, 0),
+     ('{UQ}', '{DQ[0]}', 'Characters', 'cron', 'skipped', now() - interval '2 h',
+      now() - interval '2 h', now() - interval '2 h', null, 0, 0, 0, 0, 0, 0, 0, 0),
+     ('{UQ}', '{DQ[4]}', 'Worlds', 'vercel_cron', 'error', null, now() - interval '50 min',
+      now() - interval '49 min', null, 7, 1, 2, 2, 3, 4, 2.5, 0.125),
+     ('{UQ}', '{DQ[4]}', 'Worlds', $t${WEIRD_TRIGGER}$t$, 'success', null, now() - interval '40 min',
+      now() - interval '39 min', null, 5, 5, 0, 0, 0, 0, 0.1, 0.2),
+     ('{UQ}', '{DQ_HIST}', 'Stories', 'cron', 'success', null, now() - interval '3 h',
+      now() - interval '3 h' + interval '10 s', null, 9, 9, 0, 0, 0, 0, 0, 0),
+     ('{UQ}', '{DQ_HIST}', 'Stories', 'cron', 'success', null, now() - interval '2 h',
+      now() - interval '2 h' + interval '7.5 s', null, 9, 0, 1, 0, 0, 0, 0, 0),
+     ('{UQ}', '{DQ_HIST}', 'Stories', 'cron', 'error', null, now() - interval '1 h',
+      now() - interval '1 h' + interval '5 s', null, 1, 0, 0, 0, 1, 2, 1.75, 0)
+    """)
+
+
+    res = verify("after real and inserted runs")
+    if res:
+        fams, text = res
+        t.ok(value(fams, "notion_sync_runs", status="success", trigger=WEIRD_TRIGGER) == 1
+             and 'trigger="test\\"trig\\\\ger\\nx"' in text,
+             "a trigger with a quote, a backslash and a newline is escaped and reads back", None)
+        labels = dict(user_id=UC, database_id=DC_NEVER, database_name=WEIRD_NAME)
+        t.ok(value(fams, "notion_sync_database_last_status", status="none", **labels) == 1
+             and value(fams, "notion_sync_database_last_success_timestamp_seconds", **labels) is None
+             and 'database_name="Lore \\"q\\" \\\\n and\\nnewline \\\\ \u2713 \u00fc"' in text,
+             "a never-synced database: status none, no last-success sample, its name (quote, "
+             "backslash-n, newline, UTF-8) escaped exactly", None)
+        t.ok(close(value(fams, "notion_sync_database_last_success_timestamp_seconds", user_id=UC,
+                         database_id=DC_PRUNED, database_name="Chat Sessions"), PRUNED_EPOCH),
+             "history pruned but the registry's last run was a success: last success = "
+             "last_synced_at", None)
+        t.ok(not any(dict(k).get("database_id") == DC_OFF
+                     for f in FAMILIES[12:] for k in fams[f]["samples"]),
+             "a disabled database has no series", None)
+        hist = float(pg.scalar(f"select extract(epoch from max(finished_at)) from notion_sync_runs "
+                               f"where database_id = '{DQ_HIST}' and status = 'success'"))
+        t.ok(close(value(fams, "notion_sync_database_last_success_timestamp_seconds", user_id=UQ,
+                         database_id=DQ_HIST, database_name="Stories"), hist)
+             and value(fams, "notion_sync_database_last_status", user_id=UQ, database_id=DQ_HIST,
+                       database_name="Stories", status="error") == 1,
+             "success, success, error: last success = the second success, last status error", None)
+        world = dict(user_id=UA, database_id=DA_WORLD, database_name="Worlds")
+        t.ok(value(fams, "notion_sync_database_last_status", status="error", **world) == 1
+             and value(fams, "notion_sync_database_last_success_timestamp_seconds", **world)
+             is not None,
+             "real runs: UA Worlds failed after a success (status error, success time kept)", None)
+        t.ok(value(fams, "notion_sync_retries") >= 7 and value(fams, "notion_sync_rate_limit_wait_seconds")
+             > 1 and value(fams, "notion_sync_pacing_wait_seconds") > 0,
+             "retries, Retry-After waits and pacing waits are non-zero", None)
+
 
 
 # --- what the metrics must say, computed in SQL --------------------------------------------------
@@ -474,41 +585,6 @@ def verify(label):
     return fams, text
 
 
-res = verify("after real and inserted runs")
-if res:
-    fams, text = res
-    t.ok(value(fams, "notion_sync_runs", status="success", trigger=WEIRD_TRIGGER) == 1
-         and 'trigger="test\\"trig\\\\ger\\nx"' in text,
-         "a trigger with a quote, a backslash and a newline is escaped and reads back", None)
-    labels = dict(user_id=UC, database_id=DC_NEVER, database_name=WEIRD_NAME)
-    t.ok(value(fams, "notion_sync_database_last_status", status="none", **labels) == 1
-         and value(fams, "notion_sync_database_last_success_timestamp_seconds", **labels) is None
-         and 'database_name="Lore \\"q\\" \\\\n and\\nnewline \\\\ \u2713 \u00fc"' in text,
-         "a never-synced database: status none, no last-success sample, its name (quote, "
-         "backslash-n, newline, UTF-8) escaped exactly", None)
-    t.ok(close(value(fams, "notion_sync_database_last_success_timestamp_seconds", user_id=UC,
-                     database_id=DC_PRUNED, database_name="Chat Sessions"), PRUNED_EPOCH),
-         "history pruned but the registry's last run was a success: last success = "
-         "last_synced_at", None)
-    t.ok(not any(dict(k).get("database_id") == DC_OFF
-                 for f in FAMILIES[12:] for k in fams[f]["samples"]),
-         "a disabled database has no series", None)
-    hist = float(pg.scalar(f"select extract(epoch from max(finished_at)) from notion_sync_runs "
-                           f"where database_id = '{DQ_HIST}' and status = 'success'"))
-    t.ok(close(value(fams, "notion_sync_database_last_success_timestamp_seconds", user_id=UQ,
-                     database_id=DQ_HIST, database_name="Stories"), hist)
-         and value(fams, "notion_sync_database_last_status", user_id=UQ, database_id=DQ_HIST,
-                   database_name="Stories", status="error") == 1,
-         "success, success, error: last success = the second success, last status error", None)
-    world = dict(user_id=UA, database_id=DA_WORLD, database_name="Worlds")
-    t.ok(value(fams, "notion_sync_database_last_status", status="error", **world) == 1
-         and value(fams, "notion_sync_database_last_success_timestamp_seconds", **world)
-         is not None,
-         "real runs: UA Worlds failed after a success (status error, success time kept)", None)
-    t.ok(value(fams, "notion_sync_retries") >= 7 and value(fams, "notion_sync_rate_limit_wait_seconds")
-         > 1 and value(fams, "notion_sync_pacing_wait_seconds") > 0,
-         "retries, Retry-After waits and pacing waits are non-zero", None)
-
 # --- the responder's own bearer check (raw FastCGI, no nginx) ---------------------------------------
 FCGI_BEGIN, FCGI_END, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 3, 4, 5, 6
 
@@ -555,55 +631,74 @@ def fcgi(method, path, authorization=None):
     return int(hdrs.get("status", "200").split()[0]), hdrs, body
 
 
-st, hd, body = fcgi("GET", METRICS)
-t.ok(st == 401 and hd.get("www-authenticate") == "Bearer" and b'"unauthorized"' in body,
-     "responder without nginx: no bearer -> 401 (its own check)", (st, hd, body[:200]))
-st, hd, body = fcgi("GET", METRICS, "Bearer " + SECRET[:-1] + "x")
-t.ok(st == 401, "responder without nginx: wrong bearer -> 401", (st, body[:200]))
-st, hd, body = fcgi("POST", METRICS, "Bearer " + SECRET)
-t.ok(st == 405 and hd.get("allow") == "GET", "responder: POST -> 405 with Allow: GET", (st, hd))
-st, hd, body = fcgi("GET", METRICS, "Bearer " + SECRET)
-t.ok(st == 200 and hd.get("content-type") == CTYPE and body.startswith(b"# HELP notion_sync_runs "),
-     "responder: GET with the bearer -> 200 " + CTYPE, (st, hd))
+def fcgi_own():
+    st, hd, body = fcgi("GET", METRICS)
+    t.ok(st == 401 and hd.get("www-authenticate") == "Bearer" and b'"unauthorized"' in body,
+         "responder without nginx: no bearer -> 401 (its own check)", (st, hd, body[:200]))
+    st, hd, body = fcgi("GET", METRICS, "Bearer " + SECRET[:-1] + "x")
+    t.ok(st == 401, "responder without nginx: wrong bearer -> 401", (st, body[:200]))
+    st, hd, body = fcgi("POST", METRICS, "Bearer " + SECRET)
+    t.ok(st == 405 and hd.get("allow") == "GET", "responder: POST -> 405 with Allow: GET", (st, hd))
+    st, hd, body = fcgi("GET", METRICS, "Bearer " + SECRET)
+    t.ok(st == 200 and hd.get("content-type") == CTYPE and body.startswith(b"# HELP notion_sync_runs "),
+         "responder: GET with the bearer -> 200 " + CTYPE, (st, hd))
+
 
 # --- PostgreSQL down: 503 JSON; back: 200 -------------------------------------------------------------
-pg.stop_server()
-st, hd, _, js = scrape()
-t.ok(st == 503 and hd.get("Content-Type") == "application/json" and isinstance(js, dict)
-     and js.get("success") is False and js["error"]["code"] == "database_unavailable"
-     and "host=" not in str(js) and pg.dir not in str(js),
-     "PostgreSQL down: GET /metrics -> 503 JSON database_unavailable, no libpq detail", (st, js))
-pg.start_server()
-st, _, text, _ = scrape()
-t.ok(st == 200 and text and text.endswith("\n"), "PostgreSQL back: the next scrape -> 200", st)
+def down():
+    pg.stop_server()
+    st, hd, _, js = scrape()
+    t.ok(st == 503 and hd.get("Content-Type") == "application/json" and isinstance(js, dict)
+         and js.get("success") is False and js["error"]["code"] == "database_unavailable"
+         and "host=" not in str(js) and pg.dir not in str(js),
+         "PostgreSQL down: GET /metrics -> 503 JSON database_unavailable, no libpq detail", (st, js))
+    pg.start_server()
+    st, _, text, _ = scrape()
+    t.ok(st == 200 and text and text.endswith("\n"), "PostgreSQL back: the next scrape -> 200", st)
+
 
 # --- 100,000 runs: one scrape stays cheap and exact ------------------------------------------------
-pg.psql(f"""
-insert into notion_sync_runs (user_id, database_id, database_name, trigger, status, started_at,
-                              finished_at, pages_seen, inserted, updated, retries,
-                              rate_limit_wait_seconds, pacing_wait_seconds)
-select '{UQ}', '{DQ[5]}', 'Stories', (array['pg_net', 'cron', 'http'])[1 + i % 3],
-       (array['success', 'error', 'success', 'skipped', 'success'])[1 + i % 5],
-       now() - make_interval(secs => i * 30), now() - make_interval(secs => i * 30 - 3),
-       i % 50, i % 5, i % 3, i % 4, (i % 9) * 0.25, (i % 11) * 0.125
-  from generate_series(1, 100000) as i""")
-pg.psql("analyze notion_sync_runs")
-times = []
-for _ in range(3):
-    start = time.monotonic()
-    st, _, _, _ = scrape()
-    times.append(time.monotonic() - start)
-n_runs = int(pg.scalar("select count(*) from notion_sync_runs"))
-t.eq(n_runs, 100016, "the 16 runs from before the PostgreSQL restart and the 100,000 are there")
-h.note(f"scrape with {n_runs} runs: "
-       + ", ".join(f"{x * 1000:.0f} ms" for x in times))
-t.ok(st == 200 and min(times) < 2.0, f"a scrape over 100,000 runs takes {min(times):.2f}s (< 2 s)",
-     times)
-verify("100,000 more runs")
+def scale():
+    if "runs" not in DONE:   # run alone: the runs scenario's 16 runs first
+        h.note("scale: first the runs scenario, whose database it copies")
+        on_its_own_database("runs", runs)[1]()
+    if not TEMPLATE.running():
+        TEMPLATE.start_server()
+    h.stop_responder(resp)   # a template has no sessions
+    use(scenario.clone_database(TEMPLATE, "metrics_scale", template="metrics_runs"))
+    pg.psql(f"""
+    insert into notion_sync_runs (user_id, database_id, database_name, trigger, status, started_at,
+                                  finished_at, pages_seen, inserted, updated, retries,
+                                  rate_limit_wait_seconds, pacing_wait_seconds)
+    select '{UQ}', '{DQ[5]}', 'Stories', (array['pg_net', 'cron', 'http'])[1 + i % 3],
+           (array['success', 'error', 'success', 'skipped', 'success'])[1 + i % 5],
+           now() - make_interval(secs => i * 30), now() - make_interval(secs => i * 30 - 3),
+           i % 50, i % 5, i % 3, i % 4, (i % 9) * 0.25, (i % 11) * 0.125
+      from generate_series(1, 100000) as i""")
+    pg.psql("analyze notion_sync_runs")
+    times = []
+    for _ in range(3):
+        start = time.monotonic()
+        st, _, _, _ = scrape()
+        times.append(time.monotonic() - start)
+    n_runs = int(pg.scalar("select count(*) from notion_sync_runs"))
+    t.eq(n_runs, 100016, "the 16 runs from before the PostgreSQL restart and the 100,000 are there")
+    h.note(f"scrape with {n_runs} runs: "
+           + ", ".join(f"{x * 1000:.0f} ms" for x in times))
+    t.ok(st == 200 and min(times) < 2.0, f"a scrape over 100,000 runs takes {min(times):.2f}s (< 2 s)",
+         times)
+    verify("100,000 more runs")
+
 
 # --- hygiene -----------------------------------------------------------------------------------
-logs = nginx.logs() + resp.log_text()
-t.ok(SECRET not in logs and not any(tok in logs for tok in TOKENS.values()),
-     "no bearer secret or Notion token in the nginx or responder logs", None)
-t.ok(resp.alive(), "the responder is still running", None)
-t.done()
+def hygiene():
+    logs = nginx.logs() + resp.log_text()
+    t.ok(SECRET not in logs and not any(tok in logs for tok in TOKENS.values()),
+         "no bearer secret or Notion token in the nginx or responder logs", None)
+    t.ok(resp.alive(), "the responder is still running", None)
+
+
+scenario.run(t, [("parser", parser), on_its_own_database("empty", empty),
+                 on_its_own_database("auth", auth_methods), on_its_own_database("runs", runs),
+                 on_its_own_database("fcgi", fcgi_own), on_its_own_database("down", down),
+                 ("scale", scale), ("hygiene", hygiene)])

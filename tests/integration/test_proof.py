@@ -4,9 +4,10 @@ classification, discovery by database title. Real PostgreSQL 15, the Notion
 emulator, the CLI (and, once, the FastCGI responder behind nginx).
 
 Every scenario runs on its own PostgreSQL database (a copy of a migrated
-template) with its own Notion token and user, so each runs alone:
-    python3 tests/integration/test_proof.py             # every scenario
-    python3 tests/integration/test_proof.py orphaned    # one (or several) by name
+template) with its own Notion token and user, so each runs alone
+(tests/lib/scenario.py):
+    PYTHONPATH=tests/lib python3 tests/integration/test_proof.py             # every scenario
+    PYTHONPATH=tests/lib python3 tests/integration/test_proof.py orphaned    # one or several
 
 Scenarios (contract items):
   deletions       (1) a database whose GET lists "data_sources": [] fails with
@@ -34,34 +35,20 @@ Scenarios (contract items):
                   database.
 """
 
-import copy
 import json
-import os
-import sys
-import time
-import traceback
 
-sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "lib"))
-import harness as h  # noqa: E402
+import harness as h
+import scenario
 
 V22 = "2022-06-28"
 V25 = "2025-09-03"
 SECRET = "test-bearer-secret-proof"
 SYNC_PATH = "/api/notion/sync-to-postgres"
 OTHER_TABLE = "notion_other_sync"
-TEXT_TYPES = ("rich_text", "title", "url", "email", "phone_number")
-STARTED = time.monotonic()
-
-SCENARIO_NAMES = ("deletions", "orphaned", "title", "classification", "discovery")
-if any(a not in SCENARIO_NAMES for a in sys.argv[1:]):
-    print(f"usage: {sys.argv[0]} [{' | '.join(SCENARIO_NAMES)}]...", file=sys.stderr)
-    sys.exit(2)
 
 t = h.Tap()
-pg = h.Postgres()
-emu = h.Emulator()
-h.migrate(pg)
-TEMPLATE = pg.dbname
+emu = h.Emulator()   # boots while the cluster is made
+pg = h.migrated_cluster()
 
 
 # --- fixtures ----------------------------------------------------------------------------
@@ -72,19 +59,15 @@ class Scenario:
 
     def __init__(self, name, n):
         self.name = name
-        self.db = copy.copy(pg)
-        self.db.dbname = f"proof_{name}"
-        self.db.conninfo = f"host={pg.dir} dbname={self.db.dbname} user={pg.superuser}"
-        pg.psql(f"drop database if exists {self.db.dbname}", db="postgres")
-        pg.psql(f"create database {self.db.dbname} template {TEMPLATE}", db="postgres")
-        self.env = h.base_env(self.db, emu)
-        self.env.pop("NOTION_SYNC_FULL_INTERVAL", None)
         self.user = f"0d000000-0000-4000-8000-{n:012d}"
         self.token = f"secret_test_token_proof_{name}"
+        self.db = scenario.clone_database(pg, f"proof_{name}", sql=(
+            f"insert into user_settings (user_id, notion_token) "
+            f"values ('{self.user}', '{self.token}')"))
+        self.env = h.base_env(self.db, emu)
+        self.env.pop("NOTION_SYNC_FULL_INTERVAL", None)
         emu.control("POST", "/tokens", {"token": self.token, "integration_name": f"proof-{name}",
                                         "databases": []})
-        self.db.psql(f"insert into user_settings (user_id, notion_token) "
-                     f"values ('{self.user}', '{self.token}')")
 
     # -- Notion side
     def make_db(self, title, kind=None, counts=(0,), names=None, schema=None, seed=1):
@@ -124,8 +107,8 @@ class Scenario:
                 if r["database_id"] == database_id}
 
     def count(self, table, database_id):
-        return int(self.db.scalar(f"select count(*) from {table} where user_id = '{self.user}' "
-                                  f"and notion_database_id = '{database_id}'"))
+        return int(self.db.psql(f"select count(*) from {table} where user_id = '{self.user}' "
+                                f"and notion_database_id = '{database_id}'", out="scalar"))
 
     def last_run(self, database_id):
         """The newest run row of (user, database) as a dict ({} when none). Columns the
@@ -167,57 +150,13 @@ def names_id(message, database_id):
 
 def truth(db, sources=None):
     """{page_id: (data_source_id, page)}: the emulator's untrashed pages, complete values."""
-    out = {}
-    for ds in sources or db["data_source_ids"]:
-        for page in emu.control("GET", f"/pages?data_source_id={ds}")["results"]:
-            out[page["id"]] = (ds, page)
-    return out
-
-
-def text_value(value):
-    """The text of a property value whose type is one of TEXT_TYPES; None otherwise."""
-    if not isinstance(value, dict) or value.get("type") not in TEXT_TYPES:
-        return None
-    inner = value.get(value["type"])
-    if isinstance(inner, list):
-        return "".join(i.get("plain_text", "") for i in inner)
-    return inner if isinstance(inner, str) else ""
-
-
-def expected(kind, props):
-    """The mapped columns by contract item 5, independent of the C code: the title
-    column is the text of the property whose TYPE is title, whatever its name; text
-    columns take the named properties when their type is a text type, else ""."""
-    if kind == "Other":
-        title_col, text_col, text_props = "title", "description", ["Description"]
-    else:
-        _, title_col, _, text_col, text_props = h.KINDS[kind]
-    title = next((v for v in props.values() if v.get("type") == "title"), None)
-    cols = {title_col: h.cap_title(h.clean_text(h.plain_text(title) or ""))}
-    text, present = None, False
-    for p in text_props:
-        if p not in props:
-            continue
-        present = True
-        v = text_value(props[p])
-        if v:
-            text = h.clean_text(v)
-            break
-    cols[text_col] = text if text is not None else ("" if present else None)
-    if kind == "Chat Sessions":
-        n = (props.get("Message Count") or {}).get("number")
-        cols["message_count"] = int(n) if isinstance(n, (int, float)) and abs(n) < 2**31 else None
-    return cols
-
-
-def table_of(kind):
-    return OTHER_TABLE if kind == "Other" else h.KINDS[kind][0]
+    return h.ground_truth(emu, db, sources)
 
 
 def check_truth(s, kind, db, label, sources=None):
     """The user's rows of db equal the emulator's ground truth of its (given) data
     sources: same page ids, mapped columns, complete properties, data source."""
-    rows = s.rows(table_of(kind), db["database_id"])
+    rows = s.rows(h.table_of(kind), db["database_id"])
     want = truth(db, sources)
     missing = sorted(set(want) - set(rows))
     extra = sorted(set(rows) - set(want))
@@ -228,13 +167,13 @@ def check_truth(s, kind, db, label, sources=None):
         row = rows.get(pid)
         if row is None:
             continue
-        cols = expected(kind, page["properties"])
+        cols = h.expected_columns(kind, page["properties"])
         got = {c: row.get(c) for c in cols if c != "message_count"}
         if kind == "Chat Sessions":
             got["message_count"] = int(row["extra"][0]) if row["extra"][0] is not None else None
         if got != cols:
             bad.append((pid, "columns", got, cols))
-        if h.normalize_files(row["properties"]) != h.normalize_files(page["properties"]):
+        if not h.same_properties(row["properties"], page["properties"]):
             bad.append((pid, "properties differ"))
         if row["data_source_id"] != ds:
             bad.append((pid, "data source", row["data_source_id"], ds))
@@ -291,11 +230,11 @@ def deletions():
     env = h.base_env(s.db, emu, NOTION_SYNC_SECRET=SECRET)
     responder = h.Responder(env)
     nginx = h.Nginx(responder.port)
-    status, _, answer = h.http("POST", nginx.url + SYNC_PATH,
-                               json.dumps({"user_id": s.user, "database_id": did,
-                                           "full": True}),
-                               {"Authorization": f"Bearer {SECRET}",
-                                "Content-Type": "application/json"}, timeout=60)
+    status, _, answer = h.request("POST", nginx.url + SYNC_PATH,
+                                  json.dumps({"user_id": s.user, "database_id": did,
+                                              "full": True}),
+                                  {"Authorization": f"Bearer {SECRET}",
+                                   "Content-Type": "application/json"}, timeout=60)
     e = (answer.get("error") or {}) if isinstance(answer, dict) else {}
     t.ok(status == 404 and e.get("code") == "no_data_sources" and answer.get("success") is False,
          "deletions: over HTTP the answer is 404 {success:false, error:{code:no_data_sources}}",
@@ -517,8 +456,8 @@ def discovery():
                                  ("Worlds", worlds["database_id"])]),
          "discovery: notion_databases holds Stories once and Worlds; neither Characters nor "
          "Scratchpad")
-    t.eq(int(s.db.scalar(f"select count(*) from notion_characters_sync "
-                         f"where user_id = '{s.user}'")), 0,
+    t.eq(int(s.db.psql(f"select count(*) from notion_characters_sync "
+                       f"where user_id = '{s.user}'", out="scalar")), 0,
          "discovery: no Characters rows")
     check_truth(s, "Stories", stories, "discovery Stories (both sources)")
     check_truth(s, "Worlds", worlds, "discovery Worlds")
@@ -542,24 +481,5 @@ def discovery():
 SCENARIOS = [("deletions", deletions), ("orphaned", orphaned), ("title", title),
              ("classification", classification), ("discovery", discovery)]
 
-
-assert tuple(n for n, _ in SCENARIOS) == SCENARIO_NAMES
-
-
-def main(argv):
-    for name, fn in SCENARIOS:
-        if argv and name not in argv:
-            continue
-        h.note(f"--- {name}")
-        start = time.monotonic()
-        try:
-            fn()
-        except Exception:
-            t.ok(False, f"{name}: the scenario ran to its end", traceback.format_exc())
-        h.note(f"{name} took {time.monotonic() - start:.1f}s")
-    h.note(f"runtime {time.monotonic() - STARTED:.1f}s")
-    t.done()
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    scenario.run(t, SCENARIOS, note=h.note)

@@ -15,6 +15,15 @@ NOTION_SYNC_PG_NET is not "required", as .ci/run sets it) its checks are
 skipped.
 
 Skipped when the source tree is not a git checkout (e.g. `make distcheck`).
+
+The clone and the quickstart run are the one shared (expensive) setup, made
+at module level; the checks are named scenarios over it (all by default, or
+some by name: test_stack.py https pg_net):
+  quickstart  what quickstart.sh printed: exit 0, HTTPS, four successes, counts;
+  https       /healthz over HTTPS with HSTS, plain HTTP redirected;
+  database    the 15-minute pg_cron job, the responder's least-privilege role;
+  pg_net      the stack's real pg_net delivers sync_all_notion_databases();
+  stop        a second invocation stops everything it started (run last).
 """
 import os
 import re
@@ -29,9 +38,15 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "lib"))
 import harness as h  # noqa: E402
+import scenario  # noqa: E402
 
 SAMPLE = {"notion_characters_sync": 24, "notion_worlds_sync": 6, "notion_stories_sync": 12,
           "notion_chat_sessions_sync": 9}
+
+SCENARIO_NAMES = ("quickstart", "https", "database", "pg_net", "stop")
+if any(a not in SCENARIO_NAMES for a in sys.argv[1:]):   # before the expensive setup
+    print(f"usage: {sys.argv[0]} [{' | '.join(SCENARIO_NAMES)}]...", file=sys.stderr)
+    sys.exit(2)
 
 t = h.Tap()
 src = os.path.abspath(os.environ.get("top_srcdir", "."))
@@ -53,6 +68,7 @@ if os.path.isdir(vendor):
 for k in ("NOTION_TOKEN", "DATABASE_URL", "NOTION_API_URL", "NOTION_SYNC_SECRET"):
     env.pop(k, None)
 quickstart = os.path.join(clone, "cli", "quickstart.sh")
+stack = os.path.join(clone, ".stack")
 
 
 def stop_stack():
@@ -61,42 +77,56 @@ def stop_stack():
 
 
 h.on_cleanup(stop_stack)
+# The shared setup: the README's first command, once.
 run = subprocess.run([quickstart], env=env, capture_output=True, text=True, timeout=1500)
 out = run.stdout
-t.ok(run.returncode == 0, "cli/quickstart.sh from a fresh clone exits 0",
-     (run.stdout[-2000:], run.stderr[-2000:]))
-t.ok(f"POST https://localhost:{https_port}/api/notion/sync-to-postgres" in out,
-     "the sync went through https://localhost:<port>/api/notion/sync-to-postgres")
-t.ok('"success": true' in out and out.count('"status": "success"') == 4 and '"status": "error"' not in out,
-     "the JSON answer says success for the four sample databases", out[-3000:])
-counts = dict(re.findall(r"^\s*(notion_\w+_sync)\s*\|\s*(\d+)\s*$", out, re.M))
-t.eq({k: int(v) for k, v in counts.items() if k in SAMPLE}, SAMPLE,
-     "the table of what landed matches the sample workspace")
 
-# The stack is up: HTTPS with the generated certificate, HTTP redirects.
-stack = os.path.join(clone, ".stack")
-ctx = ssl.create_default_context(cafile=os.path.join(stack, "nginx", "cert.pem"))
-try:
-    with urllib.request.urlopen(f"https://localhost:{https_port}/healthz", context=ctx, timeout=10) as r:
-        health = (r.status, r.headers.get("Strict-Transport-Security"))
-except Exception as e:  # noqa: BLE001 - reported by the assertion
-    health = repr(e)
-t.ok(isinstance(health, tuple) and health[0] == 200 and health[1],
-     "the stack answers /healthz over HTTPS with HSTS", health)
-with socket.create_connection(("127.0.0.1", http_port), timeout=10) as s:
-    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-    head = s.recv(4096).decode("latin-1")
-t.ok(head.startswith("HTTP/1.1 301") and f"https://localhost:{https_port}/healthz" in head,
-     "plain HTTP is redirected to HTTPS", head[:300])
-job = subprocess.run(["psql", "-X", "-At", "-h", stack, "-U", "postgres", "-d", "notion_sync", "-c",
-                      "select schedule from cron.job where jobname = 'sync-notion-databases'"],
-                     capture_output=True, text=True)
-t.eq(job.stdout.strip(), "*/15 * * * *", "the stack's PostgreSQL has the 15-minute pg_cron job")
-who = subprocess.run(["psql", "-X", "-At", "-h", stack, "-U", "postgres", "-d", "notion_sync", "-c",
-                      "select count(*) from pg_stat_activity where usename = 'notion_sync_responder'"],
-                     capture_output=True, text=True)
-t.ok(who.stdout.strip().isdigit() and int(who.stdout.strip()) >= 1,
-     "the responder is connected as the least-privilege role notion_sync_responder", who.stdout)
+
+def quickstart_output():
+    t.ok(run.returncode == 0, "cli/quickstart.sh from a fresh clone exits 0",
+         (run.stdout[-2000:], run.stderr[-2000:]))
+    t.ok(f"POST https://localhost:{https_port}/api/notion/sync-to-postgres" in out,
+         "the sync went through https://localhost:<port>/api/notion/sync-to-postgres")
+    t.ok('"success": true' in out and out.count('"status": "success"') == 4
+         and '"status": "error"' not in out,
+         "the JSON answer says success for the four sample databases", out[-3000:])
+    counts = dict(re.findall(r"^\s*(notion_\w+_sync)\s*\|\s*(\d+)\s*$", out, re.M))
+    t.eq({k: int(v) for k, v in counts.items() if k in SAMPLE}, SAMPLE,
+         "the table of what landed matches the sample workspace")
+
+
+def https():
+    """The stack is up: HTTPS with the generated certificate, HTTP redirects."""
+    ctx = ssl.create_default_context(cafile=os.path.join(stack, "nginx", "cert.pem"))
+    try:
+        with urllib.request.urlopen(f"https://localhost:{https_port}/healthz", context=ctx,
+                                    timeout=10) as r:
+            health = (r.status, r.headers.get("Strict-Transport-Security"))
+    except Exception as e:  # noqa: BLE001 - reported by the assertion
+        health = repr(e)
+    t.ok(isinstance(health, tuple) and health[0] == 200 and health[1],
+         "the stack answers /healthz over HTTPS with HSTS", health)
+    with socket.create_connection(("127.0.0.1", http_port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        head = s.recv(4096).decode("latin-1")
+    t.ok(head.startswith("HTTP/1.1 301") and f"https://localhost:{https_port}/healthz" in head,
+         "plain HTTP is redirected to HTTPS", head[:300])
+
+
+def database():
+    job = subprocess.run(["psql", "-X", "-At", "-h", stack, "-U", "postgres", "-d", "notion_sync",
+                          "-c", "select schedule from cron.job "
+                                "where jobname = 'sync-notion-databases'"],
+                         capture_output=True, text=True)
+    t.eq(job.stdout.strip(), "*/15 * * * *",
+         "the stack's PostgreSQL has the 15-minute pg_cron job")
+    who = subprocess.run(["psql", "-X", "-At", "-h", stack, "-U", "postgres", "-d", "notion_sync",
+                          "-c", "select count(*) from pg_stat_activity "
+                                "where usename = 'notion_sync_responder'"],
+                         capture_output=True, text=True)
+    t.ok(who.stdout.strip().isdigit() and int(who.stdout.strip()) >= 1,
+         "the responder is connected as the least-privilege role notion_sync_responder",
+         who.stdout)
 
 
 def stack_sql(sql):
@@ -106,14 +136,16 @@ def stack_sql(sql):
     return out.stdout.strip() if out.returncode == 0 else "error: " + out.stderr.strip()
 
 
-# The stack's pg_net (real, built by cli/build-pg-net.sh) delivers what the
-# SQL functions queue, through nginx's loopback server for it.
-pg_net_missing = h.pg_net_missing()
-if pg_net_missing and env.get("NOTION_SYNC_PG_NET") == "required":
-    t.ok(False, "pg_net is installed (NOTION_SYNC_PG_NET=required)", pg_net_missing)
-elif pg_net_missing:
-    t.skip(pg_net_missing, 4)
-else:
+def pg_net():
+    """The stack's pg_net (real, built by cli/build-pg-net.sh) delivers what the
+    SQL functions queue, through nginx's loopback server for it."""
+    pg_net_missing = h.pg_net_missing()
+    if pg_net_missing and env.get("NOTION_SYNC_PG_NET") == "required":
+        t.ok(False, "pg_net is installed (NOTION_SYNC_PG_NET=required)", pg_net_missing)
+        return
+    if pg_net_missing:
+        t.skip(pg_net_missing, 4)
+        return
     t.ok(f"pg_net sends the 15-minute job to http://127.0.0.1:{pg_net_port}" in out,
          "quickstart.sh says where pg_net sends the job", out[-1500:])
     t.eq(stack_sql("select e.extversion || ' ' || (select count(*) from pg_stat_activity "
@@ -142,17 +174,22 @@ else:
     t.eq(sorted(runs.split(",")), ["pg_net:success"] * 4,
          "... and the four runs: trigger pg_net, success")
 
-# A second invocation stops everything it started.
-pids = {}
-for name in ("nginx", "responder", "emulator"):
-    try:
-        pids[name] = int(open(os.path.join(stack, name + ".pid")).read())
-    except (OSError, ValueError):
-        pids[name] = None
-second = subprocess.run([quickstart], env=env, capture_output=True, text=True, timeout=120)
-t.ok(second.returncode == 0 and "stopped" in second.stdout, "a second invocation stops the stack",
-     (second.stdout, second.stderr))
-t.ok(all(p and not h.pid_running(p) for p in pids.values()),
-     "nginx, the responder and the emulator are gone", pids)
-t.ok(not os.path.exists(os.path.join(stack, "pg", "postmaster.pid")), "PostgreSQL is stopped")
-t.done()
+
+def stop():
+    """A second invocation stops everything it started."""
+    pids = {}
+    for name in ("nginx", "responder", "emulator"):
+        try:
+            pids[name] = int(open(os.path.join(stack, name + ".pid")).read())
+        except (OSError, ValueError):
+            pids[name] = None
+    second = subprocess.run([quickstart], env=env, capture_output=True, text=True, timeout=120)
+    t.ok(second.returncode == 0 and "stopped" in second.stdout,
+         "a second invocation stops the stack", (second.stdout, second.stderr))
+    t.ok(all(p and not h.pid_running(p) for p in pids.values()),
+         "nginx, the responder and the emulator are gone", pids)
+    t.ok(not os.path.exists(os.path.join(stack, "pg", "postmaster.pid")), "PostgreSQL is stopped")
+
+
+scenario.run(t, [("quickstart", quickstart_output), ("https", https), ("database", database),
+                 ("pg_net", pg_net), ("stop", stop)])
