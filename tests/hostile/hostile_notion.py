@@ -52,7 +52,6 @@ import sys
 import threading
 import urllib.parse
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import serving  # noqa: E402
@@ -250,9 +249,12 @@ class Response:
         self.stream = stream       # a callable(wfile) for the endless body
 
 
-REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 307: "Temporary Redirect",
-           308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized",
-           404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+class Answered(Exception):
+    """Raised with the answer when a request ends early (an unknown id)."""
+
+    def __init__(self, resp):
+        super().__init__(resp.status)
+        self.resp = resp
 
 
 # ---------------------------------------------------------------- answers
@@ -426,35 +428,16 @@ def redirect(world, status, path):
 
 # ---------------------------------------------------------------- HTTP
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(serving.Handler):
     server_version = "hostile-notion"
     disable_nagle_algorithm = True
     timeout = 120
 
-    def do_GET(self):
-        self._dispatch()
-
-    do_POST = do_PATCH = do_DELETE = do_PUT = do_GET
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def _read_body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n > 0 else b""
-
-    def _dispatch(self):
+    def respond(self, path, query, raw):
         world = self.server.world
         listener = self.server.role
-        path, _, query = self.path.partition("?")
-        try:
-            raw = self._read_body()
-        except (OSError, ValueError):
-            self.close_connection = True
-            return
         if listener == "main" and path.startswith("/_hostile/"):
-            return self._write(self._control(world, path), None)
+            return self._write(self._control(world, path))
         auth = self.headers.get("Authorization")
         entry = {"listener": listener, "method": self.command, "path": path,
                  "auth": ("absent" if auth is None else
@@ -463,13 +446,15 @@ class Handler(BaseHTTPRequestHandler):
                  "start_cursor": None, "status": None}
         try:
             resp = self._api(world, listener, path, query, raw, entry)
+        except Answered as early:
+            resp = early.resp
         except Exception as exc:   # a bug here: answer 500, keep serving
             sys.stderr.write("hostile_notion: %r\n" % (exc,))
             resp = Response(500, notion_error(500, "internal_server_error",
                                               "Unexpected error occurred."))
         entry["status"] = resp.status
         world.record(entry)
-        self._write(resp, entry)
+        self._write(resp)
 
     def _control(self, world, path):
         if path == "/_hostile/health":
@@ -496,19 +481,13 @@ class Handler(BaseHTTPRequestHandler):
                                               "instead was `undefined`."))
         parts = path.strip("/").split("/")
         if len(parts) == 3 and parts[:2] == ["v1", "databases"] and self.command == "GET":
-            case = world.by_db.get(parts[2])
-            if not case:
-                return not_found("database", parts[2])
-            entry["case"] = case["name"]
+            case = find_case(world.by_db, "database", parts[2], entry)
             if listener == "main" and case["name"] in ("redirect_301", "redirect_302"):
                 return redirect(world, int(case["name"][-3:]), path)
             return Response(200, database_answer(world, case))
         if len(parts) == 4 and parts[:2] == ["v1", "data_sources"] and parts[3] == "query" \
                 and self.command == "POST":
-            case = world.by_ds.get(parts[2])
-            if not case:
-                return not_found("data source", parts[2])
-            entry["case"] = case["name"]
+            case = find_case(world.by_ds, "data source", parts[2], entry)
             try:
                 body = json.loads(raw or b"{}")
             except ValueError:
@@ -518,33 +497,25 @@ class Handler(BaseHTTPRequestHandler):
             return query_answer(world, case, body, listener)
         if len(parts) == 5 and parts[:2] == ["v1", "pages"] and parts[3] == "properties" \
                 and self.command == "GET":
-            case = world.by_page.get(parts[2])
-            if not case:
-                return not_found("page", parts[2])
-            entry["case"] = case["name"]
+            case = find_case(world.by_page, "page", parts[2], entry)
             params = urllib.parse.parse_qs(query)
             entry["start_cursor"] = (params.get("start_cursor") or [None])[0]
             return property_items(world, case, parts[2], urllib.parse.unquote(parts[4]), query)
         return Response(400, notion_error(400, "invalid_request_url", "Invalid request URL."))
 
-    def _write(self, resp, entry):
-        head = ["HTTP/1.1 %d %s" % (resp.status, REASONS.get(resp.status, "Error")),
-                "Date: " + email.utils.formatdate(usegmt=True),
-                "Content-Type: application/json; charset=utf-8",
-                "x-notion-request-id: " + rid()]
-        head.extend("%s: %s" % kv for kv in resp.headers.items())
-        try:
-            if resp.stream:
-                head.append("Transfer-Encoding: chunked")
-                head.append("Connection: close")
-                self.close_connection = True
-                self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-                resp.stream(self.wfile)
-                return
-            head.append("Content-Length: %d" % len(resp.body))
-            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + resp.body)
-        except OSError:
-            self.close_connection = True
+    def _write(self, resp):
+        headers = [("Date", email.utils.formatdate(usegmt=True)), ("x-notion-request-id", rid())]
+        self.send_json(resp.status, resp.body, headers + list(resp.headers.items()), resp.stream)
+
+
+def find_case(index, what, ident, entry):
+    """The case whose id ident is (index: world.by_db, by_ds or by_page),
+    noted in the log entry; an unknown id ends the request with Notion's 404."""
+    case = index.get(ident)
+    if not case:
+        raise Answered(not_found(what, ident))
+    entry["case"] = case["name"]
+    return case
 
 
 def not_found(what, ident):
@@ -555,19 +526,13 @@ def not_found(what, ident):
         {"additional_data": {"integration_id": "7775f3a3-893f-43fa-b625-460c61094c78"}}))
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
+class Server(serving.Server):
     request_queue_size = 128
 
     def __init__(self, addr, world, role):
         self.world = world
         self.role = role
         super().__init__(addr, Handler)
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
 
 
 def main(argv=None):

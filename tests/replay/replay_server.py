@@ -143,7 +143,6 @@ import re
 import sys
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import serving  # noqa: E402
@@ -595,38 +594,15 @@ def recorded(ws, key):
 
 # --- HTTP ---------------------------------------------------------------------------
 
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-           405: "Method Not Allowed", 501: "Not Implemented"}
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(serving.Handler):
     server_version = "notion-replay"
     timeout = 60
 
-    def log_message(self, fmt, *args):
-        pass
-
-    def do_GET(self):
-        self._dispatch()
-
-    do_POST = do_PATCH = do_DELETE = do_PUT = do_GET
-
-    def _read_body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n > 0 else b""
-
-    def _dispatch(self):
+    def respond(self, path, query, body):
         srv = self.server
-        path, _, query = self.path.partition("?")
-        try:
-            body = self._read_body()
-        except (ValueError, OSError):
-            self.close_connection = True
-            return self._write(400, b'{"error":"bad request body"}', {})
         if path == "/_replay" or path.startswith("/_replay/"):
             status, out = self._control(path, body)
-            return self._write(status, compact(out).encode(), {})
+            return self.send_json(status, compact(out).encode())
         version = self.headers.get("Notion-Version")
         auth = self.headers.get("Authorization")
         if auth is None:
@@ -663,14 +639,14 @@ class Handler(BaseHTTPRequestHandler):
         srv.log(dict(method=self.command, path=path, query=query, notion_version=version,
                      auth=auth_state, body=logged_body, status=answer.status,
                      served=answer.served))
-        hdrs = {}
+        hdrs = []
         try:
             rid = json.loads(answer.body).get("request_id")
             if rid:
-                hdrs["x-notion-request-id"] = rid
+                hdrs.append(("x-notion-request-id", rid))
         except ValueError:
             pass
-        self._write(answer.status, answer.body, hdrs)
+        self.send_json(answer.status, answer.body, hdrs)
         if not srv.quiet:
             sys.stderr.write(f"{self.command} {path} -> {answer.status} ({answer.served})\n")
 
@@ -699,22 +675,8 @@ class Handler(BaseHTTPRequestHandler):
             return 200, srv.ws.catalog()
         return 404, {"error": f"no control endpoint {self.command} {path}"}
 
-    def _write(self, status, body, headers):
-        head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
-                "Content-Type: application/json; charset=utf-8",
-                f"Content-Length: {len(body)}"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        if self.close_connection:
-            head.append("Connection: close")
-        try:
-            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-        except OSError:
-            self.close_connection = True
 
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class Server(serving.Server):
     def __init__(self, addr, ws, tokens, quiet):
         self.ws = ws
         self.tokens = set(tokens)
@@ -729,11 +691,6 @@ class Server(ThreadingHTTPServer):
             self.seq += 1
             entry["seq"] = self.seq
             self.requests.append(entry)
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
 
 
 def main(argv=None):
