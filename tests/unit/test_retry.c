@@ -31,6 +31,15 @@ static struct nsync_attempt attempt(int n, long status)
 	return a;
 }
 
+/* An attempt answered status with a Retry-After of retry_after seconds. */
+static struct nsync_attempt attempt_after(int n, long status, double retry_after)
+{
+	struct nsync_attempt a = attempt(n, status);
+
+	a.retry_after = retry_after;
+	return a;
+}
+
 static double delay(const struct nsync_retry_policy *p, struct nsync_attempt a, double jitter)
 {
 	return nsync__retry_delay(p, &a, jitter);
@@ -47,24 +56,14 @@ static void near(double got, double want, const char *file, int line)
 
 static void retry_after_honoured(void **state)
 {
-	struct nsync_attempt a;
-
 	(void)state;
-	a = attempt(1, 429);
-	a.retry_after = 3;
-	assert_near(delay(&policy, a, 0.0), 3.0);
+	assert_near(delay(&policy, attempt_after(1, 429, 3), 0.0), 3.0);
 	/* Jitter does not change a server-given wait. */
-	assert_near(delay(&policy, a, 0.999), 3.0);
-	a = attempt(2, 529);
-	a.retry_after = 7.5;
-	assert_near(delay(&policy, a, 0.5), 7.5);
-	a = attempt(4, 429);
-	a.retry_after = 0;
-	assert_near(delay(&policy, a, 0.5), 0.0);
+	assert_near(delay(&policy, attempt_after(1, 429, 3), 0.999), 3.0);
+	assert_near(delay(&policy, attempt_after(2, 529, 7.5), 0.5), 7.5);
+	assert_near(delay(&policy, attempt_after(4, 429, 0), 0.5), 0.0);
 	/* Exactly max_retry_wait is still fine. */
-	a = attempt(1, 429);
-	a.retry_after = 60;
-	assert_near(delay(&policy, a, 0.5), 60.0);
+	assert_near(delay(&policy, attempt_after(1, 429, 60), 0.5), 60.0);
 }
 
 static void rate_limit_without_retry_after(void **state)
@@ -102,11 +101,7 @@ static void server_errors_back_off(void **state)
 		}
 	}
 	/* A Retry-After on a 503 is not used: only 429/529 honour it. */
-	{
-		struct nsync_attempt a = attempt(1, 503);
-		a.retry_after = 30;
-		assert_near(delay(&policy, a, 0.0), 0.5);
-	}
+	assert_near(delay(&policy, attempt_after(1, 503, 30), 0.0), 0.5);
 }
 
 static void backoff_capped(void **state)
@@ -138,10 +133,8 @@ static void transport_errors(void **state)
 	a.attempt = 3;
 	assert_near(delay(&policy, a, 0.5), 3.0);
 	/* Not transient (bad URL, TLS failure...): final. */
-	a = attempt(1, 0);
-	assert_true(delay(&policy, a, 0.5) < 0);
-	a.retry_after = 1;
-	assert_true(delay(&policy, a, 0.5) < 0);
+	assert_true(delay(&policy, attempt(1, 0), 0.5) < 0);
+	assert_true(delay(&policy, attempt_after(1, 0, 1), 0.5) < 0);
 }
 
 static void client_errors_final(void **state)
@@ -162,17 +155,12 @@ static void client_errors_final(void **state)
 
 static void attempts_budget(void **state)
 {
-	struct nsync_attempt a;
-
 	(void)state;
 	assert_true(delay(&policy, attempt(4, 500), 0.0) >= 0);
 	assert_true(delay(&policy, attempt(5, 500), 0.0) < 0);
 	assert_true(delay(&policy, attempt(6, 500), 0.0) < 0);
-	a = attempt(5, 429);
-	a.retry_after = 1;
-	assert_true(delay(&policy, a, 0.0) < 0);
-	a.attempt = 4;
-	assert_near(delay(&policy, a, 0.0), 1.0);
+	assert_true(delay(&policy, attempt_after(5, 429, 1), 0.0) < 0);
+	assert_near(delay(&policy, attempt_after(4, 429, 1), 0.0), 1.0);
 	/* max_attempts 1: never retry. */
 	{
 		const struct nsync_retry_policy once = {1, 60.0, 100.0, 1.0};
@@ -182,24 +170,17 @@ static void attempts_budget(void **state)
 
 static void retry_after_too_long(void **state)
 {
-	struct nsync_attempt a = attempt(1, 429);
-
 	(void)state;
-	a.retry_after = 61;
-	assert_true(delay(&policy, a, 0.5) < 0);
-	a.retry_after = 60.001;
-	assert_true(delay(&policy, a, 0.5) < 0);
-	a.http_status = 529;
-	a.retry_after = 3600;
-	assert_true(delay(&policy, a, 0.5) < 0);
+	assert_true(delay(&policy, attempt_after(1, 429, 61), 0.5) < 0);
+	assert_true(delay(&policy, attempt_after(1, 429, 60.001), 0.5) < 0);
+	assert_true(delay(&policy, attempt_after(1, 529, 3600), 0.5) < 0);
 }
 
 static void request_wait_budget(void **state)
 {
-	struct nsync_attempt a = attempt(2, 429);
+	struct nsync_attempt a = attempt_after(2, 429, 10);
 
 	(void)state;
-	a.retry_after = 10;
 	a.waited = 90;
 	assert_near(delay(&policy, a, 0.0), 10.0); /* 100: still within */
 	a.waited = 90.5;
