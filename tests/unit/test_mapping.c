@@ -110,49 +110,57 @@ static void generic_kind(void **state)
 	assert_false(nsync__kind_find("Stories")->generic);
 }
 
+/* The static data of the four kinds, each found by its name in another
+ * case or with blanks around it. */
+static const struct kind_want {
+	const char *lookup, *name, *table, *title_column, *text_column, *count_column, *count_prop;
+} four_kinds[] = {
+	{"Characters", "Characters", "notion_characters_sync", "name", "description", NULL, NULL},
+	{" worlds ", "Worlds", "notion_worlds_sync", "name", "description", NULL, NULL},
+	{"STORIES", "Stories", "notion_stories_sync", "title", "description", NULL, NULL},
+	{"chat sessions", "Chat Sessions", "notion_chat_sessions_sync", "title", "transcript",
+	 "message_count", "Message Count"},
+};
+
+/* Names that are no kind: near misses, other databases, blank and NULL. */
+static const char *const not_kinds[] = {
+	"Character", "Characterss", "Chat  Sessions", "ChatSessions", "Tasks", "", "   ", NULL,
+};
+
+/* got equals want, a string or NULL. */
+static void assert_text_or_null(const char *got, const char *want)
+{
+	if (want)
+		assert_string_equal(got, want);
+	else
+		assert_null(got);
+}
+
 static void kind_find(void **state)
 {
 	const struct nsync_kind *k;
+	size_t i;
 
 	(void)state;
+	for (i = 0; i < sizeof(four_kinds) / sizeof(four_kinds[0]); i++) {
+		const struct kind_want *w = &four_kinds[i];
+
+		k = nsync__kind_find(w->lookup);
+		assert_non_null(k);
+		assert_string_equal(k->name, w->name);
+		assert_string_equal(k->table, w->table);
+		assert_string_equal(k->title_column, w->title_column);
+		assert_string_equal(k->text_column, w->text_column);
+		assert_text_or_null(k->count_column, w->count_column);
+		assert_text_or_null(k->count_prop, w->count_prop);
+	}
 	k = nsync__kind_find("Characters");
-	assert_non_null(k);
-	assert_string_equal(k->name, "Characters");
-	assert_string_equal(k->table, "notion_characters_sync");
-	assert_string_equal(k->title_column, "name");
-	assert_string_equal(k->text_column, "description");
-	assert_null(k->count_column);
 	assert_ptr_equal(nsync__kind_find("characters"), k);
 	assert_ptr_equal(nsync__kind_find("  CHARACTERS\t "), k);
 	assert_ptr_equal(nsync__kind_find("\tcHaRaCtErS"), k);
 
-	k = nsync__kind_find(" worlds ");
-	assert_non_null(k);
-	assert_string_equal(k->table, "notion_worlds_sync");
-	assert_string_equal(k->title_column, "name");
-
-	k = nsync__kind_find("STORIES");
-	assert_non_null(k);
-	assert_string_equal(k->table, "notion_stories_sync");
-	assert_string_equal(k->title_column, "title");
-	assert_string_equal(k->text_column, "description");
-
-	k = nsync__kind_find("chat sessions");
-	assert_non_null(k);
-	assert_string_equal(k->table, "notion_chat_sessions_sync");
-	assert_string_equal(k->title_column, "title");
-	assert_string_equal(k->text_column, "transcript");
-	assert_string_equal(k->count_column, "message_count");
-	assert_string_equal(k->count_prop, "Message Count");
-
-	assert_null(nsync__kind_find("Character"));
-	assert_null(nsync__kind_find("Characterss"));
-	assert_null(nsync__kind_find("Chat  Sessions"));
-	assert_null(nsync__kind_find("ChatSessions"));
-	assert_null(nsync__kind_find("Tasks"));
-	assert_null(nsync__kind_find(""));
-	assert_null(nsync__kind_find("   "));
-	assert_null(nsync__kind_find(NULL));
+	for (i = 0; i < sizeof(not_kinds) / sizeof(not_kinds[0]); i++)
+		assert_null(nsync__kind_find(not_kinds[i]));
 	assert_string_equal(nsync__kind_names(), "Characters, Worlds, Stories, Chat Sessions");
 }
 
