@@ -102,6 +102,52 @@ static void md5_hex(const struct stream *s, char hex[33])
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
+/* One piece of the canonical stream: bytes as they are ('{' '}' '[' ']'
+ * 'n' 't' 'f'), or a value behind its tag: k key, s string, i integer,
+ * d double, e last_edited. */
+struct piece {
+	char tag; /* 0: bare bytes */
+	const char *text;
+};
+
+/* clang-format-14 takes the braces of these initialisers for blocks. */
+/* clang-format off */
+#define BARE(p) {0, (p)}
+#define KEY(p) {'k', (p)}
+#define STR(p) {'s', (p)}
+#define INT(p) {'i', (p)}
+#define DBL(p) {'d', (p)}
+#define EDITED(p) {'e', (p)}
+/* clang-format on */
+
+/* The MD5 (hex) of the stream made of the n pieces. */
+static void pieces_md5_hex(const struct piece *pieces, size_t n, char hex[33])
+{
+	struct stream s = {{0}, 0};
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (pieces[i].tag)
+			put_tagged(&s, pieces[i].tag, pieces[i].text);
+		else
+			put_raw(&s, pieces[i].text);
+	md5_hex(&s, hex);
+}
+
+/* The hash of props (a JSON text) and last_edited is the MD5 of pieces. */
+#define CHECK_KNOWN_ANSWER(props, last_edited, pieces)                                             \
+	check_known_answer(props, last_edited, pieces, sizeof(pieces) / sizeof(pieces[0]))
+
+static void check_known_answer(const char *props, const char *last_edited,
+			       const struct piece *pieces, size_t n)
+{
+	char want[33], got[NSYNC_HASH_HEX];
+
+	pieces_md5_hex(pieces, n, want);
+	hash_text(props, last_edited, got);
+	assert_string_equal(got, want);
+}
+
 /* --- tests --------------------------------------------------------------- */
 
 static void hash_is_32_lowercase_hex(void **state)
@@ -120,81 +166,63 @@ static void hash_is_32_lowercase_hex(void **state)
 	assert_int_equal(strlen(hex), 32);
 }
 
+/* The known-answer streams are laid out one object member a line. */
+/* clang-format off */
 static void known_answer_simple(void **state)
 {
-	struct stream s = {{0}, 0};
-	char want[33], got[NSYNC_HASH_HEX];
+	/* {"a":1} at "t". */
+	static const struct piece stream[] = {
+		BARE("{"),
+		KEY("a"), INT("1"),
+		BARE("}"), EDITED("t"),
+	};
 
 	(void)state;
-	/* {"a":1} at "t": { k"a" i"1" } e"t" */
-	put_raw(&s, "{");
-	put_tagged(&s, 'k', "a");
-	put_tagged(&s, 'i', "1");
-	put_raw(&s, "}");
-	put_tagged(&s, 'e', "t");
-	md5_hex(&s, want);
-	hash_text("{\"a\":1}", "t", got);
-	assert_string_equal(got, want);
+	CHECK_KNOWN_ANSWER("{\"a\":1}", "t", stream);
 }
 
 static void known_answer_all_types(void **state)
 {
-	struct stream s = {{0}, 0};
-	char want[33], got[NSYNC_HASH_HEX];
+	/* Keys in arrival order z, b, a are visited sorted: a, b, z. */
+	static const struct piece stream[] = {
+		BARE("{"),
+		KEY("a"), DBL("1.5"),
+		KEY("b"), BARE("[tfn"), STR("x\xC3\xA9"), INT("-7"), BARE("{}]"),
+		KEY("z"), STR(""),
+		BARE("}"), EDITED("2026-07-27T13:47:00.000Z"),
+	};
 
 	(void)state;
-	/* Keys in arrival order z, b, a are visited sorted: a, b, z. */
-	put_raw(&s, "{");
-	put_tagged(&s, 'k', "a");
-	put_tagged(&s, 'd', "1.5");
-	put_tagged(&s, 'k', "b");
-	put_raw(&s, "[tfn");
-	put_tagged(&s, 's', "x\xC3\xA9");
-	put_tagged(&s, 'i', "-7");
-	put_raw(&s, "{}]");
-	put_tagged(&s, 'k', "z");
-	put_tagged(&s, 's', "");
-	put_raw(&s, "}");
-	put_tagged(&s, 'e', "2026-07-27T13:47:00.000Z");
-	md5_hex(&s, want);
-	hash_text("{\"z\":\"\",\"b\":[true,false,null,\"x\\u00e9\",-7,{}],\"a\":1.5}",
-		  "2026-07-27T13:47:00.000Z", got);
-	assert_string_equal(got, want);
+	CHECK_KNOWN_ANSWER("{\"z\":\"\",\"b\":[true,false,null,\"x\\u00e9\",-7,{}],\"a\":1.5}",
+			   "2026-07-27T13:47:00.000Z", stream);
 }
 
 static void known_answer_file_object(void **state)
 {
-	struct stream s = {{0}, 0};
-	char want[33], got[NSYNC_HASH_HEX];
+	/* Inside the "file" object: expiry_time left out, url cut at '?'. */
+	static const struct piece stream[] = {
+		BARE("{"),
+		KEY("file"), BARE("{"),
+			KEY("url"), STR("https://h/a.png"),
+		BARE("}"),
+		KEY("type"), STR("file"),
+		BARE("}"), EDITED(""),
+	};
 
 	(void)state;
-	/* Inside the "file" object: expiry_time left out, url cut at '?'. */
-	put_raw(&s, "{");
-	put_tagged(&s, 'k', "file");
-	put_raw(&s, "{");
-	put_tagged(&s, 'k', "url");
-	put_tagged(&s, 's', "https://h/a.png");
-	put_raw(&s, "}");
-	put_tagged(&s, 'k', "type");
-	put_tagged(&s, 's', "file");
-	put_raw(&s, "}");
-	put_tagged(&s, 'e', "");
-	md5_hex(&s, want);
-	hash_text("{\"type\":\"file\",\"file\":{\"url\":\"https://h/a.png?sig=1\","
-		  "\"expiry_time\":\"2026-01-01T01:00:00.000Z\"}}",
-		  NULL, got);
-	assert_string_equal(got, want);
+	CHECK_KNOWN_ANSWER("{\"type\":\"file\",\"file\":{\"url\":\"https://h/a.png?sig=1\","
+			   "\"expiry_time\":\"2026-01-01T01:00:00.000Z\"}}",
+			   NULL, stream);
 }
+/* clang-format on */
 
 static void known_answer_null_properties(void **state)
 {
-	struct stream s = {{0}, 0};
+	static const struct piece stream[] = {BARE("n"), EDITED("")};
 	char want[33], got[NSYNC_HASH_HEX], got2[NSYNC_HASH_HEX];
 
 	(void)state;
-	put_raw(&s, "n");
-	put_tagged(&s, 'e', "");
-	md5_hex(&s, want);
+	pieces_md5_hex(stream, sizeof(stream) / sizeof(stream[0]), want);
 	/* properties NULL is hashed as null, last_edited NULL as "". */
 	assert_int_equal(nsync__content_hash(NULL, NULL, got, NULL), NSYNC_OK);
 	assert_string_equal(got, want);
@@ -274,15 +302,21 @@ static const char *files_page(char *out, size_t size, const char *url, const cha
 	return out;
 }
 
-static void notion_file_url_resigned_same_hash(void **state)
+/* Compare, with check (assert_same or assert_differ), the hashes of two
+ * files pages given by their file's url and expiry_time. */
+static void compare_files_pages(void (*check)(const char *, const char *), const char *url_a,
+				const char *expiry_a, const char *url_b, const char *expiry_b)
 {
 	char a[1024], b[1024];
 
+	check(files_page(a, sizeof(a), url_a, expiry_a), files_page(b, sizeof(b), url_b, expiry_b));
+}
+
+static void notion_file_url_resigned_same_hash(void **state)
+{
 	(void)state;
-	assert_same(files_page(a, sizeof(a), S3 "a.png?X-Amz-Signature=aaa",
-			       "2026-01-01T01:00:00.000Z"),
-		    files_page(b, sizeof(b), S3 "a.png?X-Amz-Signature=bbb",
-			       "2026-01-01T02:00:00.000Z"));
+	compare_files_pages(assert_same, S3 "a.png?X-Amz-Signature=aaa", "2026-01-01T01:00:00.000Z",
+			    S3 "a.png?X-Amz-Signature=bbb", "2026-01-01T02:00:00.000Z");
 	/* A file object without expiry_time hashes like one with it. */
 	assert_same("{\"f\":{\"type\":\"file\",\"file\":{\"url\":\"" S3 "a.png?x=1\"}}}",
 		    "{\"f\":{\"type\":\"file\",\"file\":{\"expiry_time\":"
@@ -302,13 +336,11 @@ static void property_named_file_keeps_query(void **state)
 
 static void notion_file_path_change_differs(void **state)
 {
-	char a[1024], b[1024];
+	const char *expiry = "2026-01-01T01:00:00.000Z";
 
 	(void)state;
-	assert_differ(files_page(a, sizeof(a), S3 "a.png?X-Amz-Signature=aaa",
-				 "2026-01-01T01:00:00.000Z"),
-		      files_page(b, sizeof(b), S3 "b.png?X-Amz-Signature=aaa",
-				 "2026-01-01T01:00:00.000Z"));
+	compare_files_pages(assert_differ, S3 "a.png?X-Amz-Signature=aaa", expiry,
+			    S3 "b.png?X-Amz-Signature=aaa", expiry);
 	/* Other members of the file object still count. */
 	assert_differ("{\"f\":{\"type\":\"file\",\"file\":{\"url\":\"u?1\",\"other\":1}}}",
 		      "{\"f\":{\"type\":\"file\",\"file\":{\"url\":\"u?1\",\"other\":2}}}");
