@@ -158,6 +158,37 @@ static int truncated(struct json_object *v)
 	return r;
 }
 
+/* Properties holding the one value v under name. */
+static struct json_object *props_of(const char *name, struct json_object *v)
+{
+	struct json_object *props = json_object_new_object();
+
+	json_object_object_add(props, name, v);
+	return props;
+}
+
+/* Complete props of page page_id, check the result code and return the
+ * number of requests made (err holds the error). */
+static long complete(const char *page_id, struct json_object *props, nsync_rc want,
+		     struct nsync_err *err)
+{
+	long requests = 0;
+
+	memset(err, 0, sizeof(*err));
+	assert_int_equal(nsync__complete_props(NULL, NULL, page_id, props, &requests, err), want);
+	return requests;
+}
+
+/* The list of the value of property name, by its type (relation, people). */
+static struct json_object *value_list(struct json_object *props, const char *name, const char *type)
+{
+	struct json_object *v, *list;
+
+	assert_true(json_object_object_get_ex(props, name, &v));
+	assert_true(json_object_object_get_ex(v, type, &list));
+	return list;
+}
+
 /* --- detection ---------------------------------------------------------------- */
 
 static void relation_needs_has_more(void **state)
@@ -199,15 +230,10 @@ static void odd_shapes_are_not_truncated(void **state)
 
 	(void)state;
 	assert_false(nsync__value_may_be_truncated(NULL));
-	v = json_tokener_parse("{\"type\":\"relation\",\"relation\":{},\"has_more\":true}");
-	assert_false(nsync__value_may_be_truncated(v));
-	json_object_put(v);
-	v = json_tokener_parse("{\"type\":7,\"relation\":[]}");
-	assert_false(nsync__value_may_be_truncated(v));
-	json_object_put(v);
-	v = json_tokener_parse("{\"type\":\"number\",\"number\":3}");
-	assert_false(nsync__value_may_be_truncated(v));
-	json_object_put(v);
+	assert_false(truncated(
+		json_tokener_parse("{\"type\":\"relation\",\"relation\":{},\"has_more\":true}")));
+	assert_false(truncated(json_tokener_parse("{\"type\":7,\"relation\":[]}")));
+	assert_false(truncated(json_tokener_parse("{\"type\":\"number\",\"number\":3}")));
 	v = json_tokener_parse("[1,2]");
 	assert_false(nsync__props_may_be_truncated(v));
 	json_object_put(v);
@@ -230,12 +256,10 @@ static void props_any(void **state)
 
 static void relation_completed_across_pages(void **state)
 {
-	struct json_object *props = json_object_new_object(), *v, *list;
+	struct json_object *props = props_of("Cast", relation(25, 1)), *list, *v;
 	struct nsync_err err;
-	long requests = 0;
 
 	(void)state;
-	json_object_object_add(props, "Cast", relation(25, 1));
 	json_object_object_add(props, "Name", rich("title", 0, "page", 1));
 	served[0] =
 		"{\"object\":\"list\",\"results\":["
@@ -247,91 +271,74 @@ static void relation_completed_across_pages(void **state)
 		"{\"object\":\"property_item\",\"type\":\"relation\",\"relation\":{\"id\":\"c\"}}],"
 		"\"has_more\":false,\"next_cursor\":null}";
 	n_served = 2;
-	assert_int_equal(nsync__complete_props(NULL, NULL, "p1", props, &requests, &err), NSYNC_OK);
-	assert_int_equal(requests, 2);
+	assert_int_equal(complete("p1", props, NSYNC_OK, &err), 2);
 	assert_string_equal(asked[0], "p1/rel%3A?");
 	assert_string_equal(asked[1], "p1/rel%3A?c/1 2");
-	json_object_object_get_ex(props, "Cast", &v);
-	json_object_object_get_ex(v, "relation", &list);
+	list = value_list(props, "Cast", "relation");
 	assert_int_equal(json_object_array_length(list), 3);
 	assert_string_equal(json_object_get_string(
 				    json_object_object_get(json_object_array_get_idx(list, 2),
 							   "id")),
 			    "c");
+	v = json_object_object_get(props, "Cast");
 	assert_false(json_object_get_boolean(json_object_object_get(v, "has_more")));
 	json_object_put(props);
 }
 
 static void people_completed(void **state)
 {
-	struct json_object *props = json_object_new_object(), *v, *list;
+	struct json_object *props = props_of("Team", people(25)), *v;
 	struct nsync_err err;
-	long requests = 0;
 
 	(void)state;
-	json_object_object_add(props, "Team", people(25));
 	served[0] =
 		"{\"object\":\"list\",\"results\":["
 		"{\"object\":\"property_item\",\"type\":\"people\",\"people\":{\"id\":\"u1\"}},"
 		"{\"object\":\"property_item\",\"type\":\"people\",\"people\":{\"id\":\"u2\"}}],"
 		"\"has_more\":false}";
 	n_served = 1;
-	assert_int_equal(nsync__complete_props(NULL, NULL, "p", props, &requests, &err), NSYNC_OK);
-	assert_int_equal(requests, 1);
-	json_object_object_get_ex(props, "Team", &v);
-	json_object_object_get_ex(v, "people", &list);
-	assert_int_equal(json_object_array_length(list), 2);
+	assert_int_equal(complete("p", props, NSYNC_OK, &err), 1);
+	assert_int_equal(json_object_array_length(value_list(props, "Team", "people")), 2);
+	v = json_object_object_get(props, "Team");
 	assert_null(json_object_object_get(v, "has_more"));
 	json_object_put(props);
 }
 
 static void failure_keeps_the_cut_value(void **state)
 {
-	struct json_object *props = json_object_new_object(), *v, *list;
+	struct json_object *props = props_of("Cast", relation(25, 1));
 	struct nsync_err err;
-	long requests = 0;
 
 	(void)state;
-	json_object_object_add(props, "Cast", relation(25, 1));
 	n_served = 0; /* the endpoint answers 404 */
-	memset(&err, 0, sizeof(err));
-	assert_int_equal(nsync__complete_props(NULL, NULL, "p", props, &requests, &err),
-			 NSYNC_ERR_NOT_FOUND);
+	complete("p", props, NSYNC_ERR_NOT_FOUND, &err);
 	assert_non_null(strstr(err.msg, "Cast"));
-	json_object_object_get_ex(props, "Cast", &v);
-	json_object_object_get_ex(v, "relation", &list);
-	assert_int_equal(json_object_array_length(list), 25);
+	assert_int_equal(json_object_array_length(value_list(props, "Cast", "relation")), 25);
 	json_object_put(props);
 }
 
 static void wrong_item_type_is_a_protocol_error(void **state)
 {
-	struct json_object *props = json_object_new_object();
+	struct json_object *props = props_of("Cast", relation(25, 1));
 	struct nsync_err err;
-	long requests = 0;
 
 	(void)state;
-	json_object_object_add(props, "Cast", relation(25, 1));
 	served[0] = "{\"object\":\"list\",\"results\":[{\"type\":\"people\",\"people\":{}}],"
 		    "\"has_more\":false}";
 	n_served = 1;
-	assert_int_equal(nsync__complete_props(NULL, NULL, "p", props, &requests, &err),
-			 NSYNC_ERR_PROTOCOL);
+	complete("p", props, NSYNC_ERR_PROTOCOL, &err);
 	json_object_put(props);
 }
 
 static void no_property_id_is_a_protocol_error(void **state)
 {
-	struct json_object *props = json_object_new_object(), *v = relation(25, 1);
+	struct json_object *v = relation(25, 1), *props;
 	struct nsync_err err;
-	long requests = 0;
 
 	(void)state;
 	json_object_object_del(v, "id");
-	json_object_object_add(props, "Cast", v);
-	assert_int_equal(nsync__complete_props(NULL, NULL, "p", props, &requests, &err),
-			 NSYNC_ERR_PROTOCOL);
-	assert_int_equal(requests, 0);
+	props = props_of("Cast", v);
+	assert_int_equal(complete("p", props, NSYNC_ERR_PROTOCOL, &err), 0);
 	json_object_put(props);
 }
 
@@ -340,28 +347,19 @@ static void no_property_id_is_a_protocol_error(void **state)
  * property keeps what the query showed. */
 static void endless_items_are_capped(void **state)
 {
-	struct json_object *props = json_object_new_object(), *v, *list;
+	struct json_object *props = props_of("Cast", relation(25, 1));
 	struct nsync_err err;
-	long requests = 0;
 
 	(void)state;
-	json_object_object_add(props, "Cast", relation(25, 1));
 	endless = 1;
-	memset(&err, 0, sizeof(err));
-	assert_int_equal(nsync__complete_props(NULL, NULL, "p", props, &requests, &err),
-			 NSYNC_ERR_PROTOCOL);
-	assert_int_equal(requests, 100);
+	assert_int_equal(complete("p", props, NSYNC_ERR_PROTOCOL, &err), 100);
 	assert_int_equal(calls, 100);
 	assert_non_null(strstr(err.msg, "did not end after 100 requests"));
-	json_object_object_get_ex(props, "Cast", &v);
-	json_object_object_get_ex(v, "relation", &list);
-	assert_int_equal(json_object_array_length(list), 25);
+	assert_int_equal(json_object_array_length(value_list(props, "Cast", "relation")), 25);
 
 	endless = 2;
 	calls = 0;
-	requests = 0;
-	assert_int_equal(nsync__complete_props(NULL, NULL, "p", props, &requests, &err),
-			 NSYNC_ERR_PROTOCOL);
+	complete("p", props, NSYNC_ERR_PROTOCOL, &err);
 	assert_int_equal(calls, 2);
 	assert_non_null(strstr(err.msg, "returned before"));
 	json_object_put(props);
