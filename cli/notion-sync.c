@@ -1,7 +1,7 @@
 /*
  * notion-sync.c - the command-line front end: run the same syncs as the
  * HTTP endpoint and print the same JSON, apply migrations, store a user's
- * token, register a database.
+ * token, register a database, manage webhook subscriptions.
  *
  * Exit codes: 0 success, 1 the sync (or a command) failed, 2 usage or
  * configuration error.
@@ -376,6 +376,61 @@ static int cmd_fields(struct nsync_config *cfg, struct nsync_service *svc, int a
 	return 0;
 }
 
+/* Print a JSON answer and free it; 0. */
+static int print_answer(char *answer)
+{
+	puts(answer);
+	free(answer);
+	return 0;
+}
+
+/* webhook create --user ID | --oauth; list; show KEY; delete KEY. */
+static int cmd_webhook(struct nsync_config *cfg, struct nsync_service *svc, int argc, char **argv)
+{
+	static const struct option opts[] = {{"user", required_argument, NULL, 'u'},
+					     {"oauth", no_argument, NULL, 'o'},
+					     {NULL, 0, NULL, 0}};
+	const char *what = argc > 1 ? argv[1] : "", *user = NULL;
+	struct nsync_err err;
+	char *answer = NULL;
+	int c, oauth = 0;
+	nsync_rc rc;
+
+	(void)cfg;
+	memset(&err, 0, sizeof(err));
+	if (strcmp(what, "create") == 0) {
+		optind = 2;
+		while ((c = getopt_long(argc, argv, "u:o", opts, NULL)) != -1) {
+			if (c == 'u')
+				user = optarg;
+			else if (c == 'o')
+				oauth = 1;
+			else
+				return fail_usage("unknown option for webhook create");
+		}
+		if ((!user) == (!oauth) || optind < argc)
+			return fail_usage(
+				"webhook create needs --user ID or --oauth (one of them)");
+		rc = nsync_webhook_create(svc, user, &answer, &err);
+	} else if (strcmp(what, "list") == 0 && argc == 2) {
+		rc = nsync_webhook_list(svc, &answer, &err);
+	} else if (strcmp(what, "show") == 0 && argc == 3) {
+		rc = nsync_webhook_show(svc, argv[2], &answer, &err);
+	} else if (strcmp(what, "delete") == 0 && argc == 3) {
+		rc = nsync_webhook_delete(svc, argv[2], &err);
+		if (rc == NSYNC_OK)
+			answer = strdup("{\"success\":true,\"deleted\":true}");
+		if (rc == NSYNC_OK && !answer)
+			return 1;
+	} else {
+		return fail_usage("webhook needs create --user ID | create --oauth | list | "
+				  "show KEY | delete KEY");
+	}
+	if (rc != NSYNC_OK)
+		return print_failure(rc, &err, "webhook");
+	return print_answer(answer);
+}
+
 static const struct command commands[] = {
 	{"sync",
 	 "[--user ID] [--database ID] [--name NAME] [--full] [--quiet]\n"
@@ -403,6 +458,11 @@ static const struct command commands[] = {
 	 "Run queued (asynchronous) syncs with N threads (NOTION_SYNC_WORKERS,\n"
 	 "default 2) until SIGTERM, or with --once until the queue is empty.",
 	 cmd_worker},
+	{"webhook",
+	 "create --user ID | create --oauth | list | show KEY | delete KEY\n"
+	 "Notion webhook subscriptions: create prints the path to give Notion,\n"
+	 "show the verification token Notion sent (to paste into Notion).",
+	 cmd_webhook},
 	{"health", "Check that PostgreSQL answers.", cmd_health},
 	{"fields", "Print the statistics' columns of notion_sync_runs.", cmd_fields},
 	{NULL, NULL, NULL},

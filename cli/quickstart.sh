@@ -225,6 +225,7 @@ http {
     access_log $stack/nginx-access.log notion_sync;
     upstream notion_sync_responder { server unix:$stack/run/fcgi.sock; }
     limit_req_zone \$binary_remote_addr zone=notion_sync:1m rate=10r/s;
+    limit_req_zone \$binary_remote_addr zone=notion_sync_webhooks:1m rate=50r/s;
     server {
         listen 127.0.0.1:$http_port;
         server_name localhost;

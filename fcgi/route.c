@@ -14,6 +14,7 @@
 
 #define SYNC_PATH "/api/notion/sync-to-postgres"
 #define RUNS_PATH "/api/notion/sync-runs/"
+#define WEBHOOK_PATH "/api/notion/webhooks/"
 #define METRICS_PATH "/metrics"
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 /* nginx's auth_request subrequest (nginx/notion-sync-locations.conf). */
@@ -287,6 +288,40 @@ static int handle_metrics(struct fcgi_app *app, FCGX_Request *req)
 	return 200;
 }
 
+/* POST /api/notion/webhooks/{key}: Notion's events. No bearer: the key
+ * finds the subscription and the signature proves the sender. Neither the
+ * body nor the signature is logged. */
+static int handle_webhook(struct fcgi_app *app, FCGX_Request *req, const char *key)
+{
+	struct nsync_err err;
+	char *body = NULL, *answer = NULL;
+	const char *why = "";
+	size_t len = 0;
+	int status;
+	bool wake = false;
+	nsync_rc rc;
+
+	status = read_body(req, &body, &len, &why);
+	if (status) {
+		fcgi_send_error(req->out, status,
+				status == 413 ? "payload_too_large" : "invalid_request", why, 0,
+				NULL);
+		return status;
+	}
+	memset(&err, 0, sizeof(err));
+	rc = nsync_webhook_receive(app->svc, key, body ? body : "", len,
+				   FCGX_GetParam("HTTP_X_NOTION_SIGNATURE", req->envp), &status,
+				   &answer, &wake, &err);
+	free(body);
+	if (rc != NSYNC_OK)
+		return send_failure(req, rc, &err);
+	fcgi_send_json(req->out, status, NULL, answer);
+	free(answer);
+	if (wake && app->pool)
+		nsync_pool_wake(app->pool);
+	return status;
+}
+
 int fcgi_handle(struct fcgi_app *app, FCGX_Request *req)
 {
 	char path[1024];
@@ -338,6 +373,14 @@ int fcgi_handle(struct fcgi_app *app, FCGX_Request *req)
 			return 405;
 		}
 		return handle_run_status(app, req, path + strlen(RUNS_PATH));
+	}
+	if (strncmp(path, WEBHOOK_PATH, strlen(WEBHOOK_PATH)) == 0) {
+		if (strcmp(method, "POST")) {
+			fcgi_send_error(req->out, 405, "method_not_allowed", "use POST", 0,
+					"Allow: POST\r\n");
+			return 405;
+		}
+		return handle_webhook(app, req, path + strlen(WEBHOOK_PATH));
 	}
 	if (strcmp(path, METRICS_PATH) == 0) {
 		if (strcmp(method, "GET")) {

@@ -3,6 +3,7 @@
  *   POST /api/notion/sync-to-postgres     sync now, or queue ("async": true) -> 202
  *   GET  /api/notion/sync-to-postgres     cron webhooks (Vercel): queue every user -> 202
  *   GET  /api/notion/sync-runs/{run_id}   a run's status and statistics
+ *   POST /api/notion/webhooks/{key}       Notion's webhook events (signed; no bearer)
  *   GET  /metrics                         Prometheus text (format 0.0.4), bearer required
  *   GET  /healthz                         liveness, no authentication
  *   any  /_notion_sync_auth               nginx auth_request: 204 or 401

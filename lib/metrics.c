@@ -2,11 +2,13 @@
  * metrics.c - Prometheus metrics (text exposition format 0.0.4) computed at
  * scrape time from notion_sync_runs and notion_databases (see metrics.h).
  *
- * Two statements per scrape: one aggregate over notion_sync_runs (grouped
+ * Three statements per scrape: one aggregate over notion_sync_runs (grouped
  * by status and trigger, plus a grand total row holding the sums and the
  * queue figures), and one row per enabled registered database (its last
  * status, and its last success found through the (user_id, database_id,
- * started_at desc) index, so it reads a row or two per database).
+ * started_at desc) index, so it reads a row or two per database), and the
+ * webhook figures of the view notion_webhook_stats (last hour's events by
+ * outcome, their lag from receipt to row written, the backlog).
  *
  * Every series is a gauge. The run counts and sums are counts of rows
  * still in the log, and pruning old history (prune_notion_sync_history)
@@ -291,10 +293,51 @@ static nsync_rc render_databases(struct nsync_buf *b, const PGresult *res)
 	return rc;
 }
 
+static const char WEBHOOKS_SQL[] =
+	"select backlog, processed, ignored, failed, coalesce(lag_p50_seconds, 0),"
+	" coalesce(lag_p95_seconds, 0), coalesce(lag_max_seconds, 0),"
+	" coalesce(oldest_pending_seconds, 0) from notion_webhook_stats";
+
+static nsync_rc render_webhooks(struct nsync_buf *b, const PGresult *res)
+{
+	static const char *const outcomes[] = {"processed", "ignored", "failed"};
+	static const char *const quantiles[] = {"0.5", "0.95", "1"};
+	nsync_rc rc;
+	int i;
+
+	if (PQntuples(res) != 1)
+		return NSYNC_OK;
+	rc = family(b, "notion_sync_webhook_backlog",
+		    "Webhook events received and not processed yet");
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_printf(b, "notion_sync_webhook_backlog %s\n",
+				       PQgetvalue(res, 0, 0));
+	if (rc == NSYNC_OK)
+		rc = family(b, "notion_sync_webhook_oldest_pending_seconds",
+			    "Age of the oldest webhook event waiting, 0 when none");
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_printf(b, "notion_sync_webhook_oldest_pending_seconds %s\n",
+				       PQgetvalue(res, 0, 7));
+	if (rc == NSYNC_OK)
+		rc = family(b, "notion_sync_webhook_events",
+			    "Webhook events of the last hour by outcome");
+	for (i = 0; rc == NSYNC_OK && i < 3; i++)
+		rc = nsync__buf_printf(b, "notion_sync_webhook_events{outcome=\"%s\"} %s\n",
+				       outcomes[i], PQgetvalue(res, 0, 1 + i));
+	if (rc == NSYNC_OK)
+		rc = family(b, "notion_sync_webhook_lag_seconds",
+			    "Seconds from an event's receipt to its row written (last hour; "
+			    "quantile 1 is the maximum)");
+	for (i = 0; rc == NSYNC_OK && i < 3; i++)
+		rc = nsync__buf_printf(b, "notion_sync_webhook_lag_seconds{quantile=\"%s\"} %s\n",
+				       quantiles[i], PQgetvalue(res, 0, 4 + i));
+	return rc;
+}
+
 nsync_rc nsync__metrics_text(struct nsync_store *s, char **text, struct nsync_err *err)
 {
 	struct nsync_buf b;
-	PGresult *runs = NULL, *dbs = NULL;
+	PGresult *runs = NULL, *dbs = NULL, *hooks = NULL;
 	nsync_rc rc;
 
 	*text = NULL;
@@ -310,6 +353,12 @@ nsync_rc nsync__metrics_text(struct nsync_store *s, char **text, struct nsync_er
 		rc = NSYNC_ERR_DB;
 		goto out;
 	}
+	hooks = nsync__store_exec(s, "reading the webhook figures for /metrics", WEBHOOKS_SQL, 0,
+				  NULL, err);
+	if (!hooks) {
+		rc = NSYNC_ERR_DB;
+		goto out;
+	}
 	if (PQnfields(runs) != R__COUNT || PQnfields(dbs) != D__COUNT) {
 		rc = nsync__err(err, NSYNC_ERR_INTERNAL,
 				"the /metrics statements returned %d and %d "
@@ -320,6 +369,8 @@ nsync_rc nsync__metrics_text(struct nsync_store *s, char **text, struct nsync_er
 	rc = render_runs(&b, runs);
 	if (rc == NSYNC_OK)
 		rc = render_databases(&b, dbs);
+	if (rc == NSYNC_OK)
+		rc = render_webhooks(&b, hooks);
 	if (rc != NSYNC_OK) {
 		if (b.over_limit)
 			rc = nsync__err(err, NSYNC_ERR_NOMEM, "the metrics text exceeds %u MiB",
@@ -335,6 +386,7 @@ nsync_rc nsync__metrics_text(struct nsync_store *s, char **text, struct nsync_er
 out:
 	PQclear(runs);
 	PQclear(dbs);
+	PQclear(hooks);
 	nsync__buf_free(&b);
 	return rc;
 }

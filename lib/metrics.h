@@ -1,7 +1,8 @@
 /*
  * metrics.h - the Prometheus metrics of GET /metrics: the text exposition
  * format (version 0.0.4) built at scrape time from notion_sync_runs and
- * notion_databases with two statements (see metrics.c for the series).
+ * notion_databases and notion_webhook_stats with three statements (see
+ * metrics.c for the series).
  */
 #ifndef NSYNC_METRICS_H
 #define NSYNC_METRICS_H

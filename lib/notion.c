@@ -365,6 +365,7 @@ out:
 void nsync__query_page_clear(struct nsync_query_page *page)
 {
 	json_object_put(page->root);
+	free(page->owned);
 	memset(page, 0, sizeof(*page));
 }
 
@@ -453,6 +454,75 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 	if (!page->root)
 		return err && err->code ? err->code : NSYNC_ERR_PROTOCOL;
 	return read_list(page, "query", err);
+}
+
+nsync_rc nsync__notion_get_page(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+				const char *page_id, struct nsync_query_page *page,
+				struct nsync_err *err)
+{
+	static const char head[] = "{\"object\":\"list\",\"results\":[";
+	static const char tail[] = "],\"has_more\":false}";
+	char path[96];
+	const char *text;
+	size_t len;
+	int deep;
+	nsync_rc rc;
+
+	memset(page, 0, sizeof(*page));
+	snprintf(path, sizeof(path), "/v1/pages/%s", page_id);
+	rc = nsync__http_call(n->http, path, NULL, NULL, ctx->token, ctx->pacer, ctx->stats, &text,
+			      &len, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	/* The page as the one result of a list, so that the walk's slicing,
+	 * hashing and completion apply unchanged. */
+	page->owned = malloc(sizeof(head) - 1 + len + sizeof(tail));
+	if (!page->owned)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory reading a page");
+	memcpy(page->owned, head, sizeof(head) - 1);
+	memcpy(page->owned + sizeof(head) - 1, text, len);
+	memcpy(page->owned + sizeof(head) - 1 + len, tail, sizeof(tail));
+	page->raw = page->owned;
+	page->raw_len = sizeof(head) - 1 + len + sizeof(tail) - 1;
+	page->root = parse(n, page->raw, page->raw_len, "retrieve page", &deep, err);
+	if (!page->root && deep)
+		page->root = parse_results_apart(n, page->raw, page->raw_len, "retrieve page", err);
+	if (!page->root)
+		return err && err->code ? err->code : NSYNC_ERR_PROTOCOL;
+	rc = read_list(page, "retrieve page", err);
+	if (rc == NSYNC_OK &&
+	    (json_object_array_length(page->results) != 1 ||
+	     !json_object_is_type(json_object_array_get_idx(page->results, 0), json_type_object)))
+		rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
+				"Notion's answer to retrieve page %s is not one page object",
+				page_id);
+	return rc;
+}
+
+nsync_rc nsync__notion_workspace(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+				 char workspace_id[37], struct nsync_err *err)
+{
+	const char *text;
+	size_t len;
+	struct json_object *root, *bot, *ws;
+	nsync_rc rc;
+
+	workspace_id[0] = '\0';
+	rc = nsync__http_call(n->http, "/v1/users/me", NULL, NULL, ctx->token, ctx->pacer,
+			      ctx->stats, &text, &len, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	root = parse(n, text, len, "users/me", NULL, err);
+	if (!root)
+		return NSYNC_ERR_PROTOCOL;
+	if (!json_object_object_get_ex(root, "bot", &bot) ||
+	    !json_object_object_get_ex(bot, "workspace_id", &ws) ||
+	    !json_object_is_type(ws, json_type_string) ||
+	    nsync_normalize_id(json_object_get_string(ws), workspace_id, NULL) != NSYNC_OK)
+		rc = nsync__err(err, NSYNC_ERR_PROTOCOL,
+				"Notion's answer to users/me has no bot.workspace_id");
+	json_object_put(root);
+	return rc;
 }
 
 /* Append s to b percent-encoded, leaving unreserved bytes and existing

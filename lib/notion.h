@@ -66,6 +66,7 @@ struct nsync_query_page {
 	const char *next_cursor; /* borrowed from root, NULL at the end */
 	int has_more;
 	int incomplete; /* request_status.type == "incomplete" (result cap hit) */
+	char *owned;    /* owned: the text raw points into when it is not the HTTP buffer */
 };
 
 /* nsync__notion_query - POST one query for source_id (a data source, or a
@@ -81,6 +82,21 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 			     const char *sorts_json, struct nsync_query_page *page,
 			     struct nsync_err *err);
 void nsync__query_page_clear(struct nsync_query_page *page);
+
+/* nsync__notion_get_page - GET /v1/pages/{id}, filled in as a query page
+ * of one result (page->results[0] is the page; raw and the slices over it
+ * stay valid until nsync__query_page_clear), so that nsync__sync_pages
+ * writes it exactly as a walk would. NSYNC_ERR_NOT_FOUND when Notion says
+ * the page does not exist or is not shared; other failures as a query. */
+nsync_rc nsync__notion_get_page(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+				const char *page_id, struct nsync_query_page *page,
+				struct nsync_err *err);
+
+/* nsync__notion_workspace - GET /v1/users/me: the workspace id of the
+ * token's bot (bot.workspace_id), dashed lowercase. NSYNC_ERR_PROTOCOL
+ * when the answer has none. */
+nsync_rc nsync__notion_workspace(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+				 char workspace_id[37], struct nsync_err *err);
 
 /* nsync__notion_property_items - GET one page of a paginated property value
  * (/v1/pages/{page_id}/properties/{property_id}, page_size 100), starting

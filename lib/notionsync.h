@@ -240,7 +240,7 @@ NSYNC_MUST_CHECK nsync_rc nsync_service_run_status(struct nsync_service *svc, lo
 
 /* nsync_service_metrics - the Prometheus text exposition (format 0.0.4)
  * of GET /metrics, computed now from notion_sync_runs and
- * notion_databases with two statements: runs by status and trigger, the
+ * notion_databases, and notion_webhook_stats: runs by status and trigger, the
  * sums of their counts and waits, the queue, and per enabled registered
  * database its last success time and last status. Every series is a
  * gauge (pruning history lowers the run figures). On success *text is a
@@ -322,6 +322,51 @@ NSYNC_MUST_CHECK nsync_rc nsync_user_set_token(struct nsync_service *svc, const 
 NSYNC_MUST_CHECK nsync_rc nsync_database_register(struct nsync_service *svc, const char *user_id,
 						  const char *database_id,
 						  const char *database_name, struct nsync_err *err);
+
+/* Webhooks (README "Real-time sync (webhooks)"): Notion posts signed
+ * events to /api/notion/webhooks/<key>; the responder stores them and the
+ * workers turn them into page refreshes and syncs. */
+
+/* nsync_webhook_create - record a subscription with a new random key (192
+ * bits, URL-safe): for user_id's internal integration, or with user_id
+ * NULL for the public integration that serves every OAuth user (events
+ * routed by workspace). *response_json is {"success":true,"key":...,
+ * "path":"/api/notion/webhooks/<key>","kind":"user"|"oauth",...}; free().
+ * NSYNC_ERR_ARG for a bad id, NSYNC_ERR_NOT_FOUND for an unknown user. */
+NSYNC_MUST_CHECK nsync_rc nsync_webhook_create(struct nsync_service *svc, const char *user_id,
+					       char **response_json, struct nsync_err *err);
+
+/* nsync_webhook_list - {"success":true,"subscriptions":[...]}: key, path,
+ * kind, user, whether verified, times and backlog; never a token. */
+NSYNC_MUST_CHECK nsync_rc nsync_webhook_list(struct nsync_service *svc, char **response_json,
+					     struct nsync_err *err);
+
+/* nsync_webhook_show - one subscription with its "verification_token"
+ * (null until Notion's handshake came): the only call that returns it, for
+ * the operator to paste into Notion. NSYNC_ERR_NOT_FOUND for a bad key. */
+NSYNC_MUST_CHECK nsync_rc nsync_webhook_show(struct nsync_service *svc, const char *key,
+					     char **response_json, struct nsync_err *err);
+
+/* nsync_webhook_delete - remove a subscription and its events.
+ * NSYNC_ERR_NOT_FOUND for an unknown key. */
+NSYNC_MUST_CHECK nsync_rc nsync_webhook_delete(struct nsync_service *svc, const char *key,
+					       struct nsync_err *err);
+
+/* nsync_webhook_receive - one POST to /api/notion/webhooks/<key> with its
+ * raw body and X-Notion-Signature (may be NULL). Sets *http_status and
+ * *response_json (JSON, free()) for every answer: 404 unknown key; the
+ * handshake ({"verification_token"}) stored once, 200; 401 for anything
+ * else before that, and for a missing, malformed or wrong signature
+ * (HMAC-SHA256 of the body keyed by the verification token, constant
+ * time); 400 for a signed body that is not an event; 200 for an event
+ * stored, duplicate (same id) or ignored (a type not synced). *wake (may
+ * be NULL) is true when workers have new work. Returns NSYNC_ERR_DB or
+ * NSYNC_ERR_NOMEM (then no answer is set) when the event could not be
+ * stored: the caller answers 5xx and Notion retries. */
+NSYNC_MUST_CHECK nsync_rc nsync_webhook_receive(struct nsync_service *svc, const char *key,
+						const char *body, size_t len, const char *signature,
+						int *http_status, char **response_json, bool *wake,
+						struct nsync_err *err);
 
 #ifdef __cplusplus
 }

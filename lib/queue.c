@@ -39,11 +39,18 @@ nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct
 	int i;
 
 	user_id[0] = '\0';
-	/* Oldest waiting users first; a few candidates in case others are taken. */
-	res = nsync__store_exec(s, "reading the queue",
-				"select user_id::text from notion_sync_runs where status = 'queued'"
-				" group by user_id order by min(id) limit 32",
-				0, NULL, err);
+	/* Users with due webhook events first (the priority lane), then the
+	 * oldest waiting runs; a few candidates in case others are taken. */
+	res = nsync__store_exec(
+		s, "reading the queue",
+		"select user_id::text from ("
+		" select user_id, 0 as lane, min(id) as first from notion_webhook_events"
+		" where status = 'received' and user_id is not null and (not_before is"
+		" null or not_before <= clock_timestamp()) group by user_id"
+		" union all select user_id, 1, min(id) from notion_sync_runs"
+		" where status = 'queued' group by user_id) q"
+		" group by user_id order by min(lane), min(first) limit 32",
+		0, NULL, err);
 	if (!res)
 		return NSYNC_ERR_DB;
 	for (i = 0; i < PQntuples(res) && !user_id[0]; i++) {

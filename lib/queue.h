@@ -22,8 +22,9 @@ nsync_rc nsync__queue_add(struct nsync_store *s, const char *user_id, const char
 			  const char *name, const char *trigger, int full, long *run_id,
 			  struct nsync_err *err);
 
-/* nsync__queue_claim_user - find a user with queued runs whose user lock
- * (a session advisory lock) this session can take, and take it. user_id
+/* nsync__queue_claim_user - find a user with due webhook events (first) or
+ * queued runs whose user lock (a session advisory lock) this session can
+ * take, and take it. user_id
  * receives the user, or "" when there is none. Release with
  * nsync__queue_release_user. */
 nsync_rc nsync__queue_claim_user(struct nsync_store *s, char user_id[37], struct nsync_err *err);

@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "credentials.h"
 #include "error.h"
+#include "events.h"
 #include "mapping.h"
 #include "queue.h"
 #include "runner.h"
@@ -84,6 +85,7 @@ static void sync_one(struct nsync_service *svc, const struct nsync_job *j, const
 	struct nsync_database_info info;
 	struct nsync_sync_job job;
 	struct beat_target beat;
+	struct nsync_event_lane lane;
 	const struct nsync_kind *kind = NULL;
 	char *token = NULL;
 	double start = nsync__monotonic();
@@ -120,6 +122,18 @@ static void sync_one(struct nsync_service *svc, const struct nsync_job *j, const
 	job.nctx.token = token;
 	job.nctx.pacer = nsync__pacer_for(svc, token);
 	job.nctx.stats = &o->stats;
+	if (strcmp(trigger, "webhook") != 0) {
+		/* Where an OAuth user's webhook events come from; best effort. */
+		struct nsync_err ws_err;
+		memset(&ws_err, 0, sizeof(ws_err));
+		if (nsync__events_note_workspace(svc, user_id, &job.nctx, &ws_err) != NSYNC_OK &&
+		    svc->cfg.log) {
+			char line[NSYNC_ERR_MSG_MAX + 80];
+			snprintf(line, sizeof(line), "workspace user=%s not recorded: %s", user_id,
+				 ws_err.msg);
+			svc->cfg.log(svc->cfg.log_data, line);
+		}
+	}
 	o->rc = nsync__notion_get_database(svc->notion, &job.nctx, database_id, &info, &o->err);
 	if (o->rc == NSYNC_ERR_NOT_FOUND)
 		nsync__err_prefix(&o->err, o->rc,
@@ -146,6 +160,16 @@ static void sync_one(struct nsync_service *svc, const struct nsync_job *j, const
 		job.full_requested = j->full;
 		job.heartbeat = heartbeat;
 		job.heartbeat_data = &beat;
+		if (queued_run > 0) {
+			/* A worker's walk: the user's webhook work goes first. */
+			memset(&lane, 0, sizeof(lane));
+			lane.svc = svc;
+			lane.user_id = user_id;
+			lane.token = token;
+			lane.pacer = job.nctx.pacer;
+			job.interject = nsync__events_interject;
+			job.interject_data = &lane;
+		}
 		o->rc = nsync__sync_walk(&job, &o->err);
 		o->mode = job.mode;
 		if (o->rc == NSYNC_OK)

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "credentials.h"
 #include "error.h"
+#include "events.h"
 #include "fnv.h"
 #include "mapping.h"
 #include "metrics.h"
@@ -286,6 +287,38 @@ nsync_rc nsync_service_enqueue(struct nsync_service *svc, const struct nsync_req
 	return rc;
 }
 
+/* Process user_id's due webhook events with its token (none: nothing to
+ * do, the events wait). A rejected token fails the events, not the work. */
+static nsync_rc process_events(struct nsync_service *svc, const char *user_id, long *handled,
+			       struct nsync_err *err)
+{
+	char *token = NULL;
+	struct nsync_err token_err;
+	nsync_rc rc;
+
+	*handled = 0;
+	memset(&token_err, 0, sizeof(token_err));
+	rc = nsync__store_user_token(&svc->store, user_id, &token, &token_err);
+	if (rc == NSYNC_ERR_NOT_FOUND) {
+		/* They would wait forever, and keep this user first in line. */
+		const char *params[] = {user_id};
+		return nsync__store_run(&svc->store, "failing webhook events",
+					"update notion_webhook_events set status = 'failed',"
+					" outcome = 'the user has no Notion token',"
+					" processed_at = clock_timestamp()"
+					" where user_id = $1::uuid and status = 'received'",
+					1, params, err);
+	}
+	if (rc != NSYNC_OK) {
+		if (err)
+			*err = token_err;
+		return rc;
+	}
+	rc = nsync__events_process(svc, user_id, token, nsync__pacer_for(svc, token), handled, err);
+	nsync__secret_free(token);
+	return rc == NSYNC_ERR_NOTION_AUTH ? NSYNC_OK : rc;
+}
+
 nsync_rc nsync_service_work(struct nsync_service *svc, const char *worker, long *ran,
 			    struct nsync_err *err)
 {
@@ -307,8 +340,14 @@ nsync_rc nsync_service_work(struct nsync_service *svc, const char *worker, long 
 		struct nsync_queued_run run;
 		struct nsync_outcome o;
 		struct nsync_job job;
+		long events = 0;
 		int found;
 
+		/* The priority lane: this user's webhook events before its runs. */
+		rc = process_events(svc, user_id, &events, err);
+		if (rc != NSYNC_OK)
+			break;
+		*ran += events;
 		rc = nsync__queue_next(&svc->store, user_id, &run, &found, err);
 		if (rc != NSYNC_OK || !found)
 			break;

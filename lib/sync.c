@@ -85,6 +85,18 @@ static nsync_rc beat(struct walker *w, struct nsync_err *err)
 	return job->heartbeat(job->heartbeat_data, err);
 }
 
+static nsync_rc flush(struct walker *w, struct nsync_err *err);
+
+/* Let the priority lane run before the next request. The batch is written
+ * first: a page this walk read earlier must not overwrite, later, the
+ * newer state a webhook refresh writes now. */
+static nsync_rc interject(struct walker *w, struct nsync_err *err)
+{
+	nsync_rc rc = flush(w, err);
+
+	return rc == NSYNC_OK ? w->job->interject(w->job->interject_data, err) : rc;
+}
+
 static void note_page_error(struct walker *w, const char *page_id, const struct nsync_err *e)
 {
 	struct nsync_sync_job *job = w->job;
@@ -519,6 +531,8 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 					   w->stats->pages_seen);
 		if (rc == NSYNC_OK)
 			rc = beat(w, &qerr);
+		if (rc == NSYNC_OK && job->interject && qp.has_more && !qp.incomplete)
+			rc = interject(w, &qerr);
 		free(cursor);
 		cursor = NULL;
 		if (rc == NSYNC_OK && qp.incomplete)
@@ -708,6 +722,31 @@ static nsync_rc sync_source(struct walker *w, const char *source_id, const char 
 	return nsync__state_save(job->store, job->user_id, job->database_id, source_id,
 				 clean && w->newest_edit[0] ? w->newest_edit : NULL, full && clean,
 				 err);
+}
+
+nsync_rc nsync__sync_pages(struct nsync_sync_job *job, const char *source_id,
+			   const struct nsync_query_page *qp, struct nsync_err *err)
+{
+	struct walker *w = calloc(1, sizeof(*w));
+	nsync_rc rc;
+
+	if (!w)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	job->first_page_error[0] = '\0';
+	w->job = job;
+	w->stats = job->nctx.stats;
+	w->sort_field = "last_edited_time";
+	w->last_heartbeat = nsync__monotonic();
+	nsync__pagemap_init(&w->map);
+	nsync__buf_init(&w->batch, BATCH_LIMIT);
+	rc = take_page_of_results(w, source_id, qp, err);
+	if (rc == NSYNC_OK)
+		rc = flush(w, err);
+	nsync__pagemap_free(&w->map);
+	nsync__buf_free(&w->batch);
+	free(w->rows);
+	free(w);
+	return rc;
 }
 
 nsync_rc nsync__sync_walk(struct nsync_sync_job *job, struct nsync_err *err)

@@ -40,6 +40,12 @@ struct nsync_sync_job {
 	 * with nothing more written or deleted. */
 	nsync_rc (*heartbeat)(void *data, struct nsync_err *err);
 	void *heartbeat_data;
+	/* Called between Notion answers of a walk (may be NULL), after the
+	 * pending batch is written: the priority lane, in which webhook work
+	 * for the same token goes ahead of the walk's next request (events.h).
+	 * Anything but NSYNC_OK stops the walk as a heartbeat failure does. */
+	nsync_rc (*interject)(void *data, struct nsync_err *err);
+	void *interject_data;
 	const char *mode;           /* out: "full" or "incremental" (static) */
 	char first_page_error[256]; /* out: first page error, "" if none */
 };
@@ -55,5 +61,14 @@ struct nsync_sync_job {
  * lost, or the heartbeat's failure) or NSYNC_ERR_NOMEM for what stops the
  * walk; rows written before stay, and nothing is deleted. */
 nsync_rc nsync__sync_walk(struct nsync_sync_job *job, struct nsync_err *err);
+
+/* nsync__sync_pages - write the pages of one answer (a query page, or a
+ * single page fetched by nsync__notion_get_page) of data source source_id
+ * exactly as a walk does: same mapping, hash and completion of truncated
+ * values, in one batch. Pages whose stored hash is the same are not
+ * rewritten (the upsert compares). Nothing is deleted and no watermark
+ * moves. Counts go to job->nctx.stats. Failures as nsync__sync_walk. */
+nsync_rc nsync__sync_pages(struct nsync_sync_job *job, const char *source_id,
+			   const struct nsync_query_page *qp, struct nsync_err *err);
 
 #endif

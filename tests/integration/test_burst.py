@@ -160,8 +160,8 @@ class UnixResponder:
 def production_limit_lines():
     """geo/map/limit_req_zone of nginx/notion-sync.conf, verbatim."""
     text = open(os.path.join(h.SRCDIR, "nginx", "notion-sync.conf")).read()
-    m = re.search(r"^geo \$notion_sync_trusted \{.*?^limit_req_zone [^\n]*;\n", text,
-                  re.S | re.M)
+    m = re.search(r"^geo \$notion_sync_trusted \{.*?^limit_req_zone [^\n]*;\n"
+                  r"(?:#[^\n]*\n|limit_req_zone [^\n]*;\n)*", text, re.S | re.M)
     if not m:
         raise RuntimeError("nginx/notion-sync.conf: no geo ... limit_req_zone block found")
     return m.group(0)

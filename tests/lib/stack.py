@@ -763,6 +763,7 @@ http {{
     access_log {dir}/access.log notion_sync;
     upstream notion_sync_responder {{ server 127.0.0.1:{fcgi_port}; }}
     limit_req_zone $binary_remote_addr zone=notion_sync:1m rate={rate};
+    limit_req_zone $binary_remote_addr zone=notion_sync_webhooks:1m rate=200r/s;
     {extra_http}
     server {{
         listen 127.0.0.1:{http_port};

@@ -118,6 +118,37 @@ static void service_calls(void **state)
 			 NSYNC_ERR_ARG);
 	assert_false(first);
 	assert_int_equal(nsync_service_claim_signature(svc, NULL, 1, NULL, NULL), NSYNC_ERR_ARG);
+	/* Webhooks: bad arguments before PostgreSQL is asked. */
+	assert_int_equal(nsync_webhook_create(NULL, NULL, &answer, NULL), NSYNC_ERR_ARG);
+	assert_int_equal(nsync_webhook_create(svc, "not-a-uuid", &answer, NULL), NSYNC_ERR_ARG);
+	assert_null(answer);
+	assert_int_equal(nsync_webhook_create(svc, NULL, NULL, NULL), NSYNC_ERR_ARG);
+	assert_int_equal(nsync_webhook_list(svc, NULL, NULL), NSYNC_ERR_ARG);
+	assert_int_equal(nsync_webhook_list(NULL, &answer, NULL), NSYNC_ERR_ARG);
+	assert_int_equal(nsync_webhook_show(svc, NULL, &answer, NULL), NSYNC_ERR_ARG);
+	assert_int_equal(nsync_webhook_show(svc, "k", NULL, NULL), NSYNC_ERR_ARG);
+	assert_int_equal(nsync_webhook_delete(svc, NULL, NULL), NSYNC_ERR_ARG);
+	assert_int_equal(nsync_webhook_delete(NULL, "k", NULL), NSYNC_ERR_ARG);
+	{
+		int status = 0;
+		assert_int_equal(nsync_webhook_receive(svc, NULL, "{}", 2, NULL, &status, &answer,
+						       NULL, NULL),
+				 NSYNC_ERR_ARG);
+		assert_int_equal(nsync_webhook_receive(svc, "k", NULL, 2, NULL, &status, &answer,
+						       NULL, NULL),
+				 NSYNC_ERR_ARG);
+		assert_int_equal(nsync_webhook_receive(svc, "k", "{}", 2, NULL, NULL, &answer, NULL,
+						       NULL),
+				 NSYNC_ERR_ARG);
+		/* A key that cannot be one is answered 404 without PostgreSQL. */
+		assert_int_equal(nsync_webhook_receive(svc, "bad key", "{}", 2, NULL, &status,
+						       &answer, NULL, NULL),
+				 NSYNC_OK);
+		assert_int_equal(status, 404);
+		assert_non_null(strstr(answer, "\"not_found\""));
+		free(answer);
+		answer = NULL;
+	}
 	assert_false(nsync_service_last_succeeded(NULL));
 	assert_non_null(nsync_service_last_stats(NULL));
 	nsync_service_free(NULL);

@@ -1,0 +1,665 @@
+/*
+ * events.c - processing stored webhook events (see events.h).
+ *
+ * One pass reads up to BATCH due events of the user, groups them by what
+ * they are about (a page, or a database), does one action per group and
+ * records the outcome on every event of the group: many events for one
+ * page cost one fetch.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "credentials.h"
+#include "error.h"
+#include "events.h"
+#include "mapping.h"
+#include "queue.h"
+#include "sync.h"
+#include "hookproto.h"
+
+/* Events read per pass. */
+#define BATCH 200
+/* Seconds an event waits when its database is being synced elsewhere. */
+#define BUSY_WAIT 1
+/* Tries before an event whose Notion requests keep failing is failed. */
+#define MAX_TRIES 8
+/* Seconds between the lane's checks for due events during a walk. */
+#define LANE_EVERY 0.2
+
+/* One group: the events (ids) about one page or one database. */
+struct group {
+	enum nsync_event_class cls;
+	char target[37]; /* the page, or the database */
+	char parent[37]; /* for pages: the database the events name, or "" */
+	int parent_known;
+	char ids[BATCH * 21]; /* "{1,2,...}" filled as events join */
+	size_t ids_len;
+	int tries;     /* most tries of its events */
+	int is_source; /* target is a data source whose database the event did not name */
+};
+
+/* What came of one group. */
+struct verdict {
+	const char *status; /* processed, ignored, failed; NULL: wait (see delay) */
+	char outcome[300];
+	long run_id;
+	int delay; /* seconds to wait before the next try */
+};
+
+static void verdict(struct verdict *v, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void verdict(struct verdict *v, const char *status, const char *fmt, ...)
+{
+	va_list ap;
+
+	v->status = status;
+	va_start(ap, fmt);
+	vsnprintf(v->outcome, sizeof(v->outcome), fmt, ap);
+	va_end(ap);
+}
+
+static nsync_rc record(struct nsync_service *svc, const struct group *g, const struct verdict *v,
+		       struct nsync_err *err)
+{
+	char run[24], delay[24];
+	const char *later[] = {g->ids, v->outcome, delay};
+	const char *done[] = {g->ids, v->status, v->outcome, run};
+
+	snprintf(run, sizeof(run), "%ld", v->run_id);
+	snprintf(delay, sizeof(delay), "%d", v->delay);
+	if (!v->status)
+		return nsync__store_run(&svc->store, "deferring webhook events",
+					"update notion_webhook_events set tries = tries + 1,"
+					" outcome = $2, not_before = clock_timestamp() +"
+					" make_interval(secs => $3::int) where id = "
+					"any($1::bigint[])",
+					3, later, err);
+	return nsync__store_run(&svc->store, "recording webhook events",
+				"update notion_webhook_events set status = $2, outcome = $3,"
+				" tries = tries + 1, processed_at = clock_timestamp(),"
+				" run_id = nullif($4::bigint, 0), not_before = null"
+				" where id = any($1::bigint[])",
+				4, done, err);
+}
+
+/* The kind of user's registered, enabled database_id, or NULL. */
+static nsync_rc registered(struct nsync_service *svc, const char *user_id, const char *database_id,
+			   const struct nsync_kind **kind, struct nsync_err *err)
+{
+	const char *params[] = {user_id, database_id};
+	PGresult *res;
+
+	*kind = NULL;
+	if (!database_id[0])
+		return NSYNC_OK;
+	res = nsync__store_exec(&svc->store, "reading the registry",
+				"select database_name from notion_databases where user_id = "
+				"$1::uuid"
+				" and database_id = $2::uuid and enabled",
+				2, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	if (PQntuples(res) == 1)
+		*kind = nsync__kind_find(PQgetvalue(res, 0, 0));
+	if (PQntuples(res) == 1 && !*kind)
+		*kind = nsync__kind_generic();
+	PQclear(res);
+	return NSYNC_OK;
+}
+
+/* Where the user's rows of a page are: up to 5 (kind, database) pairs. */
+struct row_place {
+	const struct nsync_kind *kind;
+	char database_id[37];
+};
+
+static const struct nsync_kind *kind_index(size_t i)
+{
+	return i < 4 ? nsync__kind_at(i) : nsync__kind_generic();
+}
+
+static nsync_rc rows_of_page(struct nsync_service *svc, const char *user_id, const char *page_id,
+			     struct row_place places[5], size_t *n, struct nsync_err *err)
+{
+	const char *params[] = {user_id, page_id};
+	char sql[1400];
+	size_t i, used = 0;
+	PGresult *res;
+	int r;
+
+	*n = 0;
+	for (i = 0; i < 5; i++)
+		used += (size_t)
+			snprintf(sql + used, sizeof(sql) - used,
+				 "%sselect %zu, notion_database_id::text from %s where user_id"
+				 " = $1::uuid and notion_page_id = $2::uuid",
+				 i ? " union all " : "", i, kind_index(i)->table);
+	res = nsync__store_exec(&svc->store, "finding a page's rows", sql, 2, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	for (r = 0; r < PQntuples(res) && *n < 5; r++) {
+		places[*n].kind = kind_index(strtoul(PQgetvalue(res, r, 0), NULL, 10));
+		snprintf(places[*n].database_id, 37, "%s", PQgetvalue(res, r, 1));
+		(*n)++;
+	}
+	PQclear(res);
+	return NSYNC_OK;
+}
+
+/* Take the lock of (user, database) unless this session holds it already
+ * (the walk this lane runs inside). *taken says whether to release it. */
+static nsync_rc lock_database(struct nsync_service *svc, const char *user_id,
+			      const char *database_id, int *taken, struct nsync_err *err)
+{
+	size_t i;
+
+	*taken = 0;
+	for (i = 0; i < svc->store.n_locks; i++)
+		if (strcmp(svc->store.locks[i].user_id, user_id) == 0 &&
+		    strcmp(svc->store.locks[i].database_id, database_id) == 0)
+			return NSYNC_OK;
+	if (nsync__store_lock(&svc->store, user_id, database_id, err) != NSYNC_OK)
+		return err ? err->code : NSYNC_ERR_BUSY;
+	*taken = 1;
+	return NSYNC_OK;
+}
+
+/* Delete the user's row of page_id in place (under that database's lock).
+ * *deleted counts rows removed. */
+static nsync_rc delete_row(struct nsync_service *svc, const char *user_id, const char *page_id,
+			   const struct row_place *place, long *deleted, struct nsync_err *err)
+{
+	const char *params[] = {user_id, page_id, place->database_id};
+	char sql[300];
+	long n = 0;
+	int taken;
+	nsync_rc rc;
+
+	rc = lock_database(svc, user_id, place->database_id, &taken, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	snprintf(sql, sizeof(sql),
+		 "with d as (delete from %s where user_id = $1::uuid and notion_page_id = $2::uuid"
+		 " and notion_database_id = $3::uuid returning 1) select count(*) from d",
+		 place->kind->table);
+	rc = nsync__store_long(&svc->store, "removing a page's row", sql, 3, params, &n, err);
+	*deleted += n;
+	if (taken)
+		nsync__store_unlock(&svc->store, user_id, place->database_id);
+	return rc;
+}
+
+static const char *member_string(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	if (!obj || !json_object_object_get_ex(obj, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int member_true(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	return obj && json_object_object_get_ex(obj, key, &v) &&
+	       json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+}
+
+/* The database (and data source) a fetched page is in, or "" for none. */
+static void page_parent(struct json_object *page, char database_id[37], char source_id[37])
+{
+	struct json_object *parent = NULL;
+	const char *type, *db, *ds;
+
+	database_id[0] = source_id[0] = '\0';
+	json_object_object_get_ex(page, "parent", &parent);
+	type = member_string(parent, "type");
+	db = member_string(parent, "database_id");
+	ds = member_string(parent, "data_source_id");
+	if (!type || (strcmp(type, "data_source_id") && strcmp(type, "database_id")))
+		return;
+	if (!db || nsync_normalize_id(db, database_id, NULL) != NSYNC_OK)
+		database_id[0] = '\0';
+	if (ds && nsync_normalize_id(ds, source_id, NULL) != NSYNC_OK)
+		source_id[0] = '\0';
+}
+
+/* Remove the page's rows outside keep_database ("" = everywhere).
+ * *kept_busy is set when a database was being synced (try again). */
+static nsync_rc remove_elsewhere(struct nsync_service *svc, const char *user_id,
+				 const char *page_id, const struct row_place *places, size_t n,
+				 const char *keep_database, long *deleted, struct nsync_err *err)
+{
+	size_t i;
+	nsync_rc rc;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(places[i].database_id, keep_database) == 0)
+			continue;
+		rc = delete_row(svc, user_id, page_id, &places[i], deleted, err);
+		if (rc != NSYNC_OK)
+			return rc;
+	}
+	return NSYNC_OK;
+}
+
+/* Write the fetched page into its registered database's table. */
+static nsync_rc write_page(struct nsync_service *svc, const char *user_id,
+			   const struct nsync_notion_ctx *ctx, const struct nsync_kind *kind,
+			   const char *database_id, const char *source_id,
+			   const struct nsync_query_page *qp, struct nsync_stats *stats,
+			   char *first_error, size_t first_error_size, struct nsync_err *err)
+{
+	struct nsync_sync_job job;
+	int taken;
+	nsync_rc rc;
+
+	rc = lock_database(svc, user_id, database_id, &taken, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	memset(&job, 0, sizeof(job));
+	job.cfg = &svc->cfg;
+	job.store = &svc->store;
+	job.notion = svc->notion;
+	job.nctx = *ctx;
+	job.nctx.stats = stats;
+	job.kind = kind;
+	job.user_id = user_id;
+	job.database_id = database_id;
+	rc = nsync__sync_pages(&job, source_id[0] ? source_id : database_id, qp, err);
+	snprintf(first_error, first_error_size, "%s", job.first_page_error);
+	if (taken)
+		nsync__store_unlock(&svc->store, user_id, database_id);
+	return rc;
+}
+
+/* A Notion failure: retried later, failed after MAX_TRIES. */
+static void notion_trouble(struct verdict *v, const struct group *g, const struct nsync_err *e)
+{
+	if (g->tries + 1 >= MAX_TRIES) {
+		verdict(v, "failed", "Notion kept failing: %.250s", e->msg);
+		return;
+	}
+	verdict(v, NULL, "will retry: %.250s", e->msg);
+	v->delay = 1 << (g->tries < 6 ? g->tries : 6);
+}
+
+/* A page's events: read the page, then write, move or remove its row. */
+static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
+			    const struct nsync_notion_ctx *ctx, const struct group *g,
+			    struct verdict *v, struct nsync_err *err)
+{
+	const struct nsync_kind *kind = NULL;
+	struct row_place places[5];
+	struct nsync_query_page qp;
+	struct nsync_stats stats;
+	struct nsync_err nerr;
+	struct nsync_notion_ctx c = *ctx;
+	char database_id[37], source_id[37], first_error[256];
+	struct json_object *page;
+	size_t n_places = 0, i;
+	long deleted = 0;
+	nsync_rc rc;
+
+	memset(&stats, 0, sizeof(stats));
+	c.stats = &stats;
+	rc = rows_of_page(svc, user_id, g->target, places, &n_places, err);
+	if (rc == NSYNC_OK && g->parent_known)
+		rc = registered(svc, user_id, g->parent, &kind, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	/* The event shows a parent nobody registered, and no row of this
+	 * page exists: nothing to read. */
+	if (g->parent_known && !kind && n_places == 0) {
+		verdict(v, "ignored", "not in a registered database%s%s%s",
+			g->parent[0] ? " (parent " : "", g->parent, g->parent[0] ? ")" : "");
+		return NSYNC_OK;
+	}
+	memset(&nerr, 0, sizeof(nerr));
+	rc = nsync__notion_get_page(svc->notion, &c, g->target, &qp, &nerr);
+	if (rc == NSYNC_ERR_NOT_FOUND) {
+		nsync__query_page_clear(&qp);
+		if (n_places == 0) {
+			verdict(v, "ignored", "the page is not readable and has no row");
+			return NSYNC_OK;
+		}
+		/* Gone, or no longer shared: delete only where the database
+		 * itself is still readable with this token. */
+		for (i = 0; i < n_places; i++) {
+			struct nsync_database_info info;
+			nsync_rc drc =
+				nsync__notion_get_database(svc->notion, &c, places[i].database_id,
+							   &info, &nerr);
+			nsync__database_info_clear(&info);
+			if (drc == NSYNC_OK || drc == NSYNC_ERR_NO_DATA_SOURCES) {
+				rc = delete_row(svc, user_id, g->target, &places[i], &deleted, err);
+				if (rc == NSYNC_ERR_BUSY)
+					goto busy;
+				if (rc != NSYNC_OK)
+					return rc;
+			} else if (drc == NSYNC_ERR_NOTION_AUTH) {
+				verdict(v, "failed", "Notion rejected the token: %.250s", nerr.msg);
+				return NSYNC_ERR_NOTION_AUTH;
+			}
+		}
+		if (deleted)
+			verdict(v, "processed",
+				"row deleted: the page is gone and its database is readable");
+		else
+			verdict(v, "processed",
+				"row kept: neither the page nor its database is readable");
+		return NSYNC_OK;
+	}
+	if (rc == NSYNC_ERR_NOTION_AUTH) {
+		nsync__query_page_clear(&qp);
+		verdict(v, "failed", "Notion rejected the token: %.250s", nerr.msg);
+		return NSYNC_ERR_NOTION_AUTH;
+	}
+	if (rc == NSYNC_ERR_NOMEM) {
+		nsync__query_page_clear(&qp);
+		if (err)
+			*err = nerr;
+		return rc;
+	}
+	if (rc != NSYNC_OK) {
+		nsync__query_page_clear(&qp);
+		notion_trouble(v, g, &nerr);
+		return NSYNC_OK;
+	}
+	page = json_object_array_get_idx(qp.results, 0);
+	if (member_true(page, "in_trash") || member_true(page, "archived")) {
+		rc = remove_elsewhere(svc, user_id, g->target, places, n_places, "", &deleted, err);
+		nsync__query_page_clear(&qp);
+		if (rc == NSYNC_ERR_BUSY)
+			goto busy;
+		if (rc == NSYNC_OK)
+			verdict(v, "processed",
+				deleted ? "row deleted: the page is in the trash"
+					: "the page is in the trash and had no row");
+		return rc;
+	}
+	page_parent(page, database_id, source_id);
+	rc = registered(svc, user_id, database_id, &kind, err);
+	if (rc == NSYNC_OK)
+		rc = remove_elsewhere(svc, user_id, g->target, places, n_places,
+				      kind ? database_id : "", &deleted, err);
+	if (rc == NSYNC_OK && !kind) {
+		nsync__query_page_clear(&qp);
+		verdict(v, deleted ? "processed" : "ignored",
+			deleted ? "row removed: the page moved out of its registered database"
+				: "the page is not in a registered database");
+		return NSYNC_OK;
+	}
+	if (rc == NSYNC_OK) {
+		first_error[0] = '\0';
+		rc = write_page(svc, user_id, &c, kind, database_id, source_id, &qp, &stats,
+				first_error, sizeof(first_error), &nerr);
+		if (rc == NSYNC_ERR_DB && err)
+			*err = nerr;
+	}
+	nsync__query_page_clear(&qp);
+	if (rc == NSYNC_ERR_BUSY)
+		goto busy;
+	if (rc == NSYNC_ERR_NOTION_AUTH) {
+		verdict(v, "failed", "Notion rejected the token: %.250s", nerr.msg);
+		return rc;
+	}
+	if (rc == NSYNC_ERR_NOTION) {
+		notion_trouble(v, g, &nerr);
+		return NSYNC_OK;
+	}
+	if (rc != NSYNC_OK && rc != NSYNC_ERR_DB) {
+		verdict(v, "failed", "%.250s", nerr.msg);
+		return NSYNC_OK;
+	}
+	if (rc != NSYNC_OK)
+		return rc;
+	if (stats.page_errors)
+		verdict(v, "failed", "the page could not be written: %.250s", first_error);
+	else
+		verdict(v, "processed",
+			stats.inserted  ? "row inserted into %s"
+			: stats.updated ? "row updated in %s"
+					: "row already current in %s",
+			kind->table);
+	return NSYNC_OK;
+busy:
+	nsync__err_clear(err);
+	verdict(v, NULL, "waiting: the database is being synced by another session");
+	v->delay = BUSY_WAIT;
+	return NSYNC_OK;
+}
+
+/* A database's events: queue a sync of it (full for schema changes). */
+static nsync_rc handle_database(struct nsync_service *svc, const char *user_id,
+				const struct group *g, struct verdict *v, struct nsync_err *err)
+{
+	const struct nsync_kind *kind;
+	char database_id[37] = "";
+	nsync_rc rc;
+
+	if (g->cls == NSYNC_EVENT_KEPT) {
+		verdict(v, "processed",
+			"nothing deleted: rows of a deleted data source or database are kept "
+			"(notion-sync prune-orphans removes them)");
+		return NSYNC_OK;
+	}
+	if (!g->target[0]) {
+		verdict(v, "ignored", "the event names no database");
+		return NSYNC_OK;
+	}
+	snprintf(database_id, sizeof(database_id), "%s", g->target);
+	if (g->is_source) {
+		/* The data source's database, as the last walk recorded it. */
+		const char *params[] = {user_id, g->target};
+		PGresult *res = nsync__store_exec(&svc->store, "finding a data source's database",
+						  "select database_id::text from notion_sync_state"
+						  " where user_id = $1::uuid and data_source_id ="
+						  " $2::uuid limit 1",
+						  2, params, err);
+		if (!res)
+			return NSYNC_ERR_DB;
+		snprintf(database_id, sizeof(database_id), "%s",
+			 PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
+		PQclear(res);
+		if (!database_id[0]) {
+			verdict(v, "ignored", "data source %s is in no registered database",
+				g->target);
+			return NSYNC_OK;
+		}
+	}
+	rc = registered(svc, user_id, database_id, &kind, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	if (!kind) {
+		verdict(v, "ignored", "database %s is not registered", database_id);
+		return NSYNC_OK;
+	}
+	rc = nsync__queue_add(&svc->store, user_id, database_id, kind->name, "webhook",
+			      g->cls == NSYNC_EVENT_FULL, &v->run_id, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	verdict(v, "processed",
+		g->cls == NSYNC_EVENT_FULL ? "full walk queued (the schema changed)"
+					   : "incremental sync queued");
+	return NSYNC_OK;
+}
+
+/* Put event row r of res into its group (creating it). */
+static struct group *join_group(struct group *groups, size_t *n, PGresult *res, int r)
+{
+	const char *type = PQgetvalue(res, r, 1);
+	enum nsync_event_class cls = nsync__event_class(type);
+	const char *entity = PQgetvalue(res, r, 2), *parent = PQgetvalue(res, r, 3);
+	const char *parent_type = PQgetvalue(res, r, 4);
+	char target[37] = "";
+	struct group *g = NULL;
+	size_t i;
+
+	if (cls == NSYNC_EVENT_PAGE)
+		snprintf(target, sizeof(target), "%s", entity);
+	else if (strncmp(type, "database.", 9) == 0)
+		snprintf(target, sizeof(target), "%s", entity);
+	else if (strcmp(parent_type, "database") == 0)
+		snprintf(target, sizeof(target), "%s", parent); /* a data source's database */
+	else
+		snprintf(target, sizeof(target), "%s", entity); /* resolved by the sync state */
+	for (i = 0; i < *n; i++)
+		if (groups[i].cls == cls && strcmp(groups[i].target, target) == 0)
+			g = &groups[i];
+	if (!g) {
+		g = &groups[(*n)++];
+		memset(g, 0, sizeof(*g));
+		g->cls = cls;
+		snprintf(g->target, sizeof(g->target), "%s", target);
+		g->is_source = cls != NSYNC_EVENT_PAGE && strncmp(type, "database.", 9) != 0 &&
+			       strcmp(parent_type, "database") != 0;
+		g->ids[0] = '{';
+		g->ids_len = 1;
+		/* The newest event's parent counts: a page that moved names its
+		 * new database. Rows are ordered by id. */
+	}
+	if (cls == NSYNC_EVENT_PAGE) {
+		g->parent_known =
+			strcmp(parent_type, "database") == 0 || strcmp(parent_type, "page") == 0 ||
+			strcmp(parent_type, "workspace") == 0 || strcmp(parent_type, "space") == 0;
+		snprintf(g->parent, sizeof(g->parent), "%s",
+			 strcmp(parent_type, "database") == 0 ? parent : "");
+		/* An event without a parent means: read the page to know. */
+	}
+	if (atoi(PQgetvalue(res, r, 5)) > g->tries)
+		g->tries = atoi(PQgetvalue(res, r, 5));
+	g->ids_len += (size_t)snprintf(g->ids + g->ids_len, sizeof(g->ids) - g->ids_len, "%s%s",
+				       g->ids_len > 1 ? "," : "", PQgetvalue(res, r, 0));
+	return g;
+}
+
+nsync_rc nsync__events_process(struct nsync_service *svc, const char *user_id, const char *token,
+			       struct nsync_pacer *pacer, long *handled, struct nsync_err *err)
+{
+	const char *params[] = {user_id};
+	struct nsync_notion_ctx ctx;
+	struct group *groups;
+	nsync_rc rc = NSYNC_OK;
+	int pass;
+
+	if (handled)
+		*handled = 0;
+	groups = malloc(BATCH * sizeof(*groups));
+	if (!groups)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.token = token;
+	ctx.pacer = pacer;
+	/* Bounded: events arriving meanwhile wait for the next call. */
+	for (pass = 0; pass < 20 && rc == NSYNC_OK; pass++) {
+		PGresult *res;
+		size_t n = 0, i;
+		int r, count;
+
+		res = nsync__store_exec(
+			&svc->store, "reading webhook events",
+			"select id, type, coalesce(entity_id::text, ''), coalesce(parent_id::text, "
+			"''),"
+			" coalesce(parent_type, ''), tries from notion_webhook_events"
+			" where user_id = $1::uuid and status = 'received' and (not_before is null"
+			" or not_before <= clock_timestamp()) order by id limit 200",
+			1, params, err);
+		if (!res) {
+			rc = NSYNC_ERR_DB;
+			break;
+		}
+		count = PQntuples(res);
+		for (r = 0; r < count; r++)
+			join_group(groups, &n, res, r);
+		PQclear(res);
+		if (count == 0)
+			break;
+		for (i = 0; i < n && rc == NSYNC_OK; i++) {
+			struct verdict v;
+			nsync_rc hrc;
+
+			memset(&v, 0, sizeof(v));
+			groups[i].ids[groups[i].ids_len++] = '}';
+			groups[i].ids[groups[i].ids_len] = '\0';
+			if (groups[i].cls == NSYNC_EVENT_PAGE)
+				hrc = handle_page(svc, user_id, &ctx, &groups[i], &v, err);
+			else
+				hrc = handle_database(svc, user_id, &groups[i], &v, err);
+			if (hrc != NSYNC_OK && hrc != NSYNC_ERR_NOTION_AUTH) {
+				rc = hrc;
+				break;
+			}
+			if (!v.status && !v.outcome[0])
+				verdict(&v, "failed", "no outcome");
+			rc = record(svc, &groups[i], &v, err);
+			if (rc == NSYNC_OK && v.status && handled) {
+				size_t k;
+				for (k = 0; k < groups[i].ids_len; k++)
+					*handled += groups[i].ids[k] == ',';
+				(*handled)++;
+			}
+			if (rc == NSYNC_OK && hrc == NSYNC_ERR_NOTION_AUTH)
+				rc = nsync__err(err, NSYNC_ERR_NOTION_AUTH, "%s", v.outcome);
+		}
+		if (count < BATCH)
+			break;
+	}
+	free(groups);
+	return rc;
+}
+
+nsync_rc nsync__events_interject(void *data, struct nsync_err *err)
+{
+	struct nsync_event_lane *lane = data;
+	double now = nsync__monotonic();
+	const char *params[] = {lane->user_id};
+	long due = 0, handled = 0;
+	nsync_rc rc;
+
+	if (now < lane->next_check)
+		return NSYNC_OK;
+	lane->next_check = now + LANE_EVERY;
+	rc = nsync__store_long(&lane->svc->store, "checking for webhook events",
+			       "select count(*) from (select 1 from notion_webhook_events where"
+			       " user_id = $1::uuid and status = 'received' and (not_before is"
+			       " null or not_before <= clock_timestamp()) limit 1) e",
+			       1, params, &due, err);
+	if (rc != NSYNC_OK || !due)
+		return rc;
+	rc = nsync__events_process(lane->svc, lane->user_id, lane->token, lane->pacer, &handled,
+				   err);
+	lane->handled += handled;
+	/* A rejected token fails the events; the walk reports it itself. */
+	return rc == NSYNC_ERR_NOTION_AUTH ? NSYNC_OK : rc;
+}
+
+nsync_rc nsync__events_note_workspace(struct nsync_service *svc, const char *user_id,
+				      const struct nsync_notion_ctx *ctx, struct nsync_err *err)
+{
+	const char *params[2] = {user_id, NULL};
+	char workspace[37];
+	long wanted = 0;
+	nsync_rc rc;
+
+	rc = nsync__store_long(&svc->store, "reading a user's workspace",
+			       "select count(*) from user_settings where user_id = $1::uuid and"
+			       " notion_access_token is not null and notion_workspace_id is null",
+			       1, params, &wanted, err);
+	if (rc != NSYNC_OK || !wanted)
+		return rc;
+	rc = nsync__notion_workspace(svc->notion, ctx, workspace, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	params[1] = workspace;
+	return nsync__store_run(&svc->store, "recording a user's workspace",
+				"update user_settings set notion_workspace_id = $2::uuid where"
+				" user_id = $1::uuid",
+				2, params, err);
+}
