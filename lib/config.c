@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "credentials.h"
 #include "error.h"
 #include "notionsync.h"
 
@@ -111,7 +112,7 @@ void nsync_config_clear(struct nsync_config *cfg)
 {
 	if (!cfg)
 		return;
-	free(cfg->database_url);
+	nsync__secret_free(cfg->database_url); /* may hold a password */
 	free(cfg->notion_api_url);
 	free(cfg->notion_version);
 	cfg->database_url = cfg->notion_api_url = cfg->notion_version = NULL;

@@ -22,28 +22,19 @@ nsync_rc nsync__store_user_token(struct nsync_store *s, const char *user_id, cha
 				 struct nsync_err *err)
 {
 	const char *params[] = {user_id};
-	PGresult *res;
+	int found;
+	nsync_rc rc;
 
-	*token = NULL;
-	res = nsync__store_exec(s, "reading the user's token",
-				"select notion_sync_token(u) from user_settings u where user_id = "
-				"$1::uuid",
-				1, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
+	rc = nsync__store_text(s, "reading the user's token",
+			       "select notion_sync_token(u) from user_settings u where user_id = "
+			       "$1::uuid",
+			       1, params, &found, token, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	if (!found)
 		return nsync__err(err, NSYNC_ERR_NOT_FOUND, "unknown user %s", user_id);
-	}
-	if (PQgetisnull(res, 0, 0)) {
-		PQclear(res);
-		return nsync__err(err, NSYNC_ERR_NOT_FOUND, "user %s has no Notion token", user_id);
-	}
-	*token = strdup(PQgetvalue(res, 0, 0));
-	explicit_bzero(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-	PQclear(res);
 	if (!*token)
-		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+		return nsync__err(err, NSYNC_ERR_NOT_FOUND, "user %s has no Notion token", user_id);
 	return NSYNC_OK;
 }
 

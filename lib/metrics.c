@@ -75,12 +75,12 @@ static const char DATABASES_SQL[] =
 
 #define PRUNED "; lowered when old runs are pruned"
 
-/* The sums of the total row. */
+/* The gauges of the total row: the sums, then the queue figures. */
 static const struct {
 	const char *name;
 	int col;
 	const char *help;
-} SUMS[] = {
+} TOTALS[] = {
 	{"notion_sync_pages_seen", R_PAGES,
 	 "Pages read from Notion, summed over the runs in notion_sync_runs" PRUNED},
 	{"notion_sync_rows_inserted", R_INSERTED,
@@ -100,9 +100,17 @@ static const struct {
 	{"notion_sync_pacing_wait_seconds", R_PACING_WAIT,
 	 "Seconds waited to stay under NOTION_RATE_LIMIT per token, summed over the runs in "
 	 "notion_sync_runs" PRUNED},
+	{"notion_sync_queue_depth", R_QUEUED, "Runs waiting for a worker (status queued)"},
+	{"notion_sync_oldest_queued_run_age_seconds", R_OLDEST,
+	 "Seconds since the oldest queued run was queued; 0 when none is queued"},
+	{"notion_sync_running_runs", R_RUNNING, "Runs being synced now (status running)"},
 };
 
-/* States of notion_sync_database_last_status; "none": never finished. */
+/* The names of the registry's families. */
+#define LAST_SUCCESS "notion_sync_database_last_success_timestamp_seconds"
+#define LAST_STATUS "notion_sync_database_last_status"
+
+/* States of LAST_STATUS; "none": never finished. */
 static const char *const STATES[] = {"success", "error", "skipped", "none"};
 
 /* Append the HELP and TYPE lines of a gauge. help holds neither a
@@ -183,6 +191,24 @@ static nsync_rc add_database_labels(struct nsync_buf *b, const PGresult *res, in
 	return rc;
 }
 
+/* Append the series name{the labels of database row i[,status]} value;
+ * status may be NULL (no such label). */
+static nsync_rc add_database_series(struct nsync_buf *b, const char *name, const PGresult *res,
+				    int i, const char *status, const char *value)
+{
+	nsync_rc rc = nsync__buf_printf(b, "%s{", name);
+
+	if (rc == NSYNC_OK)
+		rc = add_database_labels(b, res, i);
+	if (rc == NSYNC_OK && status)
+		rc = add_label(b, "status", status, 0);
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_addc(b, '}');
+	if (rc == NSYNC_OK)
+		rc = add_value(b, value);
+	return rc;
+}
+
 /* The families read from the run log. */
 static nsync_rc render_runs(struct nsync_buf *b, const PGresult *res)
 {
@@ -208,33 +234,13 @@ static nsync_rc render_runs(struct nsync_buf *b, const PGresult *res)
 		if (rc == NSYNC_OK)
 			rc = add_value(b, PQgetvalue(res, i, R_RUNS));
 	}
-	for (k = 0; k < sizeof(SUMS) / sizeof(SUMS[0]) && rc == NSYNC_OK; k++) {
-		rc = family(b, SUMS[k].name, SUMS[k].help);
+	for (k = 0; k < sizeof(TOTALS) / sizeof(TOTALS[0]) && rc == NSYNC_OK; k++) {
+		rc = family(b, TOTALS[k].name, TOTALS[k].help);
 		if (rc == NSYNC_OK)
-			rc = nsync__buf_adds(b, SUMS[k].name);
+			rc = nsync__buf_adds(b, TOTALS[k].name);
 		if (rc == NSYNC_OK)
-			rc = add_value(b, total >= 0 ? PQgetvalue(res, total, SUMS[k].col) : "0");
+			rc = add_value(b, total >= 0 ? PQgetvalue(res, total, TOTALS[k].col) : "0");
 	}
-	if (rc == NSYNC_OK)
-		rc = family(b, "notion_sync_queue_depth",
-			    "Runs waiting for a worker (status queued)");
-	if (rc == NSYNC_OK)
-		rc = nsync__buf_printf(b, "notion_sync_queue_depth %s\n",
-				       total >= 0 ? PQgetvalue(res, total, R_QUEUED) : "0");
-	if (rc == NSYNC_OK)
-		rc = family(b, "notion_sync_oldest_queued_run_age_seconds",
-			    "Seconds since the oldest queued run was queued; 0 when none is "
-			    "queued");
-	if (rc == NSYNC_OK)
-		rc = nsync__buf_adds(b, "notion_sync_oldest_queued_run_age_seconds");
-	if (rc == NSYNC_OK)
-		rc = add_value(b, total >= 0 ? PQgetvalue(res, total, R_OLDEST) : "0");
-	if (rc == NSYNC_OK)
-		rc = family(b, "notion_sync_running_runs",
-			    "Runs being synced now (status running)");
-	if (rc == NSYNC_OK)
-		rc = nsync__buf_printf(b, "notion_sync_running_runs %s\n",
-				       total >= 0 ? PQgetvalue(res, total, R_RUNNING) : "0");
 	return rc;
 }
 
@@ -245,22 +251,15 @@ static nsync_rc render_databases(struct nsync_buf *b, const PGresult *res)
 	size_t k;
 	nsync_rc rc;
 
-	rc = family(b, "notion_sync_database_last_success_timestamp_seconds",
+	rc = family(b, LAST_SUCCESS,
 		    "Unix time of the last successful sync of each enabled registered database; "
 		    "absent until its first success");
-	for (i = 0; i < n && rc == NSYNC_OK; i++) {
-		if (PQgetisnull(res, i, D_SUCCESS))
-			continue;
-		rc = nsync__buf_adds(b, "notion_sync_database_last_success_timestamp_seconds{");
-		if (rc == NSYNC_OK)
-			rc = add_database_labels(b, res, i);
-		if (rc == NSYNC_OK)
-			rc = nsync__buf_addc(b, '}');
-		if (rc == NSYNC_OK)
-			rc = add_value(b, PQgetvalue(res, i, D_SUCCESS));
-	}
+	for (i = 0; i < n && rc == NSYNC_OK; i++)
+		if (!PQgetisnull(res, i, D_SUCCESS))
+			rc = add_database_series(b, LAST_SUCCESS, res, i, NULL,
+						 PQgetvalue(res, i, D_SUCCESS));
 	if (rc == NSYNC_OK)
-		rc = family(b, "notion_sync_database_last_status",
+		rc = family(b, LAST_STATUS,
 			    "Outcome of the last finished run of each enabled registered database: "
 			    "1 "
 			    "for its status, 0 for the others (none: no run has finished)");
@@ -270,25 +269,14 @@ static nsync_rc render_databases(struct nsync_buf *b, const PGresult *res)
 		int known = 0;
 
 		for (k = 0; k < sizeof(STATES) / sizeof(STATES[0]) && rc == NSYNC_OK; k++) {
-			known |= strcmp(status, STATES[k]) == 0;
-			rc = nsync__buf_adds(b, "notion_sync_database_last_status{");
-			if (rc == NSYNC_OK)
-				rc = add_database_labels(b, res, i);
-			if (rc == NSYNC_OK)
-				rc = add_label(b, "status", STATES[k], 0);
-			if (rc == NSYNC_OK)
-				rc = nsync__buf_printf(b, "} %d\n", strcmp(status, STATES[k]) == 0);
+			int is = strcmp(status, STATES[k]) == 0;
+
+			known |= is;
+			rc = add_database_series(b, LAST_STATUS, res, i, STATES[k], is ? "1" : "0");
 		}
 		/* A status this code does not know yet is shown, not hidden. */
-		if (!known && rc == NSYNC_OK) {
-			rc = nsync__buf_adds(b, "notion_sync_database_last_status{");
-			if (rc == NSYNC_OK)
-				rc = add_database_labels(b, res, i);
-			if (rc == NSYNC_OK)
-				rc = add_label(b, "status", status, 0);
-			if (rc == NSYNC_OK)
-				rc = nsync__buf_adds(b, "} 1\n");
-		}
+		if (!known && rc == NSYNC_OK)
+			rc = add_database_series(b, LAST_STATUS, res, i, status, "1");
 	}
 	return rc;
 }

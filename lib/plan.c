@@ -64,11 +64,37 @@ static nsync_rc has_token(struct nsync_store *s, const char *user_id, struct nsy
 	return rc;
 }
 
-nsync_rc nsync__plan_request(struct nsync_store *s, const struct nsync_request *req,
-			     struct nsync_plan *p, struct nsync_err *err)
+/* Append a job for each target of user_id and database_id (either may be
+ * "": all; see nsync__store_targets): a sync of each registered database,
+ * and when discover is set a discovery of each user with none. *found
+ * (found may be NULL) is the number of targets, jobs or not. NSYNC_ERR_DB,
+ * NSYNC_ERR_NOMEM. */
+static nsync_rc add_targets(struct nsync_store *s, struct nsync_plan *p, const char *user_id,
+			    const char *database_id, const char *trigger, bool full, bool discover,
+			    size_t *found, struct nsync_err *err)
 {
 	struct nsync_target *targets = NULL;
 	size_t n = 0, i;
+	nsync_rc rc = nsync__store_targets(s, user_id, database_id, &targets, &n, err);
+
+	for (i = 0; rc == NSYNC_OK && i < n; i++) {
+		const struct nsync_target *t = &targets[i];
+
+		if (t->database_id[0] || discover)
+			rc = add_job(p, t->database_id[0] ? NSYNC_JOB_SYNC : NSYNC_JOB_DISCOVER,
+				     t->user_id, t->database_id, t->database_name, trigger, full, 0,
+				     err);
+	}
+	free(targets);
+	if (found)
+		*found = n;
+	return rc;
+}
+
+nsync_rc nsync__plan_request(struct nsync_store *s, const struct nsync_request *req,
+			     struct nsync_plan *p, struct nsync_err *err)
+{
+	size_t n;
 	nsync_rc rc;
 
 	if (req->user_id[0] && req->database_id[0]) {
@@ -79,12 +105,8 @@ nsync_rc nsync__plan_request(struct nsync_store *s, const struct nsync_request *
 				     kind ? kind->name : "", req->trigger, req->full, 0, err);
 		return rc;
 	}
-	rc = nsync__store_targets(s, req->user_id, req->database_id, &targets, &n, err);
-	for (i = 0; rc == NSYNC_OK && i < n; i++)
-		rc = add_job(p, targets[i].database_id[0] ? NSYNC_JOB_SYNC : NSYNC_JOB_DISCOVER,
-			     targets[i].user_id, targets[i].database_id, targets[i].database_name,
-			     req->trigger, req->full, 0, err);
-	free(targets);
+	rc = add_targets(s, p, req->user_id, req->database_id, req->trigger, req->full, true, &n,
+			 err);
 	if (rc != NSYNC_OK || n > 0)
 		return rc;
 	if (req->user_id[0]) {
@@ -104,17 +126,7 @@ nsync_rc nsync__plan_request(struct nsync_store *s, const struct nsync_request *
 nsync_rc nsync__plan_discovered(struct nsync_store *s, const struct nsync_job *d,
 				struct nsync_plan *p, struct nsync_err *err)
 {
-	struct nsync_target *targets = NULL;
-	size_t n = 0, i;
-	nsync_rc rc;
-
-	rc = nsync__store_targets(s, d->user_id, "", &targets, &n, err);
-	for (i = 0; rc == NSYNC_OK && i < n; i++)
-		if (targets[i].database_id[0])
-			rc = add_job(p, NSYNC_JOB_SYNC, targets[i].user_id, targets[i].database_id,
-				     targets[i].database_name, d->trigger, d->full, 0, err);
-	free(targets);
-	return rc;
+	return add_targets(s, p, d->user_id, "", d->trigger, d->full, false, NULL, err);
 }
 
 void nsync__plan_queued(const char *user_id, const struct nsync_queued_run *run,

@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "credentials.h"
 #include "error.h"
 #include "http.h"
+#include "service.h"
 #include "store.h"
 
 /* Seconds between polls of the queue when nothing woke the worker, and
@@ -33,8 +33,7 @@ struct worker {
 };
 
 struct nsync_pool {
-	struct nsync_config cfg; /* strings borrowed from owned copies below */
-	char *database_url, *notion_api_url, *notion_version;
+	struct nsync_config cfg; /* a copy (nsync__config_copy) */
 	char name[64];
 	int until_empty; /* threads leave when the queue is empty */
 	pthread_mutex_t mu;
@@ -122,20 +121,11 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static char *dup_or_null(const char *s, int *failed)
-{
-	char *d = s ? strdup(s) : NULL;
-
-	if (s && !d)
-		*failed = 1;
-	return d;
-}
-
 struct nsync_pool *nsync_pool_start(const struct nsync_config *cfg, const char *name,
 				    bool until_empty, struct nsync_err *err)
 {
 	struct nsync_pool *pool;
-	int i, failed = 0;
+	int i;
 
 	if (!cfg || !name) {
 		nsync__err(err, NSYNC_ERR_ARG,
@@ -147,13 +137,10 @@ struct nsync_pool *nsync_pool_start(const struct nsync_config *cfg, const char *
 		nsync__err(err, NSYNC_ERR_NOMEM, "out of memory starting workers");
 		return NULL;
 	}
-	pool->cfg = *cfg;
-	pool->database_url = dup_or_null(cfg->database_url, &failed);
-	pool->notion_api_url = dup_or_null(cfg->notion_api_url, &failed);
-	pool->notion_version = dup_or_null(cfg->notion_version, &failed);
-	pool->cfg.database_url = pool->database_url;
-	pool->cfg.notion_api_url = pool->notion_api_url;
-	pool->cfg.notion_version = pool->notion_version;
+	if (nsync__config_copy(&pool->cfg, cfg, err) != NSYNC_OK) {
+		free(pool);
+		return NULL;
+	}
 	/* A terminal progress display makes no sense from several threads. */
 	pool->cfg.progress = NULL;
 	snprintf(pool->name, sizeof(pool->name), "%s", name ? name : "worker");
@@ -161,11 +148,8 @@ struct nsync_pool *nsync_pool_start(const struct nsync_config *cfg, const char *
 	pool->n_workers = cfg->workers > 0 ? cfg->workers : 1;
 	pool->last_reap = -REAP_SECONDS;
 	pool->workers = calloc((size_t)pool->n_workers, sizeof(*pool->workers));
-	if (failed || !pool->workers) {
+	if (!pool->workers) {
 		nsync__err(err, NSYNC_ERR_NOMEM, "out of memory starting workers");
-		free(pool->workers);
-		pool->workers = NULL;
-		pool->n_workers = 0;
 		nsync_pool_stop(pool);
 		return NULL;
 	}
@@ -213,9 +197,7 @@ void nsync_pool_stop(struct nsync_pool *pool)
 		pthread_cond_destroy(&pool->wake);
 	}
 	free(pool->workers);
-	nsync__secret_free(pool->database_url);
-	free(pool->notion_api_url);
-	free(pool->notion_version);
+	nsync_config_clear(&pool->cfg);
 	free(pool);
 }
 

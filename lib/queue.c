@@ -123,13 +123,12 @@ nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reap
 {
 	char secs[32];
 	const char *params[] = {secs};
-	PGresult *res;
 
 	snprintf(secs, sizeof(secs), "%.3f", stale_after);
 	/* A live run holds its (user, database) advisory lock for its whole
 	 * length; pg_locks shows a bigint key as classid (high half) and
 	 * objid (low half) with objsubid 1. */
-	res = nsync__store_exec(
+	return nsync__store_count(
 		s, "failing runs of dead workers",
 		"with keys as (select r.id, case when r.database_id is null"
 		"   then notion_sync_user_lock_key(r.user_id)"
@@ -148,15 +147,8 @@ nsync_rc nsync__queue_reap(struct nsync_store *s, double stale_after, long *reap
 		"     and l.database = (select oid from pg_database where datname = "
 		"current_database())"
 		"     and l.classid = ((keys.k >> 32) & 4294967295)::oid"
-		"     and l.objid = (keys.k & 4294967295)::oid and l.objsubid = 1)"
-		" returning r.id",
-		1, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	if (reaped)
-		*reaped = PQntuples(res);
-	PQclear(res);
-	return NSYNC_OK;
+		"     and l.objid = (keys.k & 4294967295)::oid and l.objsubid = 1)",
+		1, params, reaped, err);
 }
 
 nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json, struct nsync_err *err)
@@ -164,7 +156,8 @@ nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json, st
 	char id[24];
 	const char *params[] = {id};
 	struct nsync_buf sql;
-	PGresult *res;
+	int found;
+	nsync_rc rc;
 
 	*json = NULL;
 	snprintf(id, sizeof(id), "%ld", run_id);
@@ -185,17 +178,9 @@ nsync_rc nsync__queue_status(struct nsync_store *s, long run_id, char **json, st
 		nsync__buf_free(&sql);
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 	}
-	res = nsync__store_exec(s, "reading a run", sql.data, 1, params, err);
+	rc = nsync__store_text(s, "reading a run", sql.data, 1, params, &found, json, err);
 	nsync__buf_free(&sql);
-	if (!res)
-		return NSYNC_ERR_DB;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return nsync__err(err, NSYNC_ERR_NOT_FOUND, "there is no run %ld", run_id);
-	}
-	*json = strdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	if (!*json)
-		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
-	return NSYNC_OK;
+	if (rc == NSYNC_OK && !found)
+		rc = nsync__err(err, NSYNC_ERR_NOT_FOUND, "there is no run %ld", run_id);
+	return rc;
 }

@@ -3,7 +3,8 @@
  * plan -> run -> answer: plan.h turns it into jobs, runner.h does each,
  * answer.h renders the JSON from the outcomes afterwards. Also the small
  * administrative calls (migrate, tokens, registry, orphans, signatures,
- * metrics) and the pacer of each token.
+ * metrics), the copy of its configuration a service keeps, and the pacer
+ * of each token.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +49,25 @@ static char *dup_or_null(const char *s, int *failed)
 	return d;
 }
 
+nsync_rc nsync__config_copy(struct nsync_config *copy, const struct nsync_config *cfg,
+			    struct nsync_err *err)
+{
+	int failed = 0;
+
+	*copy = *cfg;
+	copy->database_url = dup_or_null(cfg->database_url, &failed);
+	copy->notion_api_url = dup_or_null(cfg->notion_api_url, &failed);
+	copy->notion_version = dup_or_null(cfg->notion_version, &failed);
+	if (failed) {
+		nsync_config_clear(copy);
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory copying the configuration");
+	}
+	return NSYNC_OK;
+}
+
 struct nsync_service *nsync_service_new(const struct nsync_config *cfg, struct nsync_err *err)
 {
 	struct nsync_service *svc;
-	int failed = 0;
 
 	if (!cfg) {
 		nsync__err(err, NSYNC_ERR_ARG, "nsync_service_new: a configuration is required");
@@ -62,12 +78,10 @@ struct nsync_service *nsync_service_new(const struct nsync_config *cfg, struct n
 		nsync__err(err, NSYNC_ERR_NOMEM, "out of memory creating the service");
 		return NULL;
 	}
-	svc->cfg = *cfg;
-	svc->cfg.database_url = dup_or_null(cfg->database_url, &failed);
-	svc->cfg.notion_api_url = dup_or_null(cfg->notion_api_url, &failed);
-	svc->cfg.notion_version = dup_or_null(cfg->notion_version, &failed);
-	if (failed || !svc->cfg.notion_api_url || !svc->cfg.notion_version) {
-		nsync__err(err, failed ? NSYNC_ERR_NOMEM : NSYNC_ERR_CONFIG,
+	if (nsync__config_copy(&svc->cfg, cfg, err) != NSYNC_OK)
+		goto fail;
+	if (!svc->cfg.notion_api_url || !svc->cfg.notion_version) {
+		nsync__err(err, NSYNC_ERR_CONFIG,
 			   "the configuration needs a Notion URL and version");
 		goto fail;
 	}
@@ -95,8 +109,6 @@ void nsync_service_free(struct nsync_service *svc)
 	nsync__notion_free(svc->notion);
 	nsync__store_close(&svc->store);
 	free(svc->pacers);
-	nsync__secret_free(svc->cfg.database_url);
-	svc->cfg.database_url = NULL;
 	nsync_config_clear(&svc->cfg);
 	free(svc);
 }

@@ -24,6 +24,13 @@ struct nsync_service {
 	bool last_ok;            /* every job of the last run succeeded */
 };
 
+/* nsync__config_copy - *copy = *cfg with copies of its strings, which copy
+ * owns (nsync_config_clear frees them): what a service, and a pool of
+ * them, keeps of its caller's configuration. NSYNC_ERR_NOMEM, and then copy
+ * owns no string. */
+nsync_rc nsync__config_copy(struct nsync_config *copy, const struct nsync_config *cfg,
+			    struct nsync_err *err);
+
 /* nsync__pacer_for - the pacer of token (kept by its hash), created on
  * first use. NULL only when out of memory: the requests then go unpaced. */
 struct nsync_pacer *nsync__pacer_for(struct nsync_service *svc, const char *token);

@@ -245,27 +245,66 @@ PGresult *nsync__store_exec(struct nsync_store *s, const char *what, const char 
 	return NULL;
 }
 
-nsync_rc nsync__store_run(struct nsync_store *s, const char *what, const char *sql, int n,
-			  const char *const *params, struct nsync_err *err)
+/* Run a statement and keep one number of its result in *value (value may
+ * be NULL): the first column of the first row (0 when there is no row or
+ * it is NULL), or with rows set the number of rows changed or returned. */
+static nsync_rc run_for_number(struct nsync_store *s, const char *what, const char *sql, int n,
+			       const char *const *params, int rows, long *value,
+			       struct nsync_err *err)
 {
 	PGresult *res = nsync__store_exec(s, what, sql, n, params, err);
+	const char *text;
 
 	if (!res)
 		return NSYNC_ERR_DB;
+	if (rows)
+		text = PQcmdTuples(res);
+	else
+		text = PQntuples(res) && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "0";
+	if (value)
+		*value = strtol(text, NULL, 10);
 	PQclear(res);
 	return NSYNC_OK;
+}
+
+nsync_rc nsync__store_run(struct nsync_store *s, const char *what, const char *sql, int n,
+			  const char *const *params, struct nsync_err *err)
+{
+	return run_for_number(s, what, sql, n, params, 0, NULL, err);
 }
 
 nsync_rc nsync__store_long(struct nsync_store *s, const char *what, const char *sql, int n,
 			   const char *const *params, long *value, struct nsync_err *err)
 {
-	PGresult *res = nsync__store_exec(s, what, sql, n, params, err);
+	return run_for_number(s, what, sql, n, params, 0, value, err);
+}
 
+nsync_rc nsync__store_count(struct nsync_store *s, const char *what, const char *sql, int n,
+			    const char *const *params, long *count, struct nsync_err *err)
+{
+	return run_for_number(s, what, sql, n, params, 1, count, err);
+}
+
+nsync_rc nsync__store_text(struct nsync_store *s, const char *what, const char *sql, int n,
+			   const char *const *params, int *found, char **value,
+			   struct nsync_err *err)
+{
+	PGresult *res = nsync__store_exec(s, what, sql, n, params, err);
+	int null;
+
+	*found = 0;
+	*value = NULL;
 	if (!res)
 		return NSYNC_ERR_DB;
-	*value = PQntuples(res) && !PQgetisnull(res, 0, 0) ? strtol(PQgetvalue(res, 0, 0), NULL, 10)
-							   : 0;
+	*found = PQntuples(res) > 0;
+	null = !*found || PQgetisnull(res, 0, 0);
+	if (!null) {
+		*value = strdup(PQgetvalue(res, 0, 0));
+		explicit_bzero(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+	}
 	PQclear(res);
+	if (!null && !*value)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
 	return NSYNC_OK;
 }
 

@@ -68,6 +68,20 @@ nsync_rc nsync__store_run(struct nsync_store *s, const char *what, const char *s
 nsync_rc nsync__store_long(struct nsync_store *s, const char *what, const char *sql, int n,
 			   const char *const *params, long *value, struct nsync_err *err);
 
+/* nsync__store_count - the same, keeping in *count (count may be NULL) the
+ * number of rows the statement changed or returned. */
+nsync_rc nsync__store_count(struct nsync_store *s, const char *what, const char *sql, int n,
+			    const char *const *params, long *count, struct nsync_err *err);
+
+/* nsync__store_text - the same, keeping a copy of the first column of the
+ * first row in *value (new; free() it, or nsync__secret_free a secret), or
+ * NULL when there is no row (then *found is 0) or the value is NULL. The
+ * value is wiped from libpq's result before that is freed, as a token must
+ * be. NSYNC_ERR_DB, NSYNC_ERR_NOMEM. */
+nsync_rc nsync__store_text(struct nsync_store *s, const char *what, const char *sql, int n,
+			   const char *const *params, int *found, char **value,
+			   struct nsync_err *err);
+
 /* nsync__store_db_error - fill err (NSYNC_ERR_DB) from libpq's message for
  * the step `what`, with the SQLSTATE; returns NSYNC_ERR_DB. */
 nsync_rc nsync__store_db_error(struct nsync_err *err, const char *what, const char *pgmsg,

@@ -220,6 +220,16 @@ static const char *string_member(struct json_object *obj, const char *key)
 	return json_object_get_string(v);
 }
 
+/* Append ,"key": and then s as a JSON string, or null when s is NULL. */
+static nsync_rc add_string_member(struct nsync_buf *b, const char *key, const char *s)
+{
+	nsync_rc rc = nsync__buf_printf(b, ",\"%s\":", key);
+
+	if (rc == NSYNC_OK)
+		rc = s ? nsync__json_add_string(b, s, strlen(s), NULL) : nsync__buf_adds(b, "null");
+	return rc;
+}
+
 /* Append one changed page to the batch document; props_text is the JSON
  * text of its properties (raw from Notion, or re-serialised after
  * completion). */
@@ -230,28 +240,19 @@ static nsync_rc append_row(struct walker *w, const char *page_id, const uint8_t 
 {
 	struct nsync_buf *b = &w->batch;
 	const struct nsync_kind *kind = w->job->kind;
-	const char *created = string_member(page, "created_time");
-	const char *edited = string_member(page, "last_edited_time");
 	size_t off;
 	nsync_rc rc;
 
 	rc = nsync__buf_addc(b, w->n_rows ? ',' : '[');
 	off = b->len;
 	if (rc == NSYNC_OK)
-		rc = nsync__buf_printf(b, "{\"p\":\"%s\",\"h\":\"%s\",\"s\":", page_id, hash);
+		rc = nsync__buf_printf(b, "{\"p\":\"%s\",\"h\":\"%s\"", page_id, hash);
 	if (rc == NSYNC_OK)
-		rc = source_id ? nsync__buf_printf(b, "\"%s\"", source_id)
-			       : nsync__buf_adds(b, "null");
+		rc = add_string_member(b, "s", source_id);
 	if (rc == NSYNC_OK)
-		rc = nsync__buf_adds(b, ",\"c\":");
+		rc = add_string_member(b, "c", string_member(page, "created_time"));
 	if (rc == NSYNC_OK)
-		rc = created ? nsync__json_add_string(b, created, strlen(created), NULL)
-			     : nsync__buf_adds(b, "null");
-	if (rc == NSYNC_OK)
-		rc = nsync__buf_adds(b, ",\"e\":");
-	if (rc == NSYNC_OK)
-		rc = edited ? nsync__json_add_string(b, edited, strlen(edited), NULL)
-			    : nsync__buf_adds(b, "null");
+		rc = add_string_member(b, "e", string_member(page, "last_edited_time"));
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_adds(b, ",\"n\":");
 	if (rc == NSYNC_OK)

@@ -2,6 +2,7 @@
  * text.c - UTF-8 validation and JSON escaping that keep PostgreSQL happy
  * (see text.h for why).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "text.h"
@@ -54,11 +55,49 @@ size_t nsync__utf8_prefix(const char *s, size_t len, size_t max_chars)
 	return i;
 }
 
+/* Text copied to a buffer in runs: the bytes of p from run on are appended
+ * only when something is written in place of the bytes after them, or at
+ * the end. */
+struct runs {
+	struct nsync_buf *b;
+	const unsigned char *p;
+	size_t run; /* the first byte not yet appended */
+	int dirty;  /* a byte was dropped or replaced */
+};
+
+/* Append the bytes before at, then the n bytes of with in place of the skip
+ * bytes at at. NSYNC_ERR_NOMEM when the buffer cannot grow. */
+static nsync_rc put_instead(struct runs *r, size_t at, size_t skip, const char *with, size_t n)
+{
+	nsync_rc rc = nsync__buf_add(r->b, r->p + r->run, at - r->run);
+
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_add(r->b, with, n);
+	r->run = at + skip;
+	return rc;
+}
+
+/* put_instead for bytes PostgreSQL cannot store: the text is cleaned. */
+static nsync_rc clean_instead(struct runs *r, size_t at, size_t skip, const char *with, size_t n)
+{
+	r->dirty = 1;
+	return put_instead(r, at, skip, with, n);
+}
+
+/* Append the bytes left before end; count the text in *cleaned (cleaned
+ * may be NULL) if it was cleaned. NSYNC_ERR_NOMEM. */
+static nsync_rc finish(struct runs *r, size_t end, long *cleaned)
+{
+	if (r->dirty && cleaned)
+		(*cleaned)++;
+	return nsync__buf_add(r->b, r->p + r->run, end - r->run);
+}
+
 nsync_rc nsync__utf8_clean(struct nsync_buf *b, const char *s, size_t len, long *cleaned)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, run = 0, n = 0; /* n is read only once set; gcc 12 cannot tell */
-	int dirty = 0;
+	struct runs r = {b, (const unsigned char *)s, 0, 0};
+	const unsigned char *p = r.p;
+	size_t i = 0, n = 0; /* n is read only once set; gcc 12 cannot tell */
 	nsync_rc rc = NSYNC_OK;
 
 	while (i < len && rc == NSYNC_OK) {
@@ -66,30 +105,28 @@ nsync_rc nsync__utf8_clean(struct nsync_buf *b, const char *s, size_t len, long 
 			i += p[i] < 0x80 ? 1 : n;
 			continue;
 		}
-		rc = nsync__buf_add(b, p + run, i - run);
-		if (rc == NSYNC_OK && p[i] != 0)
-			rc = nsync__buf_add(b, replacement, 3);
-		dirty = 1;
+		if (p[i] == 0)
+			rc = clean_instead(&r, i, 1, "", 0); /* dropped */
+		else
+			rc = clean_instead(&r, i, 1, replacement, 3);
 		i++;
-		run = i;
 	}
 	if (rc == NSYNC_OK)
-		rc = nsync__buf_add(b, p + run, len - run);
-	if (dirty && cleaned)
-		(*cleaned)++;
+		rc = finish(&r, len, cleaned);
 	return rc;
 }
 
 nsync_rc nsync__json_add_string(struct nsync_buf *b, const char *s, size_t len, long *cleaned)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, run = 0;
-	int dirty = 0;
+	struct runs r = {b, (const unsigned char *)s, 0, 0};
+	const unsigned char *p = r.p;
+	size_t i = 0;
 	nsync_rc rc = nsync__buf_addc(b, '"');
 
 	/* Copy runs of plain bytes in one go; stop at anything needing care. */
 	while (rc == NSYNC_OK && i < len) {
 		unsigned char c = p[i];
+		char u[7];
 		size_t n;
 
 		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
@@ -100,36 +137,30 @@ nsync_rc nsync__json_add_string(struct nsync_buf *b, const char *s, size_t len, 
 			i += n;
 			continue;
 		}
-		rc = nsync__buf_add(b, p + run, i - run);
-		if (rc != NSYNC_OK)
-			break;
-		if (c == '"')
-			rc = nsync__buf_add(b, "\\\"", 2);
-		else if (c == '\\')
-			rc = nsync__buf_add(b, "\\\\", 2);
-		else if (c == '\n')
-			rc = nsync__buf_add(b, "\\n", 2);
-		else if (c == '\r')
-			rc = nsync__buf_add(b, "\\r", 2);
-		else if (c == '\t')
-			rc = nsync__buf_add(b, "\\t", 2);
-		else if (c == 0)
-			dirty = 1; /* dropped: PostgreSQL text cannot hold NUL */
-		else if (c < 0x20)
-			rc = nsync__buf_printf(b, "\\u%04x", c);
-		else {
-			rc = nsync__buf_add(b, replacement, 3);
-			dirty = 1;
+		if (c == 0) {
+			rc = clean_instead(&r, i, 1, "", 0); /* PostgreSQL text cannot hold NUL */
+		} else if (c >= 0x80) {
+			rc = clean_instead(&r, i, 1, replacement, 3);
+		} else if (c == '"') {
+			rc = put_instead(&r, i, 1, "\\\"", 2);
+		} else if (c == '\\') {
+			rc = put_instead(&r, i, 1, "\\\\", 2);
+		} else if (c == '\n') {
+			rc = put_instead(&r, i, 1, "\\n", 2);
+		} else if (c == '\r') {
+			rc = put_instead(&r, i, 1, "\\r", 2);
+		} else if (c == '\t') {
+			rc = put_instead(&r, i, 1, "\\t", 2);
+		} else {
+			snprintf(u, sizeof(u), "\\u%04x", c);
+			rc = put_instead(&r, i, 1, u, 6);
 		}
 		i++;
-		run = i;
 	}
 	if (rc == NSYNC_OK)
-		rc = nsync__buf_add(b, p + run, i - run);
+		rc = finish(&r, len, cleaned);
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_addc(b, '"');
-	if (dirty && cleaned)
-		(*cleaned)++;
 	return rc;
 }
 
@@ -156,10 +187,10 @@ static int hex4(const unsigned char *p, unsigned *out)
 
 nsync_rc nsync__json_add_raw(struct nsync_buf *b, const char *s, size_t len, long *cleaned)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, run = 0;
-	int dirty = 0;
-	nsync_rc rc = NSYNC_OK;
+	struct runs r = {b, (const unsigned char *)s, 0, 0};
+	const unsigned char *p = r.p;
+	size_t i = 0;
+	nsync_rc rc;
 
 	while (i < len) {
 		unsigned char c = p[i];
@@ -182,33 +213,18 @@ nsync_rc nsync__json_add_raw(struct nsync_buf *b, const char *s, size_t len, lon
 				continue;
 			}
 			/* \u0000 or a lone surrogate: jsonb would refuse the document. */
-			rc = nsync__buf_add(b, p + run, i - run);
-			if (rc == NSYNC_OK)
-				rc = nsync__buf_add(b, "\\ufffd", 6);
-			if (rc != NSYNC_OK)
+			if ((rc = clean_instead(&r, i, 6, "\\ufffd", 6)) != NSYNC_OK)
 				return rc;
-			dirty = 1;
 			i += 6;
-			run = i;
 			continue;
 		}
 		if (c < 0x80 || (n = nsync__utf8_seq_len(p + i, len - i)) == 0) {
-			if (c >= 0x80) {
-				rc = nsync__buf_add(b, p + run, i - run);
-				if (rc == NSYNC_OK)
-					rc = nsync__buf_add(b, replacement, 3);
-				if (rc != NSYNC_OK)
-					return rc;
-				dirty = 1;
-				run = i + 1;
-			}
+			if (c >= 0x80 && (rc = clean_instead(&r, i, 1, replacement, 3)) != NSYNC_OK)
+				return rc;
 			i++;
 			continue;
 		}
 		i += n;
 	}
-	rc = nsync__buf_add(b, p + run, len - run);
-	if (dirty && cleaned)
-		(*cleaned)++;
-	return rc;
+	return finish(&r, len, cleaned);
 }

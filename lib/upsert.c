@@ -140,16 +140,14 @@ nsync_rc nsync__store_delete_orphans(struct nsync_store *s, const struct nsync_k
 {
 	const char *params[] = {user_id, database_id, sources_array};
 	char sql[512];
-	PGresult *res;
+	long n = 0;
+	nsync_rc rc;
 
 	snprintf(sql, sizeof(sql),
 		 "delete from %s where user_id = $1::uuid and notion_database_id = $2::uuid"
 		 " and not coalesce(notion_data_source_id = any($3::uuid[]), false)",
 		 kind->table);
-	res = nsync__store_exec(s, "deleting orphaned rows", sql, 3, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	*deleted += strtol(PQcmdTuples(res), NULL, 10);
-	PQclear(res);
-	return NSYNC_OK;
+	rc = nsync__store_count(s, "deleting orphaned rows", sql, 3, params, &n, err);
+	*deleted += n;
+	return rc;
 }
