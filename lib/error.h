@@ -24,4 +24,14 @@ void nsync__err_clear(struct nsync_err *err);
 nsync_rc nsync__err_prefix(struct nsync_err *err, nsync_rc code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* NSYNC__REQUIRE - the contract of every public call: a bad argument is
+ * NSYNC_ERR_ARG, reported also when err is NULL. For functions with a
+ * `struct nsync_err *err` in scope that return nsync_rc. */
+#define NSYNC__REQUIRE(cond)                                                                       \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			return nsync__err(err, NSYNC_ERR_ARG, "%s: %s is required", __func__,      \
+					  #cond);                                                  \
+	} while (0)
+
 #endif

@@ -193,16 +193,6 @@ static nsync_rc delete_row(struct nsync_service *svc, const char *user_id, const
 	return rc;
 }
 
-static const char *member_string(struct json_object *obj, const char *key)
-{
-	struct json_object *v;
-
-	if (!obj || !json_object_object_get_ex(obj, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 static int member_true(struct json_object *obj, const char *key)
 {
 	struct json_object *v;
@@ -219,9 +209,9 @@ static void page_parent(struct json_object *page, char database_id[37], char sou
 
 	database_id[0] = source_id[0] = '\0';
 	json_object_object_get_ex(page, "parent", &parent);
-	type = member_string(parent, "type");
-	db = member_string(parent, "database_id");
-	ds = member_string(parent, "data_source_id");
+	type = nsync__json_string(parent, "type");
+	db = nsync__json_string(parent, "database_id");
+	ds = nsync__json_string(parent, "data_source_id");
 	if (!type || (strcmp(type, "data_source_id") && strcmp(type, "database_id")))
 		return;
 	if (!db || nsync_normalize_id(db, database_id, NULL) != NSYNC_OK)

@@ -8,6 +8,7 @@
 #include <openssl/hmac.h>
 
 #include "hookproto.h"
+#include "pagemap.h"
 
 static const struct {
 	const char *type;
@@ -43,34 +44,20 @@ enum nsync_event_class nsync__event_class(const char *type)
 	return NSYNC_EVENT_IGNORED;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 enum nsync_webhook_signature nsync__webhook_signature(const char *header, const char *token,
 						      const char *body, size_t len)
 {
 	unsigned char given[32], mac[EVP_MAX_MD_SIZE];
 	unsigned int mac_len = 0;
-	int i;
 
 	if (!header || !*header)
 		return NSYNC_SIGNATURE_MISSING;
 	if (strncmp(header, "sha256=", 7) != 0 || strlen(header + 7) != 64)
 		return NSYNC_SIGNATURE_MALFORMED;
-	for (i = 0; i < 32; i++) {
-		int hi = hex_value(header[7 + 2 * i]), lo = hex_value(header[8 + 2 * i]);
-		if (hi < 0 || lo < 0)
-			return NSYNC_SIGNATURE_MALFORMED;
-		given[i] = (unsigned char)(hi << 4 | lo);
-	}
+	/* Exactly 64 characters, all hex digits (either case). */
+	if (strspn(header + 7, "0123456789abcdefABCDEF") != 64 ||
+	    !nsync__hex_to_bytes(header + 7, given, 32))
+		return NSYNC_SIGNATURE_MALFORMED;
 	if (!HMAC(EVP_sha256(), token, (int)strlen(token), (const unsigned char *)body, len, mac,
 		  &mac_len) ||
 	    mac_len != 32)

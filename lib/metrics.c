@@ -286,39 +286,45 @@ static const char WEBHOOKS_SQL[] =
 	" coalesce(lag_p95_seconds, 0), coalesce(lag_max_seconds, 0),"
 	" coalesce(oldest_pending_seconds, 0) from notion_webhook_stats";
 
+/* The webhook series: name, help, label, label value, WEBHOOKS_SQL column.
+ * Rows of one family follow each other. */
+static const struct {
+	const char *name, *help, *label, *value;
+	int column;
+} WEBHOOK_SERIES[] = {
+	{"notion_sync_webhook_backlog", "Webhook events received and not processed yet", NULL, NULL,
+	 0},
+	{"notion_sync_webhook_oldest_pending_seconds",
+	 "Age of the oldest webhook event waiting, 0 when none", NULL, NULL, 7},
+	{"notion_sync_webhook_events", "Webhook events of the last hour by outcome", "outcome",
+	 "processed", 1},
+	{"notion_sync_webhook_events", NULL, "outcome", "ignored", 2},
+	{"notion_sync_webhook_events", NULL, "outcome", "failed", 3},
+	{"notion_sync_webhook_lag_seconds",
+	 "Seconds from an event's receipt to its row written (last hour; quantile 1 is the "
+	 "maximum)",
+	 "quantile", "0.5", 4},
+	{"notion_sync_webhook_lag_seconds", NULL, "quantile", "0.95", 5},
+	{"notion_sync_webhook_lag_seconds", NULL, "quantile", "1", 6},
+};
+
 static nsync_rc render_webhooks(struct nsync_buf *b, const PGresult *res)
 {
-	static const char *const outcomes[] = {"processed", "ignored", "failed"};
-	static const char *const quantiles[] = {"0.5", "0.95", "1"};
-	nsync_rc rc;
-	int i;
+	nsync_rc rc = NSYNC_OK;
+	size_t i;
 
 	if (PQntuples(res) != 1)
 		return NSYNC_OK;
-	rc = family(b, "notion_sync_webhook_backlog",
-		    "Webhook events received and not processed yet");
-	if (rc == NSYNC_OK)
-		rc = nsync__buf_printf(b, "notion_sync_webhook_backlog %s\n",
-				       PQgetvalue(res, 0, 0));
-	if (rc == NSYNC_OK)
-		rc = family(b, "notion_sync_webhook_oldest_pending_seconds",
-			    "Age of the oldest webhook event waiting, 0 when none");
-	if (rc == NSYNC_OK)
-		rc = nsync__buf_printf(b, "notion_sync_webhook_oldest_pending_seconds %s\n",
-				       PQgetvalue(res, 0, 7));
-	if (rc == NSYNC_OK)
-		rc = family(b, "notion_sync_webhook_events",
-			    "Webhook events of the last hour by outcome");
-	for (i = 0; rc == NSYNC_OK && i < 3; i++)
-		rc = nsync__buf_printf(b, "notion_sync_webhook_events{outcome=\"%s\"} %s\n",
-				       outcomes[i], PQgetvalue(res, 0, 1 + i));
-	if (rc == NSYNC_OK)
-		rc = family(b, "notion_sync_webhook_lag_seconds",
-			    "Seconds from an event's receipt to its row written (last hour; "
-			    "quantile 1 is the maximum)");
-	for (i = 0; rc == NSYNC_OK && i < 3; i++)
-		rc = nsync__buf_printf(b, "notion_sync_webhook_lag_seconds{quantile=\"%s\"} %s\n",
-				       quantiles[i], PQgetvalue(res, 0, 4 + i));
+	for (i = 0; rc == NSYNC_OK && i < sizeof(WEBHOOK_SERIES) / sizeof(WEBHOOK_SERIES[0]); i++) {
+		const char *v = PQgetvalue(res, 0, WEBHOOK_SERIES[i].column);
+		if (WEBHOOK_SERIES[i].help)
+			rc = family(b, WEBHOOK_SERIES[i].name, WEBHOOK_SERIES[i].help);
+		if (rc == NSYNC_OK && WEBHOOK_SERIES[i].label)
+			rc = nsync__buf_printf(b, "%s{%s=\"%s\"} %s\n", WEBHOOK_SERIES[i].name,
+					       WEBHOOK_SERIES[i].label, WEBHOOK_SERIES[i].value, v);
+		else if (rc == NSYNC_OK)
+			rc = nsync__buf_printf(b, "%s %s\n", WEBHOOK_SERIES[i].name, v);
+	}
 	return rc;
 }
 

@@ -24,6 +24,7 @@ struct nsync_notion {
 	struct nsync_http *http;
 	json_tokener *tok;
 	int legacy;
+	struct nsync_buf envelope; /* a fetched page as a list of one (get_page) */
 };
 
 struct nsync_notion *nsync__notion_new(const struct nsync_config *cfg, struct nsync_err *err)
@@ -36,6 +37,7 @@ struct nsync_notion *nsync__notion_new(const struct nsync_config *cfg, struct ns
 	}
 	n->cfg = cfg;
 	n->legacy = strcmp(cfg->notion_version, "2025-09-03") < 0;
+	nsync__buf_init(&n->envelope, NSYNC_HTTP_MAX_BODY + 64);
 	n->tok = json_tokener_new_ex(NOTION_JSON_DEPTH);
 	n->http = nsync__http_new(cfg, err);
 	if (!n->tok || !n->http) {
@@ -54,7 +56,18 @@ void nsync__notion_free(struct nsync_notion *n)
 	nsync__http_free(n->http);
 	if (n->tok)
 		json_tokener_free(n->tok);
+	nsync__buf_free(&n->envelope);
 	free(n);
+}
+
+const char *nsync__json_string(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	if (!obj || !json_object_object_get_ex(obj, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
 }
 
 int nsync__notion_legacy(const struct nsync_notion *n)
@@ -365,7 +378,6 @@ out:
 void nsync__query_page_clear(struct nsync_query_page *page)
 {
 	json_object_put(page->root);
-	free(page->owned);
 	memset(page, 0, sizeof(*page));
 }
 
@@ -412,6 +424,22 @@ static nsync_rc read_list(struct nsync_query_page *page, const char *what, struc
 	return NSYNC_OK;
 }
 
+/* Parse the list answer in page->raw into page. One result nesting too
+ * deeply must not hide the others: it becomes a stand-in (see
+ * NSYNC_UNPARSED_MEMBER). */
+static nsync_rc parse_list(struct nsync_notion *n, struct nsync_query_page *page, const char *what,
+			   struct nsync_err *err)
+{
+	int deep;
+
+	page->root = parse(n, page->raw, page->raw_len, what, &deep, err);
+	if (!page->root && deep)
+		page->root = parse_results_apart(n, page->raw, page->raw_len, what, err);
+	if (!page->root)
+		return err && err->code ? err->code : NSYNC_ERR_PROTOCOL;
+	return read_list(page, what, err);
+}
+
 nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
 			     const char *source_id, const char *cursor, const char *filter_json,
 			     const char *sorts_json, struct nsync_query_page *page,
@@ -419,7 +447,6 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 {
 	char path[112];
 	struct nsync_buf body;
-	int deep;
 	nsync_rc rc;
 
 	memset(page, 0, sizeof(*page));
@@ -447,13 +474,7 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 	nsync__buf_free(&body);
 	if (rc != NSYNC_OK)
 		return rc;
-	page->root = parse(n, page->raw, page->raw_len, "query", &deep, err);
-	/* One page nesting too deeply must not hide the others. */
-	if (!page->root && deep)
-		page->root = parse_results_apart(n, page->raw, page->raw_len, "query", err);
-	if (!page->root)
-		return err && err->code ? err->code : NSYNC_ERR_PROTOCOL;
-	return read_list(page, "query", err);
+	return parse_list(n, page, "query", err);
 }
 
 nsync_rc nsync__notion_get_page(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
@@ -465,7 +486,6 @@ nsync_rc nsync__notion_get_page(struct nsync_notion *n, const struct nsync_notio
 	char path[96];
 	const char *text;
 	size_t len;
-	int deep;
 	nsync_rc rc;
 
 	memset(page, 0, sizeof(*page));
@@ -476,20 +496,14 @@ nsync_rc nsync__notion_get_page(struct nsync_notion *n, const struct nsync_notio
 		return rc;
 	/* The page as the one result of a list, so that the walk's slicing,
 	 * hashing and completion apply unchanged. */
-	page->owned = malloc(sizeof(head) - 1 + len + sizeof(tail));
-	if (!page->owned)
+	nsync__buf_reset(&n->envelope);
+	if (nsync__buf_add(&n->envelope, head, sizeof(head) - 1) != NSYNC_OK ||
+	    nsync__buf_add(&n->envelope, text, len) != NSYNC_OK ||
+	    nsync__buf_add(&n->envelope, tail, sizeof(tail) - 1) != NSYNC_OK)
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory reading a page");
-	memcpy(page->owned, head, sizeof(head) - 1);
-	memcpy(page->owned + sizeof(head) - 1, text, len);
-	memcpy(page->owned + sizeof(head) - 1 + len, tail, sizeof(tail));
-	page->raw = page->owned;
-	page->raw_len = sizeof(head) - 1 + len + sizeof(tail) - 1;
-	page->root = parse(n, page->raw, page->raw_len, "retrieve page", &deep, err);
-	if (!page->root && deep)
-		page->root = parse_results_apart(n, page->raw, page->raw_len, "retrieve page", err);
-	if (!page->root)
-		return err && err->code ? err->code : NSYNC_ERR_PROTOCOL;
-	rc = read_list(page, "retrieve page", err);
+	page->raw = n->envelope.data;
+	page->raw_len = n->envelope.len;
+	rc = parse_list(n, page, "retrieve page", err);
 	if (rc == NSYNC_OK &&
 	    (json_object_array_length(page->results) != 1 ||
 	     !json_object_is_type(json_object_array_get_idx(page->results, 0), json_type_object)))

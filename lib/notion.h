@@ -30,6 +30,10 @@ struct nsync_notion_ctx {
 	struct nsync_stats *stats;
 };
 
+/* nsync__json_string - the string member key of obj, borrowed from obj;
+ * NULL when obj is NULL, or the member is absent or not a string. */
+const char *nsync__json_string(struct json_object *obj, const char *key);
+
 /* nsync__notion_new - a client for cfg (which must outlive it). */
 struct nsync_notion *nsync__notion_new(const struct nsync_config *cfg, struct nsync_err *err);
 void nsync__notion_free(struct nsync_notion *n);
@@ -66,7 +70,6 @@ struct nsync_query_page {
 	const char *next_cursor; /* borrowed from root, NULL at the end */
 	int has_more;
 	int incomplete; /* request_status.type == "incomplete" (result cap hit) */
-	char *owned;    /* owned: the text raw points into when it is not the HTTP buffer */
 };
 
 /* nsync__notion_query - POST one query for source_id (a data source, or a
@@ -84,8 +87,8 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 void nsync__query_page_clear(struct nsync_query_page *page);
 
 /* nsync__notion_get_page - GET /v1/pages/{id}, filled in as a query page
- * of one result (page->results[0] is the page; raw and the slices over it
- * stay valid until nsync__query_page_clear), so that nsync__sync_pages
+ * of one result (page->results[0] is the page; raw, in a buffer of n,
+ * stays valid until the next get_page on n), so that nsync__sync_pages
  * writes it exactly as a walk would. NSYNC_ERR_NOT_FOUND when Notion says
  * the page does not exist or is not shared; other failures as a query. */
 nsync_rc nsync__notion_get_page(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,

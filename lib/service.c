@@ -28,14 +28,7 @@
 #include "service.h"
 #include "upsert.h"
 
-/* The contract of every public call: bad arguments are NSYNC_ERR_ARG,
- * reported also when err is NULL. */
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			return nsync__err(err, NSYNC_ERR_ARG, "%s: %s is required", __func__,      \
-					  #cond);                                                  \
-	} while (0)
+#define REQUIRE NSYNC__REQUIRE
 
 static char *dup_or_null(const char *s, int *failed)
 {

@@ -21,14 +21,10 @@
 #include "credentials.h"
 #include "error.h"
 #include "hookproto.h"
+#include "notion.h"
 #include "service.h"
 
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			return nsync__err(err, NSYNC_ERR_ARG, "%s: %s is required", __func__,      \
-					  #cond);                                                  \
-	} while (0)
+#define REQUIRE NSYNC__REQUIRE
 
 /* Random bytes of a key: 192 bits, 32 URL-safe characters. */
 #define KEY_BYTES 24
@@ -174,28 +170,45 @@ nsync_rc nsync_webhook_list(struct nsync_service *svc, char **response_json, str
 	return rendered(render(o), response_json, err);
 }
 
+/* The subscription row of key, selected by sql ($1 = key), in *res (the
+ * caller clears it). NSYNC_ERR_NOT_FOUND (no message set: each caller
+ * answers in its own way) when there is none; NSYNC_ERR_DB. */
+static nsync_rc find_subscription(struct nsync_service *svc, const char *key, const char *sql,
+				  PGresult **res, struct nsync_err *err)
+{
+	const char *params[] = {key};
+
+	*res = nsync__store_exec(&svc->store, "reading a webhook subscription", sql, 1, params,
+				 err);
+	if (!*res)
+		return NSYNC_ERR_DB;
+	if (PQntuples(*res) == 1)
+		return NSYNC_OK;
+	PQclear(*res);
+	*res = NULL;
+	return NSYNC_ERR_NOT_FOUND;
+}
+
 nsync_rc nsync_webhook_show(struct nsync_service *svc, const char *key, char **response_json,
 			    struct nsync_err *err)
 {
-	const char *params[] = {key};
 	struct json_object *o;
 	PGresult *res;
+	nsync_rc rc;
 
 	REQUIRE(svc);
 	REQUIRE(key);
 	REQUIRE(response_json);
 
 	*response_json = NULL;
-	res = nsync__store_exec(&svc->store, "reading a webhook subscription",
-				"select " SUBSCRIPTION_COLUMNS ", verification_token"
-				" from notion_webhook_subscriptions where key = $1",
-				1, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		return nsync__err(err, NSYNC_ERR_NOT_FOUND, "no webhook subscription has this key");
-	}
+	rc = find_subscription(svc, key,
+			       "select " SUBSCRIPTION_COLUMNS ", verification_token"
+			       " from notion_webhook_subscriptions where key = $1",
+			       &res, err);
+	if (rc == NSYNC_ERR_NOT_FOUND)
+		return nsync__err(err, rc, "no webhook subscription has this key");
+	if (rc != NSYNC_OK)
+		return rc;
 	o = subscription_json(res, 0);
 	if (o) {
 		json_object_object_add(o, "success", json_object_new_boolean(1));
@@ -245,20 +258,10 @@ static nsync_rc accepted(const char *status_word, int *http_status, char **respo
 	return rendered(strdup(text), response_json, err);
 }
 
-static const char *string_at(struct json_object *obj, const char *key)
-{
-	struct json_object *v;
-
-	if (!obj || !json_object_object_get_ex(obj, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* A UUID member as dashed lowercase in out, or NULL when absent/invalid. */
 static const char *uuid_at(struct json_object *obj, const char *key, char out[37])
 {
-	const char *v = string_at(obj, key);
+	const char *v = nsync__json_string(obj, key);
 
 	return v && nsync_normalize_id(v, out, NULL) == NSYNC_OK ? out : NULL;
 }
@@ -267,7 +270,7 @@ static const char *uuid_at(struct json_object *obj, const char *key, char out[37
  * cannot fail the insert, which Notion would retry for a day). */
 static const char *time_at(struct json_object *obj, const char *key)
 {
-	const char *v = string_at(obj, key);
+	const char *v = nsync__json_string(obj, key);
 
 	if (!v || strlen(v) < 20 || strlen(v) > 35 || strspn(v, "0123456789-:.TZ+") != strlen(v) ||
 	    v[4] != '-' || v[10] != 'T')
@@ -308,7 +311,7 @@ static nsync_rc store_event(struct nsync_service *svc, const char *key, struct j
 	struct json_object *entity = NULL, *data = NULL, *parent = NULL, *v;
 	char event_id[37], entity_id[37], parent_id[37], parent_ds[37], workspace[37];
 	char attempt[16] = "";
-	const char *type = string_at(ev, "type");
+	const char *type = nsync__json_string(ev, "type");
 	const char *ignore_why = "";
 	char why[160];
 	const char *params[13];
@@ -335,9 +338,9 @@ static nsync_rc store_event(struct nsync_service *svc, const char *key, struct j
 	params[1] = event_id;
 	params[2] = type;
 	params[3] = uuid_at(entity, "id", entity_id);
-	params[4] = string_at(entity, "type");
+	params[4] = nsync__json_string(entity, "type");
 	params[5] = uuid_at(parent, "id", parent_id);
-	params[6] = string_at(parent, "type");
+	params[6] = nsync__json_string(parent, "type");
 	params[7] = uuid_at(ev, "workspace_id", workspace);
 	params[8] = uuid_at(parent, "data_source_id", parent_ds);
 	params[9] = time_at(ev, "timestamp");
@@ -386,7 +389,6 @@ nsync_rc nsync_webhook_receive(struct nsync_service *svc, const char *key, const
 			       size_t len, const char *signature, int *http_status,
 			       char **response_json, bool *wake, struct nsync_err *err)
 {
-	const char *params[] = {key};
 	struct json_object *root = NULL;
 	enum json_tokener_error jerr = json_tokener_success;
 	enum nsync_webhook_signature check;
@@ -412,17 +414,15 @@ nsync_rc nsync_webhook_receive(struct nsync_service *svc, const char *key, const
 	    strlen(key) < 22)
 		return answer(404, "not_found", "no webhook subscription has this key", http_status,
 			      response_json, err);
-	res = nsync__store_exec(&svc->store, "reading a webhook subscription",
-				"select verification_token from notion_webhook_subscriptions"
-				" where key = $1",
-				1, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
+	rc = find_subscription(svc, key,
+			       "select verification_token from notion_webhook_subscriptions"
+			       " where key = $1",
+			       &res, err);
+	if (rc == NSYNC_ERR_NOT_FOUND)
 		return answer(404, "not_found", "no webhook subscription has this key", http_status,
 			      response_json, err);
-	}
+	if (rc != NSYNC_OK)
+		return rc;
 	verified = !PQgetisnull(res, 0, 0);
 	if (verified && !(token = strdup(PQgetvalue(res, 0, 0)))) {
 		PQclear(res);
@@ -450,7 +450,7 @@ nsync_rc nsync_webhook_receive(struct nsync_service *svc, const char *key, const
 					 "verification request is accepted",
 			      http_status, response_json, err);
 	}
-	handshake_token = string_at(root, "verification_token");
+	handshake_token = nsync__json_string(root, "verification_token");
 	if (handshake_token && !json_object_object_get_ex(root, "type", NULL)) {
 		/* Signed with its own token when Notion signs it; unsigned is
 		 * accepted (nothing to check it against yet), a wrong MAC not. */
