@@ -32,7 +32,8 @@ fi
 if [ -f package-lock.json ]; then
 	cmd="npm ci"
 else
-	cmd="npm install"
+	# A lock file that names no registry: npm ci takes the configured one.
+	cmd="npm install --omit-lockfile-registry-resolved"
 fi
 # --prefer-offline: packages in npm's cache are taken from it, not fetched again.
 if ! $cmd --prefer-offline --no-audit --no-fund --loglevel=error; then
