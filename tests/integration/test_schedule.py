@@ -46,13 +46,9 @@ import math
 import os
 import re
 import socket
-import sys
 import time
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
+import harness as h
 
 SYNC = "/api/notion/sync-to-postgres"
 SECRET = "schedule-test-bearer-secret-4d1e8b"
