@@ -11,7 +11,7 @@ import time
 import uuid
 
 from common import (VERSIONS, ApiError, ControlError, Signer, dashed, dumps, iso_ms, jrepr,
-                    norm_id, tie_hash, validation_error)
+                    json_object, norm_id, tie_hash, validation_error)
 from query import Cursors, QuerySpec, compile_filter, compile_sorts, matching, page_window
 from render import (bot_user, data_source_obj, database_obj, open_object,
                     page_parts, raw_value, restrict, to_parts)
@@ -159,16 +159,10 @@ class Ctx:
 
 
 def parse_body(raw):
-    if not raw or not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_json", "Error parsing JSON body.")
-    if not isinstance(body, dict):
-        raise validation_error("body failed validation: body should be an object, instead was `%s`."
-                               % jrepr(body))
-    return body
+    return json_object(
+        raw, lambda: ApiError(400, "invalid_json", "Error parsing JSON body."),
+        lambda v: validation_error("body failed validation: body should be an object, instead "
+                                   "was `%s`." % jrepr(v)))
 
 
 def envelope(results, next_cursor, has_more, type_name, request_status=None, type_value="{}"):

@@ -137,6 +137,20 @@ def validation_error(message, additional_data=None):
     return ApiError(400, "validation_error", message, additional_data)
 
 
+def json_object(raw, invalid, not_object):
+    """A request body as a dict: {} when it is empty or blank; raises invalid() when it is
+    not JSON and not_object(value) when it is JSON but not an object."""
+    if not raw or not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise invalid()
+    if not isinstance(body, dict):
+        raise not_object(body)
+    return body
+
+
 def jrepr(value, limit=200):
     """Value as Notion shows it inside backticks in validation messages."""
     s = json.dumps(value, ensure_ascii=False)

@@ -4,13 +4,12 @@ control.handle(emu, method, path, query, body) -> (status, parts) where parts is
 JSON object (see render.to_parts). See notion_emulator.py for the endpoint list.
 """
 
-import json
 import re
 import time
 import urllib.parse
 
 from api import Fault
-from common import ControlError, dashed, norm_id, parse_iso
+from common import ControlError, dashed, json_object, norm_id, parse_iso
 from generator import generate as generate_pages
 from render import open_object, page_parts, to_parts
 
@@ -20,15 +19,8 @@ class Parts(list):
 
 
 def _body(raw):
-    if not raw or not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ControlError("body is not valid JSON")
-    if not isinstance(body, dict):
-        raise ControlError("body must be a JSON object")
-    return body
+    return json_object(raw, lambda: ControlError("body is not valid JSON"),
+                       lambda v: ControlError("body must be a JSON object"))
 
 
 def _int(body, key, lo=0, default=None):
