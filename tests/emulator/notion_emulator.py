@@ -166,7 +166,8 @@ Envelope: id, timestamp, workspace_id, workspace_name, subscription_id, integrat
 authors [{id, type: "person"}], accessible_by (public subscriptions only), attempt_number,
 api_version, entity {id, type}, data {parent, ...}.
 
-Webhook control API (paths under /_emulator/webhooks; these do not hold the emulator lock)
+Webhook control API (paths under /_emulator, as above; these calls do not hold the lock
+the rest of the control API and /v1 share, so a drain blocks nothing)
   POST   /webhooks   {url, token | tokens:[...], event_types?: [...] (all), api_version?
                       ("2025-09-03"; "2022-06-28", "2026-03-11"), public? (more than one
                       token), delay_ms? (0), aggregate_ms? (0), duplicates? (0), reorder?
@@ -189,7 +190,8 @@ Webhook control API (paths under /_emulator/webhooks; these do not hold the emul
   DELETE /webhooks/{id}               stop and remove it -> {ok}
   POST   /webhooks/{id}/verify  {verification_token}  -> {subscription_id, state: "active"};
                       400 when it does not match
-  POST   /webhooks/{id}/resend        send the handshake again, same token (409 once active)
+  POST   /webhooks/{id}/resend        send the handshake again, same token -> {subscription_id,
+                      state}; 409 once active
   GET    /webhooks/{id}/deliveries?since=seq  {deliveries: [{seq, kind: verification|event,
                       event_id, type, entity_id, attempt_number, status (HTTP status or
                       "connect error: ..."), sent_at, duration_ms, body (exact text sent),
