@@ -10,8 +10,9 @@ import threading
 import time
 import uuid
 
+import webhooks
 from common import (VERSIONS, ApiError, ControlError, Signer, dashed, dumps, iso_ms, jrepr,
-                    norm_id, tie_hash, validation_error)
+                    json_object, norm_id, tie_hash, validation_error)
 from query import Cursors, QuerySpec, compile_filter, compile_sorts, matching, page_window
 from render import (bot_user, data_source_obj, database_obj, open_object,
                     page_parts, raw_value, restrict, to_parts)
@@ -159,16 +160,10 @@ class Ctx:
 
 
 def parse_body(raw):
-    if not raw or not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_json", "Error parsing JSON body.")
-    if not isinstance(body, dict):
-        raise validation_error("body failed validation: body should be an object, instead was `%s`."
-                               % jrepr(body))
-    return body
+    return json_object(
+        raw, lambda: ApiError(400, "invalid_json", "Error parsing JSON body."),
+        lambda v: validation_error("body failed validation: body should be an object, instead "
+                                   "was `%s`." % jrepr(v)))
 
 
 def envelope(results, next_cursor, has_more, type_name, request_status=None, type_value="{}"):
@@ -217,10 +212,12 @@ class Emulator:
         self.meta = threading.Lock()      # faults, rate limiter, request log, stats
         self.default_cap = result_cap
         self.default_ttl = cursor_ttl
+        self.hooks = webhooks.Hub()       # webhook subscriptions and their delivery threads
         self.reset()
 
     def reset(self):
         with self.lock, self.meta:
+            self.hooks.reset()
             self.ws = Workspace()
             self.clock = Clock()
             self.cursors = Cursors(self.default_ttl)
@@ -385,21 +382,21 @@ class Emulator:
     def _database(self, ctx, raw):
         h = self._path_id(raw, "database_id")
         db = self.ws.databases.get(h)
-        if db is None or h not in ctx.tok.databases:
+        if db is None or not ctx.tok.can_read(h):
             raise self._not_found(ctx, "database", h)
         return db
 
     def _data_source(self, ctx, raw):
         h = self._path_id(raw, "data_source_id")
         ds = self.ws.data_sources.get(h)
-        if ds is None or ds.db_id not in ctx.tok.databases or not ds.accessible:
+        if ds is None or not ctx.tok.can_read(ds.db_id, ds):
             raise self._not_found(ctx, "data_source", h)
         return ds
 
     def _page(self, ctx, raw):
         h = self._path_id(raw, "page_id")
         page = self.ws.pages.get(h)
-        if page is None or page.ds.db_id not in ctx.tok.databases or not page.ds.accessible:
+        if page is None or not ctx.tok.can_read(page.ds.db_id, page.ds):
             raise self._not_found(ctx, "page", h)
         return page
 

@@ -133,8 +133,40 @@ class ControlError(Exception):
         self.message = message
 
 
+def int_member(body, key, lo=0, default=None, hi=None):
+    """body[key] (or default) as an integer in lo..hi of a control request; None stays None."""
+    v = body.get(key, default)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo
+                          or (hi is not None and v > hi)):
+        raise ControlError("%s must be an integer %s" % (
+            key, ">= %d" % lo if hi is None else "in %d..%d" % (lo, hi)))
+    return v
+
+
+def bool_member(body, key, default):
+    """body[key] (or default) of a control request, which must be a boolean."""
+    v = body.get(key, default)
+    if not isinstance(v, bool):
+        raise ControlError("%s must be a boolean" % key)
+    return v
+
+
 def validation_error(message, additional_data=None):
     return ApiError(400, "validation_error", message, additional_data)
+
+
+def json_object(raw, invalid, not_object):
+    """A request body as a dict: {} when it is empty or blank; raises invalid() when it is
+    not JSON and not_object(value) when it is JSON but not an object."""
+    if not raw or not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise invalid()
+    if not isinstance(body, dict):
+        raise not_object(body)
+    return body
 
 
 def jrepr(value, limit=200):
@@ -173,6 +205,12 @@ class FileRef:
         prefix = ('{"name":%s,' % dumps(name)) if named else "{"
         self.head = (prefix + '"type":"file","file":{"url":"' + url +
                      "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=").encode()
+
+    def __eq__(self, other):
+        return isinstance(other, FileRef) and self.head == other.head
+
+    def __hash__(self):
+        return hash(self.head)
 
     @staticmethod
     def parse_url(url):

@@ -2,15 +2,18 @@
 
 control.handle(emu, method, path, query, body) -> (status, parts) where parts is an open
 JSON object (see render.to_parts). See notion_emulator.py for the endpoint list.
+Mutations report what they did to webhook subscriptions (webhooks.py) through an Emitter.
 """
 
-import json
+import contextlib
 import re
 import time
 import urllib.parse
 
+import webhooks
 from api import Fault
-from common import ControlError, dashed, norm_id, parse_iso
+from common import (ControlError, bool_member, dashed, int_member, iso_minute, json_object,
+                    norm_id, parse_iso, random_id)
 from generator import generate as generate_pages
 from render import open_object, page_parts, to_parts
 
@@ -20,22 +23,8 @@ class Parts(list):
 
 
 def _body(raw):
-    if not raw or not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ControlError("body is not valid JSON")
-    if not isinstance(body, dict):
-        raise ControlError("body must be a JSON object")
-    return body
-
-
-def _int(body, key, lo=0, default=None):
-    v = body.get(key, default)
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
-        raise ControlError("%s must be an integer >= %d" % (key, lo))
-    return v
+    return json_object(raw, lambda: ControlError("body is not valid JSON"),
+                       lambda v: ControlError("body must be a JSON object"))
 
 
 def _ds(emu, raw):
@@ -59,6 +48,18 @@ def _truth(page):
     return page_parts(page, "2025", truncated=False)
 
 
+def _events(emu, body):
+    """The webhook events of a control mutation ("emit": false silences them)."""
+    if not bool_member(body, "emit", True):
+        return webhooks.SILENT
+    return emu.hooks.emitter(emu.ws, emu.clock.now())
+
+
+def _bulk_events(events, body):
+    """Bulk generation passes page.created on only when asked to ("webhooks": true)."""
+    return events if bool_member(body, "webhooks", False) else webhooks.SILENT
+
+
 # ---------------------------------------------------------------- handlers (emu.lock held)
 
 def reset(emu, body, q):
@@ -72,16 +73,16 @@ def health(emu, body, q):
 
 def tokens(emu, body, q):
     tok = emu.ws.set_token(body.get("token"), body.get("integration_name"),
-                           body.get("databases") or [])
+                           body.get("databases") or [], body.get("workspace_id"),
+                           body.get("workspace_name"), body.get("bot_id"))
+    workspace_id, workspace_name = tok.workspace(emu.ws)
     return {"ok": True, "integration_id": dashed(tok.integration_id), "bot_id": dashed(tok.bot_id),
+            "workspace_id": workspace_id, "workspace_name": workspace_name,
             "databases": sorted(dashed(d) for d in tok.databases)}
 
 
 def share(emu, body, q):
-    shared = body.get("shared", True)
-    if not isinstance(shared, bool):
-        raise ControlError("shared must be a boolean")
-    emu.ws.share(body.get("token"), body.get("database_id"), shared)
+    emu.ws.share(body.get("token"), body.get("database_id"), bool_member(body, "shared", True))
     return {"ok": True}
 
 
@@ -106,22 +107,26 @@ def access(emu, body, q):
                              for i in db.ds_ids]}
 
 
-def _fill_data_source(emu, ds, spec):
-    """Optional "pages" and "generate" members of a data source spec."""
+def _fill_data_source(emu, ds, spec, events):
+    """data_source.created, then the optional "pages" and "generate" members of a data
+    source spec."""
+    events.data_source("data_source.created", ds)
     now = emu.clock.now()
     for p in spec.get("pages") or []:
-        emu.ws.add_page(ds, p, now)
+        events.page("page.created", emu.ws.add_page(ds, p, now))
     if spec.get("generate"):
-        _generate(emu, ds, spec["generate"])
+        _generate(emu, ds, spec["generate"], _bulk_events(events, spec["generate"]))
 
 
 def create_database(emu, body, q):
     if body.get("token") is not None and body["token"] not in emu.ws.tokens:
         raise ControlError("unknown token (create it with POST /_emulator/tokens first)", 404)
+    events = _events(emu, body)
     db = emu.ws.create_database(body, emu.clock.now())
+    events.database("database.created", db)
     specs = body.get("data_sources")
     for dsid, spec in zip(db.ds_ids, [{}] if specs is None else specs):
-        _fill_data_source(emu, emu.ws.data_sources[dsid], spec)
+        _fill_data_source(emu, emu.ws.data_sources[dsid], spec, events)
     return {"database_id": dashed(db.id), "data_source_ids": [dashed(i) for i in db.ds_ids]}
 
 
@@ -130,14 +135,30 @@ def create_data_source(emu, body, q):
     db = emu.ws.databases.get(h) if h else None
     if db is None:
         raise ControlError("unknown database_id", 404)
+    events = _events(emu, body)
     ds = emu.ws.add_data_source(db, body, emu.clock.now())
-    _fill_data_source(emu, ds, body)
+    _fill_data_source(emu, ds, body, events)
     return {"database_id": dashed(db.id), "data_source_id": dashed(ds.id)}
+
+
+def edit_data_source(emu, body, q, raw):
+    """Schema edit {add: {name: type | {type, ...}}, rename: {old: new}, remove: [names]}
+    -> data_source.schema_updated with the changes."""
+    ds = _ds(emu, urllib.parse.unquote(raw))
+    events = _events(emu, body)
+    changes = emu.ws.edit_schema(ds, body.get("add"), body.get("rename"), body.get("remove"))
+    if changes:
+        events.data_source("data_source.schema_updated", ds, updated_properties=changes)
+    return {"data_source_id": dashed(ds.id), "updated_properties": changes,
+            "properties": {name: {"id": p.id, "type": p.type} for name, p in ds.props.items()}}
 
 
 def create_page(emu, body, q):
     ds = _ds(emu, body.get("data_source_id"))
-    return Parts(open_object(_truth(emu.ws.add_page(ds, body, emu.clock.now()))))
+    events = _events(emu, body)
+    page = emu.ws.add_page(ds, body, emu.clock.now())
+    events.page("page.created", page)
+    return Parts(open_object(_truth(page)))
 
 
 def list_pages(emu, body, q):
@@ -165,13 +186,42 @@ def patch_page(emu, body, q, raw):
     spec = dict(body)
     if spec.get("touch") is False and "last_edited_time" not in spec:
         spec["last_edited_time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(page.edited))
-    emu.ws.patch_page(page, spec, emu.clock.now())
+    with _events(emu, body).watch(page):
+        emu.ws.patch_page(page, spec, emu.clock.now())
     return Parts(open_object(_truth(page)))
 
 
 def trash_page(emu, body, q, raw):
     page = _page(emu, raw)
-    emu.ws.patch_page(page, {"in_trash": body.get("in_trash", True)}, emu.clock.now())
+    with _events(emu, body).watch(page):
+        emu.ws.patch_page(page, {"in_trash": body.get("in_trash", True)}, emu.clock.now())
+    return Parts(open_object(_truth(page)))
+
+
+def page_content(emu, body, q, raw):
+    """The page's content changed: last_edited_time moves as for an edit (last_edited_time
+    and last_edited_by may be given); page.content_updated names block_ids (default: one
+    new block id)."""
+    page = _page(emu, raw)
+    events = _events(emu, body)
+    blocks = body.get("block_ids", [random_id()])
+    if not isinstance(blocks, list) or not all(norm_id(b) for b in blocks):
+        raise ControlError("block_ids must be a list of Notion ids")
+    updated = [{"id": dashed(norm_id(b)), "type": "block"} for b in blocks]
+    emu.ws.patch_page(page, {k: body[k] for k in ("last_edited_time", "last_edited_by")
+                             if k in body}, emu.clock.now())
+    events.page("page.content_updated", page, updated_blocks=updated)
+    return {"page_id": dashed(page.id), "updated_blocks": updated,
+            "last_edited_time": iso_minute(page.edited)}
+
+
+def move_page(emu, body, q, raw):
+    """Move the page to data source data_source_id (see Workspace.move_page) -> page.moved."""
+    page = _page(emu, raw)
+    target = _ds(emu, body.get("data_source_id"))
+    events = _events(emu, body)
+    emu.ws.move_page(page, target, emu.clock.now())
+    events.page("page.moved", page)
     return Parts(open_object(_truth(page)))
 
 
@@ -180,7 +230,7 @@ def delete_page(emu, body, q, raw):
     return {"ok": True}
 
 
-def _generate(emu, ds, body):
+def _generate(emu, ds, body, events):
     start = body.get("created_start")
     if start is not None:
         try:
@@ -188,16 +238,19 @@ def _generate(emu, ds, body):
         except (ValueError, TypeError):
             raise ControlError("created_start must be an ISO timestamp")
     t0 = time.monotonic()
-    pages = generate_pages(emu.ws, ds, _int(body, "count", 0, 0), body.get("seed", 0),
+    pages = generate_pages(emu.ws, ds, int_member(body, "count", 0, 0), body.get("seed", 0),
                            body.get("kind", "generic"), start,
-                           _int(body, "created_step_seconds", 0, 20), emu.clock.now())
+                           int_member(body, "created_step_seconds", 0, 20), emu.clock.now())
+    for page in pages:
+        events.page("page.created", page)
     return {"data_source_id": dashed(ds.id), "count": len(pages),
             "page_ids": [dashed(p.id) for p in pages],
             "seconds": round(time.monotonic() - t0, 3)}
 
 
 def generate(emu, body, q):
-    return _generate(emu, _ds(emu, body.get("data_source_id")), body)
+    ds = _ds(emu, body.get("data_source_id"))
+    return _generate(emu, ds, body, _bulk_events(_events(emu, body), body))
 
 
 def clock(emu, body, q):
@@ -225,9 +278,9 @@ def clock(emu, body, q):
 
 
 def config(emu, body, q):
-    cap = _int(body, "result_cap", 1)
-    ttl = _int(body, "cursor_ttl", 0)
-    latency = _int(body, "latency_ms", 0)
+    cap = int_member(body, "result_cap", 1)
+    ttl = int_member(body, "cursor_ttl", 0)
+    latency = int_member(body, "latency_ms", 0)
     if cap is not None and cap != emu.cap:
         emu.cap = cap
         for ds in emu.ws.data_sources.values():
@@ -305,6 +358,7 @@ ROUTES = [  # methods, regex, handler, pass_method
     (("POST",), _rx("/share"), share, False),
     (("POST",), _rx("/databases"), create_database, False),
     (("POST",), _rx("/data_sources"), create_data_source, False),
+    (("PATCH",), _rx("/data_sources/([^/]+)"), edit_data_source, False),
     (("POST",), _rx("/access"), access, False),
     (("POST",), _rx("/pages"), create_page, False),
     (("GET",), _rx("/pages"), list_pages, False),
@@ -312,6 +366,8 @@ ROUTES = [  # methods, regex, handler, pass_method
     (("PATCH",), _rx("/pages/([^/]+)"), patch_page, False),
     (("DELETE",), _rx("/pages/([^/]+)"), delete_page, False),
     (("POST",), _rx("/pages/([^/]+)/trash"), trash_page, False),
+    (("POST",), _rx("/pages/([^/]+)/content"), page_content, False),
+    (("POST",), _rx("/pages/([^/]+)/move"), move_page, False),
     (("POST",), _rx("/generate"), generate, False),
     (("GET", "POST"), _rx("/clock"), clock, False),
     (("GET", "POST"), _rx("/config"), config, False),
@@ -324,12 +380,17 @@ ROUTES = [  # methods, regex, handler, pass_method
 ]
 
 
+# The webhook routes lock what they need themselves: a drain waits for deliveries, and must
+# not hold the emulator lock meanwhile.
+ROUTED = [(r, True) for r in ROUTES] + [(r, False) for r in webhooks.ROUTES]
+
+
 def handle(emu, method, path, query, raw):
     """Run one control request; returns (status, open parts)."""
     try:
         q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         path_known = False
-        for methods, rx, fn, pass_method in ROUTES:
+        for (methods, rx, fn, pass_method), locked in ROUTED:
             m = rx.match(path)
             if m is None:
                 continue
@@ -338,7 +399,7 @@ def handle(emu, method, path, query, raw):
                 continue  # another route may take this method on the same path
             body = _body(raw) if method in ("POST", "PATCH", "DELETE") else {}
             args = m.groups() + ((method,) if pass_method else ())
-            with emu.lock:
+            with emu.lock if locked else contextlib.nullcontext():
                 out = fn(emu, body, q, *args)
             return 200, out if isinstance(out, Parts) else open_object(to_parts(out))
         if path_known:

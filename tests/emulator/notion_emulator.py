@@ -5,7 +5,8 @@ Faithful to /work/shared/reference/notion-api.md (the Notion API as of 2026) for
 sync client sees: versions 2022-06-28 / 2025-09-03 / 2026-03-11, databases as containers
 of data sources, the query endpoint with its 10,000-row cap, minute-rounded timestamps,
 page and property value shapes, the 25-reference truncation and the property-item
-endpoint, re-signed Notion-hosted file URLs, error bodies and codes, search, users/me.
+endpoint, re-signed Notion-hosted file URLs, error bodies and codes, search, users/me,
+and integration webhooks (signed event delivery driven by the control API).
 
 Usage:
   python3 tests/emulator/notion_emulator.py [--host 127.0.0.1] [--port 0] [--port-file PATH]
@@ -24,7 +25,8 @@ Notion API (Authorization: Bearer <token>, Notion-Version required; paths under 
   GET  /pages/{id}/properties/{prop}   property item(s), paginated for title, rich_text,
                                        relation, people, rollup; full values
   POST /search                         query, filter {property:object,value}, sort, cursors
-  GET  /users/me                       the token's bot user
+  GET  /users/me                       the token's bot user; bot.workspace_id/_name are
+                                       the token's (POST /_emulator/tokens)
 Every response carries x-notion-request-id and a top-level "request_id" in its JSON body.
 
 Faithful details
@@ -58,9 +60,15 @@ Faithful details
   * in_trash:true returns only trashed pages; trashed pages are never returned otherwise.
 
 Control API (JSON in/out, no auth; paths under /_emulator)
-  POST   /reset                         empty workspace; faults, log, limits, clock, cap reset
+  POST   /reset                         empty workspace; faults, log, limits, clock, cap reset;
+                                        webhook subscriptions stopped and removed
   GET    /health
-  POST   /tokens     {token, integration_name, databases:[ids]}    create/replace a token
+  POST   /tokens     {token, integration_name, databases:[ids], workspace_id?, workspace_name?,
+                      bot_id?}  create/replace a token -> {ok, integration_id, bot_id,
+                      workspace_id, workspace_name, databases}; the workspace defaults to the
+                      emulator's own, bot_id to one derived from integration_name and token.
+                      Several tokens of one integration_name in different workspaces are the
+                      OAuth installations of one public integration (same integration_id).
   POST   /share      {token, database_id, shared:bool}
   POST   /databases  {id?, title, data_sources?:[{id?, name?, schema?, pages?, generate?,
                       accessible?, in_search?}], token?}  -> {database_id, data_source_ids}
@@ -87,8 +95,25 @@ Control API (JSON in/out, no auth; paths under /_emulator)
                       last_edited_time?, touch?}  last_edited_time := clock (minute-floored)
                       unless given, or unchanged with "touch": false
   POST   /pages/{id}/trash  {in_trash?: true}          DELETE /pages/{id}  (permanent)
+  POST   /pages/{id}/content {block_ids?, last_edited_time?, last_edited_by?}  the page's
+                      content changed: last_edited_time moves as for an edit ->
+                      {page_id, updated_blocks:[{id, type:"block"}], last_edited_time};
+                      block_ids defaults to one new id
+  POST   /pages/{id}/move  {data_source_id}  move the page to another data source (of any
+                      database): the title goes to the target's title property, values of
+                      properties the target has with the same name and type carry over
+                      (options by name), the rest is dropped; unique_id numbered afresh ->
+                      ground truth page
+  PATCH  /data_sources/{id}  {add?: {name: type | {type, <type>: config}}, rename?: {old: new},
+                      remove?: [names]}  schema edit: removals, then renames, then additions,
+                      all checked first; the title property can be renamed, not removed; new
+                      names must be unused; page values of removed properties vanish ->
+                      {data_source_id, updated_properties:[{id, name, action}],
+                      properties: {name: {id, type}}}
   POST   /generate   {data_source_id, count, seed, kind: Characters|Worlds|Stories|
-                      Chat Sessions|generic, created_start?, created_step_seconds? (20)}
+                      Chat Sessions|generic, created_start?, created_step_seconds? (20),
+                      webhooks?: false}  page.created events only with webhooks: true (also
+                      for a "generate" member of a data source spec)
   GET|POST /clock    {now: iso, frozen?: true} | {advance_seconds: n} | {real: true}
                       the clock drives edits, signing and cursor TTL (frozen when set)
   GET|POST /config   {result_cap?, cursor_ttl?, latency_ms?}
@@ -119,6 +144,104 @@ Control API (JSON in/out, no auth; paths under /_emulator)
                       of the data source, a result_cap change or /cursors/expire drops the
                       cache; call /prerender again to rebuild (queries stay correct meanwhile).
 Control errors: 400/404/405/409 {"error": "..."}.
+
+Webhook events of control mutations (webhooks.py). Every mutation takes "emit": false to
+send none. Events go to active subscriptions whose tokens can read the entity and whose
+event_types take the type:
+  POST /pages (and "pages" of a data source spec)  page.created
+  PATCH /pages/{id}, POST /pages/{id}/trash  page.properties_updated (data.updated_properties:
+                      ids of the properties whose values changed; none if nothing changed),
+                      page.deleted / page.undeleted (in_trash changed), page.locked /
+                      page.unlocked (is_locked changed); cover, icon, touch: no event
+  POST /pages/{id}/content  page.content_updated (data.updated_blocks)
+  POST /pages/{id}/move     page.moved (data.parent: the new one)
+  DELETE /pages/{id}        none (a permanent deletion is not a trashing)
+  POST /databases           database.created, then per data source data_source.created
+                            (and page.created for its pages)
+  POST /data_sources        data_source.created (data.parent {id: database, type: database})
+  PATCH /data_sources/{id}  data_source.schema_updated (data.updated_properties: the changes)
+  /share, /access, /tokens, /clock: none; data_source.content_updated is not emitted by any
+  mutation (inject it with POST /webhooks/{id}/events).
+Envelope: id, timestamp, workspace_id, workspace_name, subscription_id, integration_id, type,
+authors [{id, type: "person"}], accessible_by (public subscriptions only), attempt_number,
+api_version, entity {id, type}, data {parent, ...}.
+
+Webhook control API (paths under /_emulator, as above; these calls do not hold the lock
+the rest of the control API and /v1 share, so a drain blocks nothing)
+  POST   /webhooks   {url, token | tokens:[...], event_types?: [...] (all), api_version?
+                      ("2025-09-03"; "2022-06-28", "2026-03-11"), public? (more than one
+                      token), delay_ms? (0), aggregate_ms? (0), duplicates? (0), reorder?
+                      (false), reorder_seed? (null), paused? (false), retry_base_ms? (1000),
+                      max_attempts? (8, at most 8), concurrency? (4, 1..16), timeout_ms?
+                      (10000), insecure? (false), cafile? (null)}
+                      -> {subscription_id, integration_id, state: "pending"}; the handshake
+                      {"verification_token": "secret_..."} is POSTed (signed) at once and
+                      retried like events. Unknown members -> 400; tokens must exist (404)
+                      and belong to one integration (400).
+  GET    /webhooks                    {subscriptions: [as GET /webhooks/{id}]}
+  GET    /webhooks/{id}               settings, state, public, verification_token,
+                      concurrency, and counters: events (made, after aggregation), aggregated
+                      (merged into an earlier one), delivered (2xx deliveries, each duplicate
+                      counted), failed_attempts, dropped (given up), pending (queued, held
+                      included), in_flight, held (queued while paused), verification
+                      {attempts, delivered, dropped}
+  PATCH  /webhooks/{id}  {any POST setting but token(s), api_version, public, concurrency}
+                      -> as GET; url only while pending (409 after)
+  DELETE /webhooks/{id}               stop and remove it -> {ok}
+  POST   /webhooks/{id}/verify  {verification_token}  -> {subscription_id, state: "active"};
+                      400 when it does not match
+  POST   /webhooks/{id}/resend        send the handshake again, same token -> {subscription_id,
+                      state}; 409 once active
+  GET    /webhooks/{id}/deliveries?since=seq  {deliveries: [{seq, kind: verification|event,
+                      event_id, type, entity_id, attempt_number, status (HTTP status or
+                      "connect error: ..."), sent_at, duration_ms, body (exact text sent),
+                      signature}]} every attempt
+  POST   /webhooks/{id}/events  {type, entity: {id, type}, data? ({}), authors?, token?}
+                      inject an event as given (any type; no event_types filter, no access
+                      check) from the workspace of token (default: the first) -> {event_id,
+                      aggregated}; 409 while pending
+  POST   /webhooks/drain  {timeout_ms? (10000), subscription_id?}  wait until nothing is
+                      queued (held ones aside) or in flight -> {drained, subscriptions,
+                      pending, in_flight, held, delivered, failed_attempts, dropped}; 200 with
+                      drained: false on timeout
+Delivery: POST with Content-Type: application/json, User-Agent: notion-api and
+X-Notion-Signature: sha256=<hex HMAC-SHA256 of the exact body, keyed with the verification
+token>; a 2xx ends it, anything else (or no answer within timeout_ms) is retried as attempt
+n+1 (same event id) after retry_base_ms * 2^(n-1), up to max_attempts, then dropped.
+Latency, faults and the rate limiter of /v1 do not apply. Choices where Notion is silent:
+  * URLs: http or https on a loopback host only; https checks the certificate against cafile
+    (default: the system CAs) unless insecure.
+  * pending: events that happen before verify are not queued at all; url can change (and
+    /resend works) only while pending, as in Notion; a queued handshake follows the new url.
+  * who can read is decided when the event happens: the database shared with the token and
+    the data source accessible (/access); page.moved is checked at the new place.
+  * one event per distinct workspace of the subscription's tokens that can read the entity,
+    each with its own id; a public subscription's events carry accessible_by: the bots of
+    that workspace that can read it.
+  * 2026-03-11 subscriptions get what 2025-09-03 ones get. 2022-06-28 ones get
+    data_source.content_updated/schema_updated as database.content_updated/schema_updated
+    (entity: the database; parent: its parent page), no data_source.created (no 2022 form),
+    page parents without data_source_id; event_types filters the type as sent.
+  * authors: the page's created_by for page.created, its last_edited_by after the edit for
+    other page events, the workspace's default user otherwise; timestamp: the emulator clock
+    at the mutation, in milliseconds (a frozen clock gives equal timestamps).
+  * duplicates N (integer 0..100): each event is delivered N more times (same id), queued
+    right after it, each copy retried on its own.
+  * aggregate_ms: page.properties_updated, page.content_updated, data_source.content_updated
+    and data_source.schema_updated (and their 2022 forms) of one type, entity and workspace
+    happening within aggregate_ms of the first fold into it (latest timestamp, union of
+    updated_properties / updated_blocks, a property created then renamed stays "created",
+    authors merged); it goes out aggregate_ms + delay_ms after the first. Other types never.
+  * reorder: an event opens a batch that closes delay_ms later; events happening before it
+    closes are due with it (so may wait less than delay_ms; aggregated events keep their
+    own time). A batch, and what paused held when unpaused, goes out newest first, or
+    shuffled by random.Random(reorder_seed) when reorder_seed is set. Arrival order is
+    deterministic only with concurrency 1.
+  * paused holds every queued delivery, handshakes too; drain does not wait for held ones.
+  * workers keep connections alive; a kept-alive connection the receiver closed is reopened
+    once without counting an attempt. sent_at is wall-clock time; the log keeps the last
+    100,000 attempts per subscription (counters stay exact). Reset, DELETE and shutdown
+    stop the workers at once (in-flight connections are closed).
 """
 
 import argparse
@@ -313,7 +436,10 @@ def main(argv=None):
 
     if not args.quiet:
         sys.stderr.write("notion_emulator listening on http://%s:%d\n" % (host, port))
-    return serving.serve([server], args.port_file)
+    try:
+        return serving.serve([server], args.port_file)
+    finally:
+        emu.hooks.reset()   # stop webhook deliveries
 
 
 if __name__ == "__main__":

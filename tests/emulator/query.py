@@ -7,6 +7,7 @@ order); ties between equal sort values are broken the same way, never by creatio
 """
 
 import bisect
+import collections
 import functools
 import uuid
 
@@ -20,16 +21,10 @@ QUERY_CACHE_SIZE = 16
 
 # ---------------------------------------------------------------- cursors
 
-class CursorEntry:
-    __slots__ = ("fp", "last_key", "returned", "issued", "pinned", "prerender")
-
-    def __init__(self, fp, last_key, returned, issued, pinned):
-        self.fp = fp
-        self.last_key = last_key
-        self.returned = returned
-        self.issued = issued
-        self.pinned = pinned
-        self.prerender = None
+CursorEntry = collections.namedtuple("CursorEntry", "fp last_key returned issued pinned")
+CursorEntry.__doc__ = """Where a cursor stands: its query fingerprint, the sort key of the last row
+handed out, how many rows the chain has returned, when it was issued, and whether it is
+pinned (a prerendered chain's cursors never expire by age)."""
 
 
 class Cursors:

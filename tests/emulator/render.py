@@ -229,9 +229,10 @@ def data_source_obj(ws, ds, vkey):
 
 
 def bot_user(ws, tok):
+    workspace_id, workspace_name = tok.workspace(ws)
     return {"object": "user", "id": dashed(tok.bot_id), "name": tok.name, "avatar_url": None,
             "type": "bot",
-            "bot": {"owner": {"type": "workspace", "workspace": True}, "workspace_name": ws.name,
-                    "workspace_id": dashed(ws.id),
+            "bot": {"owner": {"type": "workspace", "workspace": True},
+                    "workspace_name": workspace_name, "workspace_id": workspace_id,
                     "workspace_limits": {"max_file_upload_size_in_bytes": 5242880}}}
 

@@ -2,23 +2,30 @@
 """Self-test of the Notion emulator (stdlib only). Prints TAP; exit status 0 iff all pass.
 
 Starts tests/emulator/notion_emulator.py on a free loopback port, exercises the main
-behaviours through real HTTP, and always stops the emulator at the end.
+behaviours through real HTTP, and always stops the emulator at the end. Webhook deliveries
+go to receivers of this process on 127.0.0.1 (Receiver), which check every signature.
 Usage: python3 tests/emulator/selftest.py [-v]
 """
 
+import hashlib
+import hmac
 import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMULATOR = os.path.join(HERE, "notion_emulator.py")
@@ -50,6 +57,10 @@ MSG_MULTI = "Databases with multiple data sources are not supported in this API 
 
 class Fail(Exception):
     pass
+
+
+class Skip(Exception):
+    """The test cannot run here (reported as ok # SKIP)."""
 
 
 def check(cond, msg, *details):
@@ -874,6 +885,701 @@ def t_proof_title_not_name(c):
     check(st == 200 and d["properties"]["Title"]["id"] == "title", "2022 schema", d)
 
 
+# ---------------------------------------------------------------- webhooks
+
+HOOK_TOKEN = "test-token-not-a-secret-dddd"      # internal integration "hook-test"
+DB_W = "a1000000-0000-4000-8000-00000000000a"     # Name title, Count number, Tag select
+DS_W = "a1000000-0000-4000-8000-0000000000d5"
+DB_W2 = "a2000000-0000-4000-8000-00000000000a"    # Title title, Count number, Tag rich_text
+DS_W2 = "a2000000-0000-4000-8000-0000000000d5"
+DB_WU = "a3000000-0000-4000-8000-00000000000a"    # not shared with HOOK_TOKEN
+DS_WU = "a3000000-0000-4000-8000-0000000000d5"
+DB_WG = "a4000000-0000-4000-8000-00000000000a"    # generated pages
+DS_WG = "a4000000-0000-4000-8000-0000000000d5"
+DB_WX = "a5000000-0000-4000-8000-00000000000a"    # created while subscribed
+DS_WX = "a5000000-0000-4000-8000-0000000000d5"
+OAUTH = [  # token, workspace id, workspace name, bot id: one public integration, two workspaces
+    ("test-oauth-not-a-secret-1111", "b1000000-0000-4000-8000-000000000001", "Acme",
+     "b1000000-0000-4000-8000-0000000000b1"),
+    ("test-oauth-not-a-secret-2222", "b2000000-0000-4000-8000-000000000002", "Beta",
+     "b2000000-0000-4000-8000-0000000000b2"),
+    ("test-oauth-not-a-secret-3333", "b1000000-0000-4000-8000-000000000001", "Acme",
+     "b1000000-0000-4000-8000-0000000000b3")]
+MS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+ENVELOPE = ["id", "timestamp", "workspace_id", "workspace_name", "subscription_id",
+            "integration_id", "type", "authors", "attempt_number", "api_version", "entity", "data"]
+RECEIVERS = []   # every receiver started, stopped at the end
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 (HTTP/1.1 keep-alive; HTTPS with an ssl context). It
+    learns each path's verification token from the first handshake sent there and checks
+    every request's X-Notion-Signature with it; it answers 200 unless fail() said otherwise."""
+
+    def __init__(self, tls=None):
+        self.cond = threading.Condition()
+        self.requests = []   # {path, headers, body (bytes), json, signed, at (monotonic)}
+        self.tokens = {}
+        self.answers = {}    # path -> statuses to answer next
+        self.conns = set()
+        self.tls, self.port, self.server = tls, 0, None
+        RECEIVERS.append(self)
+        self.start()
+
+    def start(self):
+        """Listen (again, on the same port once it has one)."""
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with receiver.cond:
+                    receiver.conns.add(self.connection)
+
+            def do_POST(self):
+                status, delay = receiver.take(self)
+                time.sleep(delay)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, fmt, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        server.handle_error = lambda request, address: None   # a client gone: not a failure
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
+        self.server, self.port = server, server.server_address[1]
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+
+    def stop(self):
+        """Stop listening and drop open connections: the port refuses connections."""
+        if self.server is None:
+            return
+        self.server.shutdown()
+        self.server.server_close()
+        self.server = None
+        with self.cond:
+            conns, self.conns = list(self.conns), set()
+        for sock in conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def url(self, path):
+        return "%s://127.0.0.1:%d%s" % ("https" if self.tls else "http", self.port, path)
+
+    def take(self, handler):
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        with self.cond:
+            if isinstance(doc, dict) and list(doc) == ["verification_token"]:
+                self.tokens.setdefault(handler.path, doc["verification_token"])
+            token = self.tokens.get(handler.path)
+            want = "sha256=" + hmac.new(token.encode(), body, hashlib.sha256).hexdigest() \
+                if token else ""
+            self.requests.append({
+                "path": handler.path, "headers": dict(handler.headers), "body": body, "json": doc,
+                "at": time.monotonic(), "signed": bool(token) and hmac.compare_digest(
+                    want, handler.headers.get("X-Notion-Signature", ""))})
+            answers = self.answers.get(handler.path) or []
+            answer = answers.pop(0) if answers else 200
+            return answer if isinstance(answer, tuple) else (answer, 0)
+
+    def fail(self, path, *statuses):
+        """Answer the next requests to path with these statuses (or (status, seconds to wait
+        before answering))."""
+        with self.cond:
+            self.answers[path] = list(statuses)
+
+    def at(self, path):
+        with self.cond:
+            return [r for r in self.requests if r["path"] == path]
+
+    def events(self, path):
+        """The events (not handshakes) received at path, each checked to be signed."""
+        got = [r for r in self.at(path) if "verification_token" not in (r["json"] or {})]
+        check(all(r["signed"] for r in got), "every event signed with the path's token",
+              [r["headers"] for r in got if not r["signed"]])
+        return [r["json"] for r in got]
+
+
+def _drain(c, timeout_ms=10000):
+    d = c.ctl("POST", "/webhooks/drain", {"timeout_ms": timeout_ms})
+    check(d["drained"] is True, "webhook deliveries drained", d)
+    return d
+
+
+def _subscribe(c, path, receiver=None, verify=True, **settings):
+    """A subscription (HOOK_TOKEN unless tokens are given; concurrency 1, retry_base_ms 20)
+    to path on the receiver, verified with the token its handshake brought."""
+    receiver = receiver or c.rx
+    body = {"url": receiver.url(path), "retry_base_ms": 20, "concurrency": 1}
+    if "tokens" not in settings:
+        body["token"] = HOOK_TOKEN
+    body.update(settings)
+    sid = c.ctl("POST", "/webhooks", body)["subscription_id"]
+    if verify:
+        _drain(c)
+        check(path in receiver.tokens, "handshake received at " + path, receiver.at(path))
+        d = c.ctl("POST", "/webhooks/%s/verify" % sid,
+                  {"verification_token": receiver.tokens[path]})
+        check(d["state"] == "active", "verified", d)
+    return sid
+
+
+def _hook_events(c, path, receiver=None):
+    _drain(c)
+    return (receiver or c.rx).events(path)
+
+
+def _new_page(c, ds=DS_W, **props):
+    return c.ctl("POST", "/pages", {"data_source_id": ds, "properties": props or {"Name": "row"}})
+
+
+def t_hook_handshake(c):
+    c.rx = Receiver()
+    c.ctl("POST", "/clock", {"now": "2026-08-01T10:00:00Z"})
+    tok = c.ctl("POST", "/tokens", {"token": HOOK_TOKEN, "integration_name": "hook-test"})
+    for db, ds, title, schema in (
+            (DB_W, DS_W, "Hooked", {"Name": "title", "Count": "number", "Tag": "select"}),
+            (DB_W2, DS_W2, "Hooked Too", {"Title": "title", "Count": "number",
+                                          "Tag": "rich_text"}),
+            (DB_WU, DS_WU, "Hooked Hidden", {}), (DB_WG, DS_WG, "Hooked Generated", {})):
+        c.ctl("POST", "/databases", {"id": db, "title": title, "data_sources": [
+            {"id": ds, "schema": schema}], "token": None if db == DB_WU else HOOK_TOKEN})
+    path = "/hook/handshake"
+    s = c.ctl("POST", "/webhooks", {"url": c.rx.url(path), "token": HOOK_TOKEN})
+    sid = s["subscription_id"]
+    check(UUID_RE.match(sid) and s["state"] == "pending" and
+          s["integration_id"] == tok["integration_id"], "create reply", s)
+    _drain(c)
+    [r] = c.rx.at(path)
+    token = r["json"]["verification_token"]
+    check(re.match(r"^secret_[A-Za-z0-9]{43}$", token) and r["body"] == json.dumps(
+        {"verification_token": token}, separators=(",", ":")).encode(), "handshake body", r)
+    check(r["signed"] and re.match(r"^sha256=[0-9a-f]{64}$", r["headers"]["X-Notion-Signature"]),
+          "handshake signed with its own token", r["headers"])
+    check(r["headers"]["Content-Type"] == "application/json" and
+          r["headers"]["User-Agent"] == "notion-api", "handshake headers", r["headers"])
+    d = c.ctl("GET", "/webhooks/" + sid)
+    check(d["state"] == "pending" and d["verification"] == {
+        "attempts": 1, "delivered": True, "dropped": False} and d["retry_base_ms"] == 1000 and
+          d["max_attempts"] == 8 and d["concurrency"] == 4 and d["api_version"] == V25 and
+          d["event_types"] is None and d["public"] is False, "settings and defaults", d)
+    _new_page(c)
+    _drain(c)
+    check(len(c.rx.at(path)) == 1, "no event while pending", c.rx.at(path))
+    c.ctl("POST", "/webhooks/%s/resend" % sid)
+    _drain(c)
+    check([x["body"] for x in c.rx.at(path)] == [r["body"]] * 2, "resend: the same token again")
+    moved = path + "/moved"
+    check(c.ctl("PATCH", "/webhooks/" + sid, {"url": c.rx.url(moved)})["url"] == c.rx.url(moved),
+          "URL changes while pending")
+    c.ctl("POST", "/webhooks/%s/resend" % sid)
+    _drain(c)
+    check(c.rx.tokens.get(moved) == token, "handshake at the new URL")
+    st, _, d = c.request("POST", "/_emulator/webhooks/%s/verify" % sid,
+                         {"verification_token": "secret_wrong"})
+    check(st == 400 and "error" in d, "wrong verification token -> 400", st, d)
+    d = c.ctl("POST", "/webhooks/%s/verify" % sid, {"verification_token": token})
+    check(d == {"subscription_id": sid, "state": "active", "request_id": d["request_id"]},
+          "verified", d)
+    for method, sub, body in (("POST", "/resend", None), ("PATCH", "", {"url": c.rx.url(path)})):
+        st, _, d = c.request(method, "/_emulator/webhooks/%s%s" % (sid, sub), body)
+        check(st == 409, "%s %s after verification -> 409" % (method, sub or "url"), st, d)
+    p = _new_page(c)
+    [ev] = _hook_events(c, moved)
+    check(ev["type"] == "page.created" and ev["entity"]["id"] == p["id"], "event once active", ev)
+    c.ctl("DELETE", "/webhooks/" + sid)
+    st, _, _ = c.request("GET", "/_emulator/webhooks/" + sid)
+    check(st == 404, "deleted subscription -> 404", st)
+
+
+def t_hook_control_errors(c):
+    url = c.rx.url("/hook/errors")
+    for body, status in (({"url": url}, 400),                                  # no token
+                         ({"url": url, "token": "nope"}, 404),
+                         ({"url": "http://192.0.2.1/x", "token": HOOK_TOKEN}, 400),
+                         ({"url": "ftp://127.0.0.1/x", "token": HOOK_TOKEN}, 400),
+                         ({"token": HOOK_TOKEN}, 400),
+                         ({"url": url, "token": HOOK_TOKEN, "max_attempts": 9}, 400),
+                         ({"url": url, "token": HOOK_TOKEN, "event_types": ["page.made"]}, 400),
+                         ({"url": url, "token": HOOK_TOKEN, "api_version": V26 + "x"}, 400),
+                         ({"url": url, "token": HOOK_TOKEN, "bogus": 1}, 400),
+                         ({"url": url, "token": HOOK_TOKEN, "reorder": "yes"}, 400)):
+        st, _, d = c.request("POST", "/_emulator/webhooks", body)
+        check(st == status and "error" in d, "POST /webhooks %r -> %d" % (body, status), st, d)
+    for method, path in (("GET", "/nope"), ("POST", "/nope/verify"), ("POST", "/nope/events")):
+        st, _, d = c.request(method, "/_emulator/webhooks" + path, {})
+        check(st == 404, "unknown subscription %s %s -> 404" % (method, path), st, d)
+    st, _, d = c.request("POST", "/_emulator/pages", {"data_source_id": DS_W, "emit": "no"})
+    check(st == 400 and "emit" in d["error"], "emit must be a boolean", d)
+
+
+def t_hook_page_events(c):
+    path = "/hook/pages"
+    sid = _subscribe(c, path)
+    _, _, me = c.api("GET", "/users/me", token=HOOK_TOKEN)
+    p = _new_page(c, Name="Hooked", Count=1, Tag="a")
+    pid, ids = p["id"], {n: v["id"] for n, v in p["properties"].items()}
+    [ev] = _hook_events(c, path)
+    check(list(ev) == ENVELOPE, "envelope members (internal integration: no accessible_by)",
+          list(ev))
+    check(UUID_RE.match(ev["id"]) and ev["timestamp"] == "2026-08-01T10:00:00.000Z" and
+          MS_RE.match(ev["timestamp"]), "id and timestamp", ev)
+    sub = c.ctl("GET", "/webhooks/" + sid)
+    check(ev["workspace_id"] == me["bot"]["workspace_id"] and
+          ev["workspace_name"] == me["bot"]["workspace_name"] and ev["subscription_id"] == sid and
+          ev["integration_id"] == sub["integration_id"], "workspace and subscription", ev, me)
+    check(ev["type"] == "page.created" and ev["attempt_number"] == 1 and
+          ev["api_version"] == V25 and ev["authors"] == [{"id": p["created_by"]["id"],
+                                                         "type": "person"}], "page.created", ev)
+    check(ev["entity"] == {"id": pid, "type": "page"} and ev["data"] == {
+        "parent": {"id": DB_W, "type": "database", "data_source_id": DS_W}}, "entity, parent", ev)
+    block = "c1000000-0000-4000-8000-0000000000b1"
+    editor = "c2000000-0000-4000-8000-0000000000e1"
+    c.ctl("PATCH", "/pages/" + pid, {"properties": {"Count": 2, "Name": "Hooked"},
+                                     "last_edited_by": editor})
+    c.ctl("PATCH", "/pages/" + pid, {"properties": {"Count": 2}})          # no change: no event
+    c.ctl("PATCH", "/pages/" + pid, {"in_trash": True})
+    c.ctl("POST", "/pages/%s/trash" % pid, {"in_trash": False})
+    c.ctl("PATCH", "/pages/" + pid, {"is_locked": True})
+    c.ctl("PATCH", "/pages/" + pid, {"is_locked": False})
+    c.ctl("POST", "/clock", {"advance_seconds": 120})
+    content = c.ctl("POST", "/pages/%s/content" % pid, {"block_ids": [block]})
+    c.ctl("PATCH", "/pages/" + pid, {"properties": {"Count": 3}, "emit": False})
+    moved = c.ctl("POST", "/pages/%s/move" % pid, {"data_source_id": DS_W2})
+    c.ctl("POST", "/pages/%s/trash" % pid, {"emit": False})
+    c.ctl("DELETE", "/pages/" + pid)                                         # permanent: none
+    evs = _hook_events(c, path)[1:]
+    check([e["type"] for e in evs] == [
+        "page.properties_updated", "page.deleted", "page.undeleted", "page.locked",
+        "page.unlocked", "page.content_updated", "page.moved"], "page event types",
+          [e["type"] for e in evs])
+    check(all(e["entity"] == {"id": pid, "type": "page"} for e in evs) and
+          len({e["id"] for e in evs}) == len(evs), "one entity, distinct event ids")
+    check(evs[0]["data"] == {"parent": ev["data"]["parent"], "updated_properties": [ids["Count"]]}
+          and evs[0]["authors"] == [{"id": editor, "type": "person"}],
+          "properties_updated names the changed property, authored by the editor", evs[0])
+    check(evs[5]["data"]["updated_blocks"] == [{"id": block, "type": "block"}] and
+          content["last_edited_time"] == "2026-08-01T10:02:00.000Z" and
+          content["updated_blocks"] == [{"id": block, "type": "block"}],
+          "content_updated: blocks, last_edited_time moved", evs[5], content)
+    check(evs[6]["data"]["parent"] == {"id": DB_W2, "type": "database", "data_source_id": DS_W2},
+          "page.moved names the new parent", evs[6])
+    props = moved["properties"]
+    check(moved["parent"]["data_source_id"] == DS_W2 and
+          props["Title"]["title"][0]["plain_text"] == "Hooked" and props["Count"]["number"] == 3
+          and props["Tag"]["rich_text"] == [] and "Name" not in props,
+          "move: title to the target's title, same name and type kept, the rest dropped", props)
+    st, _, d = c.api("GET", "/pages/" + pid, token=HOOK_TOKEN)
+    check(st == 404, "permanently deleted", d)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_schema_events(c):
+    path = "/hook/schema"
+    sid = _subscribe(c, path)
+    row = "a5000000-0000-4000-8000-0000000000e1"
+    r = c.ctl("POST", "/databases", {"id": DB_WX, "title": "Hooked Later", "token": HOOK_TOKEN,
+                                     "data_sources": [
+                                         {"id": DS_WX, "name": "One", "schema": {
+                                             "Name": "title", "Tag": "select", "Notes": "rich_text"},
+                                          "pages": [{"id": row, "properties": {
+                                              "Name": "row", "Tag": "t", "Notes": "kept"}}]},
+                                         {"name": "Two"}]})
+    extra = c.ctl("POST", "/data_sources", {"database_id": DB_WX, "name": "Three"})
+    _, _, before = c.api("GET", "/data_sources/" + DS_WX, token=HOOK_TOKEN)
+    edit = c.ctl("PATCH", "/data_sources/" + DS_WX, {
+        "add": {"Score": "number"}, "rename": {"Notes": "Remarks"}, "remove": ["Tag"]})
+    c.ctl("PATCH", "/data_sources/" + DS_WX, {"add": {"Quiet": "checkbox"}, "emit": False})
+    evs = _hook_events(c, path)
+    check([e["type"] for e in evs] == [
+        "database.created", "data_source.created", "page.created", "data_source.created",
+        "data_source.created", "data_source.schema_updated"], "types", [e["type"] for e in evs])
+    check(evs[0]["entity"] == {"id": DB_WX, "type": "database"} and
+          evs[0]["data"]["parent"]["type"] == "page", "database.created", evs[0])
+    for e, ds in zip((evs[1], evs[3], evs[4]), [DS_WX, r["data_source_ids"][1],
+                                               extra["data_source_id"]]):
+        check(e["entity"] == {"id": ds, "type": "data_source"} and
+              e["data"] == {"parent": {"id": DB_WX, "type": "database"}}, "data_source.created", e)
+    changes = [{"id": before["properties"]["Tag"]["id"], "name": "Tag", "action": "deleted"},
+               {"id": before["properties"]["Notes"]["id"], "name": "Remarks", "action": "updated"},
+               {"id": edit["properties"]["Score"]["id"], "name": "Score", "action": "created"}]
+    check(evs[5]["entity"] == {"id": DS_WX, "type": "data_source"} and
+          evs[5]["data"] == {"parent": {"id": DB_WX, "type": "database"},
+                             "updated_properties": changes} and
+          edit["updated_properties"] == changes, "schema_updated", evs[5], edit)
+    truth = c.ctl("GET", "/pages/" + row)["properties"]
+    check(set(truth) == {"Name", "Remarks", "Score", "Quiet"} and
+          truth["Remarks"]["rich_text"][0]["plain_text"] == "kept", "values follow the schema",
+          truth)
+    _, _, d = c.api("GET", "/data_sources/" + DS_WX, token=HOOK_TOKEN)
+    check(set(d["properties"]) == {"Name", "Remarks", "Score", "Quiet"}, "API schema", d)
+    for body in ({"remove": ["Name"]}, {"remove": ["Nope"]}, {"rename": {"Remarks": "Score"}},
+                 {"add": {"Score": "number"}}, {"add": {"X": "bogus"}}, {"add": {"T": "title"}}):
+        st, _, d = c.request("PATCH", "/_emulator/data_sources/" + DS_WX, body)
+        check(st in (400, 404) and "error" in d, "bad schema edit %r" % body, st, d)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_v2022(c):
+    path = "/hook/v2022"
+    sid = _subscribe(c, path, api_version=V22)
+    p = _new_page(c)
+    c.ctl("PATCH", "/data_sources/" + DS_W, {"add": {"Extra": "checkbox"}})
+    c.ctl("POST", "/data_sources", {"database_id": DB_WX, "name": "Four"})   # no 2022 form
+    db = c.ctl("POST", "/databases", {"title": "Old style", "token": HOOK_TOKEN})
+    evs = _hook_events(c, path)
+    check([e["type"] for e in evs] == ["page.created", "database.schema_updated",
+                                       "database.created"], "2022 types", evs)
+    check(evs[0]["api_version"] == V22 and evs[0]["entity"]["id"] == p["id"] and
+          evs[0]["data"] == {"parent": {"id": DB_W, "type": "database"}}, "2022 page parent", evs[0])
+    check(evs[1]["entity"] == {"id": DB_W, "type": "database"} and
+          evs[1]["data"]["parent"]["type"] == "page" and
+          [(x["name"], x["action"]) for x in evs[1]["data"]["updated_properties"]] ==
+          [("Extra", "created")], "database.schema_updated with the database id", evs[1])
+    check(evs[2]["entity"] == {"id": db["database_id"], "type": "database"}, "database.created")
+    c.ctl("PATCH", "/webhooks/" + sid, {"event_types": ["database.schema_updated"]})
+    _new_page(c)
+    c.ctl("PATCH", "/data_sources/" + DS_W, {"remove": ["Extra"]})
+    evs = _hook_events(c, path)[3:]
+    check([(e["type"], e["data"]["updated_properties"][0]["action"]) for e in evs] ==
+          [("database.schema_updated", "deleted")], "event_types filters the 2022 names", evs)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_filters(c):
+    path = "/hook/filters"
+    sid = _subscribe(c, path, event_types=["page.created"], concurrency=4)
+    p = _new_page(c)
+    c.ctl("PATCH", "/pages/" + p["id"], {"properties": {"Count": 7}})   # not subscribed
+    _new_page(c, DS_WU)                                                  # not shared
+    c.ctl("POST", "/access", {"data_source_id": DS_W})                   # access revoked
+    _new_page(c)
+    c.ctl("POST", "/access", {"data_source_id": DS_W, "accessible": True})
+    c.ctl("POST", "/generate", {"data_source_id": DS_WG, "count": 5, "seed": 1})
+    g = c.ctl("POST", "/generate", {"data_source_id": DS_WG, "count": 3, "seed": 2,
+                                    "webhooks": True})
+    c.ctl("POST", "/pages", {"data_source_id": DS_W, "properties": {"Name": "quiet"},
+                             "emit": False})
+    evs = _hook_events(c, path)
+    check(sorted(e["entity"]["id"] for e in evs) == sorted([p["id"]] + g["page_ids"]) and
+          {e["type"] for e in evs} == {"page.created"} and
+          {e["data"]["parent"]["data_source_id"] for e in evs} == {DS_W, DS_WG},
+          "only readable pages, subscribed types, generation only with webhooks: true", evs)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_oauth(c):
+    for token, ws, name, bot in OAUTH:
+        dbs = [DB_W, DB_W2] if name == "Beta" else [DB_W]
+        r = c.ctl("POST", "/tokens", {"token": token, "integration_name": "public-app",
+                                      "databases": dbs, "workspace_id": ws,
+                                      "workspace_name": name, "bot_id": bot})
+        check((r["workspace_id"], r["workspace_name"], r["bot_id"]) == (ws, name, bot),
+              "token reply", r)
+        _, _, me = c.api("GET", "/users/me", token=token)
+        check(me["id"] == bot and me["bot"]["workspace_id"] == ws and
+              me["bot"]["workspace_name"] == name, "users/me of an OAuth token", me)
+    _, _, me = c.api("GET", "/users/me", token=HOOK_TOKEN)
+    _, _, other = c.api("GET", "/users/me", token=TOKEN)
+    check(me["bot"]["workspace_id"] == other["bot"]["workspace_id"] and
+          me["bot"]["workspace_name"] == "Emulated Workspace", "defaults unchanged", me)
+    path = "/hook/oauth"
+    sid = _subscribe(c, path, tokens=[t[0] for t in OAUTH])
+    check(c.ctl("GET", "/webhooks/" + sid)["public"] is True, "several tokens: public")
+    p = _new_page(c)
+    q = _new_page(c, DS_W2, Title="beta only")
+    evs = _hook_events(c, path)
+    got = sorted((e["entity"]["id"] == p["id"], e["workspace_id"], e["workspace_name"],
+                  [a["id"] for a in e["accessible_by"]]) for e in evs)
+    check(got == sorted([(True, OAUTH[0][1], "Acme", [OAUTH[0][3], OAUTH[2][3]]),
+                         (True, OAUTH[1][1], "Beta", [OAUTH[1][3]]),
+                         (False, OAUTH[1][1], "Beta", [OAUTH[1][3]])]),
+          "one event per workspace that can read the page, accessible_by its bots", got)
+    check(all(list(e) == ENVELOPE[:8] + ["accessible_by"] + ENVELOPE[8:] and
+              {a["type"] for a in e["accessible_by"]} == {"bot"} for e in evs) and
+          len({e["id"] for e in evs}) == 3 and len({e["integration_id"] for e in evs}) == 1 and
+          {e["entity"]["id"] for e in evs} == {p["id"], q["id"]}, "public envelopes", evs)
+    st, _, d = c.request("POST", "/_emulator/webhooks", {"url": c.rx.url(path),
+                                                         "tokens": [OAUTH[0][0], HOOK_TOKEN]})
+    check(st == 400 and "integration" in d["error"], "tokens of two integrations", st, d)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_aggregate(c):
+    path = "/hook/aggregate"
+    sid = _subscribe(c, path, aggregate_ms=400)
+    u1, u2 = "c3000000-0000-4000-8000-0000000000e1", "c3000000-0000-4000-8000-0000000000e2"
+    c.ctl("POST", "/clock", {"now": "2026-08-02T09:00:00Z"})
+    p, p2 = _new_page(c), _new_page(c)
+    c.ctl("PATCH", "/pages/" + p["id"], {"properties": {"Count": 10}, "last_edited_by": u1})
+    c.ctl("POST", "/clock", {"advance_seconds": 1.5})
+    c.ctl("PATCH", "/pages/" + p["id"], {"properties": {"Tag": "x"}, "last_edited_by": u2})
+    blocks = ["c4000000-0000-4000-8000-0000000000b%d" % i for i in (1, 2)]
+    for b in blocks:
+        c.ctl("POST", "/pages/%s/content" % p["id"], {"block_ids": [b]})
+    c.ctl("PATCH", "/pages/" + p["id"], {"is_locked": True})
+    c.ctl("PATCH", "/pages/" + p["id"], {"is_locked": False})
+    c.ctl("PATCH", "/pages/" + p2["id"], {"properties": {"Count": 5}})
+    evs = _hook_events(c, path)
+    kinds = sorted((e["type"], e["entity"]["id"] == p["id"]) for e in evs)
+    check(kinds == sorted([("page.created", True), ("page.created", False),
+                           ("page.properties_updated", True), ("page.properties_updated", False),
+                           ("page.content_updated", True), ("page.locked", True),
+                           ("page.unlocked", True)]), "one event per entity and type", kinds)
+    props = next(e for e in evs if e["type"] == "page.properties_updated" and
+                 e["entity"]["id"] == p["id"])
+    check(props["data"]["updated_properties"] == [p["properties"]["Count"]["id"],
+                                                  p["properties"]["Tag"]["id"]] and
+          props["authors"] == [{"id": u1, "type": "person"}, {"id": u2, "type": "person"}] and
+          props["timestamp"] == "2026-08-02T09:00:01.500Z",
+          "aggregated: union of properties, authors merged, latest timestamp", props)
+    content = next(e for e in evs if e["type"] == "page.content_updated")
+    check(content["data"]["updated_blocks"] == [{"id": b, "type": "block"} for b in blocks],
+          "aggregated: union of blocks", content)
+    d = c.ctl("GET", "/webhooks/" + sid)
+    check(d["aggregated"] == 2 and d["events"] == 7 and d["delivered"] == 7, "counters", d)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_duplicates(c):
+    path = "/hook/duplicates"
+    sid = _subscribe(c, path, duplicates=2, concurrency=4)
+    _new_page(c)
+    evs = _hook_events(c, path)
+    check(len(evs) == 3 and all(e == evs[0] for e in evs), "the same event three times", evs)
+    c.ctl("PATCH", "/webhooks/" + sid, {"duplicates": 0})
+    _new_page(c)
+    check(len(_hook_events(c, path)) == 4, "duplicates 0: once")
+    d = c.ctl("GET", "/webhooks/" + sid)
+    check(d["events"] == 2 and d["delivered"] == 4, "counters count copies as deliveries", d)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_reorder(c):
+    path = "/hook/reorder"
+    sid = _subscribe(c, path, reorder=True, delay_ms=300)
+    made = []
+    for _ in range(3):
+        made.append(_new_page(c)["id"])
+        c.ctl("POST", "/clock", {"advance_seconds": 1})
+    evs = _hook_events(c, path)
+    check([e["entity"]["id"] for e in evs] == made[::-1], "a batch goes out newest first", evs)
+    check([e["timestamp"] for e in evs] == sorted((e["timestamp"] for e in evs), reverse=True),
+          "timestamps still tell the order", evs)
+    c.ctl("PATCH", "/webhooks/" + sid, {"paused": True, "delay_ms": 0})
+    made = [_new_page(c)["id"] for _ in range(3)]
+    d = _drain(c)
+    check(d["held"] == 3 and len(c.rx.events(path)) == 3, "paused: held, drain does not wait", d)
+    c.ctl("PATCH", "/webhooks/" + sid, {"paused": False})
+    evs = _hook_events(c, path)[3:]
+    check([e["entity"]["id"] for e in evs] == made[::-1], "released held events newest first",
+          [e["entity"]["id"] for e in evs], made)
+    other = path + "/twin"
+    twin = _subscribe(c, other)
+    for s in (sid, twin):
+        c.ctl("PATCH", "/webhooks/" + s, {"paused": True, "reorder": True, "reorder_seed": 7})
+    made = [_new_page(c)["id"] for _ in range(6)]
+    for s in (sid, twin):
+        c.ctl("PATCH", "/webhooks/" + s, {"paused": False})
+    a = [e["entity"]["id"] for e in _hook_events(c, path)[6:]]
+    b = [e["entity"]["id"] for e in _hook_events(c, other)]
+    check(sorted(a) == sorted(made) and a == b, "reorder_seed: the same shuffle for a seed", a, b)
+    for s in (sid, twin):
+        c.ctl("DELETE", "/webhooks/" + s)
+
+
+def t_hook_retries(c):
+    path = "/hook/retry"
+    sid = _subscribe(c, path, retry_base_ms=50)
+    c.rx.fail(path, 500, 503)
+    p = _new_page(c)
+    _drain(c)
+    reqs = c.rx.at(path)[1:]
+    docs = c.rx.events(path)
+    check([d["attempt_number"] for d in docs] == [1, 2, 3] and len({d["id"] for d in docs}) == 1,
+          "attempts 1, 2, 3 of one event", docs)
+    gaps = [b["at"] - a["at"] for a, b in zip(reqs, reqs[1:])]
+    check(gaps[0] >= 0.045 and gaps[1] >= 0.095, "backoff 50 ms * 2^(n-1)", gaps)
+    log = [e for e in c.ctl("GET", "/webhooks/%s/deliveries" % sid)["deliveries"]
+           if e["kind"] == "event"]
+    check([(e["attempt_number"], e["status"]) for e in log] == [(1, 500), (2, 503), (3, 200)] and
+          {(e["event_id"], e["type"], e["entity_id"]) for e in log} ==
+          {(docs[0]["id"], "page.created", p["id"])}, "delivery log", log)
+    check([e["body"].encode() for e in log] == [r["body"] for r in reqs] and
+          [e["signature"] for e in log] == [r["headers"]["X-Notion-Signature"] for r in reqs] and
+          all(MS_RE.match(e["sent_at"]) for e in log), "log bodies, signatures", log)
+    since = log[1]["seq"]
+    later = c.ctl("GET", "/webhooks/%s/deliveries?since=%d" % (sid, since))["deliveries"]
+    check([e["seq"] for e in later] == [log[2]["seq"]], "?since", later)
+    d = c.ctl("GET", "/webhooks/" + sid)
+    check(d["failed_attempts"] == 2 and d["delivered"] == 1 and d["dropped"] == 0 and
+          d["pending"] == 0, "counters", d)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_receiver_down(c):
+    rx = Receiver()
+    path = "/hook/down"
+    sid = _subscribe(c, path, receiver=rx, retry_base_ms=30)
+    rx.stop()
+    _new_page(c)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        log = c.ctl("GET", "/webhooks/%s/deliveries" % sid)["deliveries"][1:]
+        if len(log) >= 2:
+            break
+        time.sleep(0.02)
+    check(len(log) >= 2 and all(e["status"].startswith("connect error: ") for e in log),
+          "connection errors while down", log)
+    rx.start()
+    [ev] = _hook_events(c, path, rx)
+    log = c.ctl("GET", "/webhooks/%s/deliveries" % sid)["deliveries"][1:]
+    check(ev["attempt_number"] == len(log) >= 3 and log[-1]["status"] == 200 and
+          {e["event_id"] for e in log} == {ev["id"]}, "delivered once back up, same id", ev, log)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_timeout(c):
+    path = "/hook/timeout"
+    sid = _subscribe(c, path, timeout_ms=600, retry_base_ms=10)
+    c.rx.fail(path, (200, 1.2))
+    _new_page(c)
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    st, _, _ = c.api("GET", "/users/me", token=HOOK_TOKEN)
+    check(st == 200 and time.monotonic() - t0 < 0.3 and
+          c.ctl("GET", "/webhooks/" + sid)["in_flight"] == 1,
+          "the API answers while a delivery hangs")
+    evs = _hook_events(c, path)
+    log = c.ctl("GET", "/webhooks/%s/deliveries" % sid)["deliveries"][1:]
+    check([e["attempt_number"] for e in evs] == [1, 2] and
+          [(e["attempt_number"], "timed out" in str(e["status"])) for e in log] ==
+          [(1, True), (2, False)] and log[1]["status"] == 200,
+          "no answer within timeout_ms: retried", log)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_give_up(c):
+    path = "/hook/give-up"
+    sid = _subscribe(c, path, max_attempts=3, retry_base_ms=10)
+    c.rx.fail(path, *[500] * 5)
+    _new_page(c)
+    evs = _hook_events(c, path)
+    d = c.ctl("GET", "/webhooks/" + sid)
+    check([e["attempt_number"] for e in evs] == [1, 2, 3] and d["dropped"] == 1 and
+          d["failed_attempts"] == 3 and d["delivered"] == 0 and d["pending"] == 0,
+          "dropped after max_attempts", d)
+    c.rx.fail(path)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_drain(c):
+    path = "/hook/drain"
+    sid = _subscribe(c, path, delay_ms=800)
+    _new_page(c)
+    t0 = time.monotonic()
+    d = c.ctl("POST", "/webhooks/drain", {"timeout_ms": 100})
+    dt = time.monotonic() - t0
+    check(d["drained"] is False and d["pending"] == 1 and 0.09 <= dt < 1.0,
+          "drain times out with 200 and drained: false", d, dt)
+    d = c.ctl("POST", "/webhooks/drain", {"timeout_ms": 5000, "subscription_id": sid})
+    check(d["drained"] is True and d["delivered"] == 1 and len(c.rx.events(path)) == 1 and
+          time.monotonic() - t0 >= 0.75, "drain waits for the delay", d)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def t_hook_inject(c):
+    path = "/hook/inject"
+    pending = c.ctl("POST", "/webhooks", {"url": c.rx.url(path + "/p"), "token": HOOK_TOKEN})
+    st, _, d = c.request("POST", "/_emulator/webhooks/%s/events" % pending["subscription_id"],
+                         {"type": "comment.created", "entity": {"id": DB_W, "type": "comment"}})
+    check(st == 409, "no injection while pending", st, d)
+    c.ctl("DELETE", "/webhooks/" + pending["subscription_id"])
+    sid = _subscribe(c, path)
+    comment, page = "c5000000-0000-4000-8000-0000000000c1", "c5000000-0000-4000-8000-0000000000a1"
+    data = {"page_id": page, "parent": {"id": page, "type": "page"}}
+    r1 = c.ctl("POST", "/webhooks/%s/events" % sid, {
+        "type": "comment.created", "entity": {"id": comment.replace("-", ""), "type": "comment"},
+        "data": data})
+    r2 = c.ctl("POST", "/webhooks/%s/events" % sid, {"type": "page.sparkled",
+                                                     "entity": {"id": page, "type": "page"}})
+    evs = _hook_events(c, path)
+    check([(e["id"], e["type"], e["entity"], e["data"]) for e in evs] ==
+          [(r1["event_id"], "comment.created", {"id": comment, "type": "comment"}, data),
+           (r2["event_id"], "page.sparkled", {"id": page, "type": "page"}, {})] and
+          all(list(e) == ENVELOPE for e in evs), "injected events as given", evs)
+    for body in ({"type": "x"}, {"entity": {"id": page, "type": "page"}},
+                 {"type": "x", "entity": {"id": "nope", "type": "page"}},
+                 {"type": "x", "entity": {"id": page, "type": "page"}, "token": TOKEN}):
+        st, _, d = c.request("POST", "/_emulator/webhooks/%s/events" % sid, body)
+        check(st == 400 and "error" in d, "bad injection %r" % body, st, d)
+    c.ctl("DELETE", "/webhooks/" + sid)
+
+
+def _self_signed(tmp):
+    """(cert, key) files of a certificate for 127.0.0.1 made with openssl, or Skip."""
+    if shutil.which("openssl") is None:
+        raise Skip("no openssl to make a certificate")
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], capture_output=True)
+    if r.returncode != 0:
+        raise Skip("openssl cannot make a certificate: %s" % r.stderr.decode()[-200:])
+    return cert, key
+
+
+def t_hook_https(c):
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = _self_signed(tmp)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        rx = Receiver(tls=ctx)
+        path = "/hook/tls"
+        sid = _subscribe(c, path, receiver=rx, cafile=cert)
+        sid2 = _subscribe(c, path + "/insecure", receiver=rx, insecure=True)
+        bad = c.ctl("POST", "/webhooks", {"url": rx.url(path + "/bad"), "token": HOOK_TOKEN,
+                                          "max_attempts": 1})["subscription_id"]
+        _new_page(c)
+        check(len(_hook_events(c, path, rx)) == 1 and
+              len(rx.events(path + "/insecure")) == 1, "delivered over TLS (cafile, insecure)")
+        log = c.ctl("GET", "/webhooks/%s/deliveries" % bad)["deliveries"]
+        check(len(log) == 1 and "CERTIFICATE_VERIFY_FAILED" in log[0]["status"] and
+              not rx.at(path + "/bad"), "an unknown certificate is refused", log)
+        st, _, d = c.request("POST", "/_emulator/webhooks", {
+            "url": rx.url(path), "token": HOOK_TOKEN, "cafile": os.path.join(tmp, "none.pem")})
+        check(st == 400 and "cafile" in d["error"], "missing cafile -> 400", st, d)
+        for s in (sid, sid2, bad):
+            c.ctl("DELETE", "/webhooks/" + s)
+        rx.stop()
+
+
+def t_hook_reset(c):
+    path = "/hook/reset"
+    sid = _subscribe(c, path, delay_ms=300)
+    _new_page(c)
+    c.ctl("POST", "/reset")
+    time.sleep(0.5)
+    check(c.rx.events(path) == [], "reset stops delivery", c.rx.events(path))
+    st, _, _ = c.request("GET", "/_emulator/webhooks/" + sid)
+    check(st == 404 and c.ctl("GET", "/webhooks")["subscriptions"] == [],
+          "reset removes subscriptions", st)
+
+
 TESTS = [
     ("setup workspace, users/me", t_setup),
     ("missing / unsupported Notion-Version", t_missing_version),
@@ -910,6 +1616,24 @@ TESTS = [
     ("search matches database titles; data sources titled by their own names",
      t_proof_search_titles),
     ("title property named Title beside a rich_text Name", t_proof_title_not_name),
+    ("webhook handshake, verify, resend, URL change, delete", t_hook_handshake),
+    ("webhook control errors", t_hook_control_errors),
+    ("page events: created, properties, trash, lock, content, move; envelope", t_hook_page_events),
+    ("database, data source and schema events; schema edits", t_hook_schema_events),
+    ("2022-06-28 subscription: old parents and database forms", t_hook_v2022),
+    ("event_types, unshared or revoked databases, generation, emit: false", t_hook_filters),
+    ("OAuth tokens: users/me workspaces, one event per workspace", t_hook_oauth),
+    ("aggregation within aggregate_ms", t_hook_aggregate),
+    ("duplicates: the same event again", t_hook_duplicates),
+    ("reorder: batches newest first, paused release, seeded shuffle", t_hook_reorder),
+    ("retries after 500/503: attempt_number, backoff, delivery log", t_hook_retries),
+    ("receiver down, then up: retried until delivered", t_hook_receiver_down),
+    ("timeout_ms: a receiver that does not answer in time", t_hook_timeout),
+    ("dropped after max_attempts", t_hook_give_up),
+    ("drain: timeout and waiting for delayed events", t_hook_drain),
+    ("injected events", t_hook_inject),
+    ("https receivers: cafile, insecure, refused certificate", t_hook_https),
+    ("reset stops webhook delivery and removes subscriptions", t_hook_reset),
 ]
 
 
@@ -955,6 +1679,8 @@ def main():
                 try:
                     fn(c)
                     print("ok %d - %s%s" % (n, name, " (%.2fs)" % (time.monotonic() - t0) if verbose else ""))
+                except Skip as e:
+                    print("ok %d - %s # SKIP %s" % (n, name, e))
                 except Exception as e:
                     failed += 1
                     print("not ok %d - %s" % (n, name))
@@ -967,6 +1693,8 @@ def main():
             for line in traceback.format_exc().rstrip().splitlines():
                 print("#   " + line)
         finally:
+            for receiver in RECEIVERS:
+                receiver.stop()
             rc = stop_emulator(proc) if proc is not None else None
             stderr = proc.stderr.read().decode(errors="replace") if proc is not None else ""
             if rc == 0:

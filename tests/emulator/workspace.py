@@ -170,6 +170,22 @@ def _string(value):
     return value
 
 
+def _id_of(value, what, optional=False):
+    """32-hex form of a Notion id given in a control request (None stays None if optional)."""
+    if value is None and optional:
+        return None
+    h = norm_id(value)
+    if not h:
+        raise ControlError("invalid %s %r" % (what, value))
+    return h
+
+
+def _text(value, what):
+    if not isinstance(value, str) or not value:
+        raise ControlError("%s must be a non-empty string" % what)
+    return value
+
+
 def _list(value):
     if value is None:
         return []
@@ -236,12 +252,26 @@ def default_config(ptype, name, ds):
 
 
 class Token:
-    def __init__(self, token, integration_name, databases):
+    """An integration's token. workspace_id/workspace_name None: the workspace's own (an
+    OAuth token of a public integration names the workspace that installed it)."""
+
+    def __init__(self, token, integration_name, databases, workspace_id=None,
+                 workspace_name=None, bot_id=None):
         self.token = token
         self.name = integration_name
         self.integration_id = stable_id("integration", integration_name)
-        self.bot_id = stable_id("bot", integration_name, token)
+        self.bot_id = bot_id or stable_id("bot", integration_name, token)
         self.databases = set(databases)
+        self.workspace_id = workspace_id
+        self.workspace_name = workspace_name
+
+    def workspace(self, ws):
+        """(dashed id, name) of the workspace this token belongs to."""
+        return dashed(self.workspace_id or ws.id), self.workspace_name or ws.name
+
+    def can_read(self, db_id, ds=None):
+        """Whether the token reaches database db_id (and data source ds of it, if given)."""
+        return db_id in self.databases and (ds is None or ds.accessible)
 
 
 class Database:
@@ -337,18 +367,16 @@ class Workspace:
         self.default_user = stable_id("user", "owner")
 
     # -- tokens and sharing
-    def set_token(self, token, integration_name, databases=()):
-        if not isinstance(token, str) or not token:
-            raise ControlError("token must be a non-empty string")
-        if not isinstance(integration_name, str) or not integration_name:
-            raise ControlError("integration_name must be a non-empty string")
-        ids = []
-        for d in databases or ():
-            h = norm_id(d)
-            if not h:
-                raise ControlError("invalid database id %r" % (d,))
-            ids.append(h)
-        self.tokens[token] = Token(token, integration_name, ids)
+    def set_token(self, token, integration_name, databases=(), workspace_id=None,
+                  workspace_name=None, bot_id=None):
+        _text(token, "token")
+        _text(integration_name, "integration_name")
+        if workspace_name is not None:
+            _text(workspace_name, "workspace_name")
+        ids = [_id_of(d, "database id") for d in databases or ()]
+        self.tokens[token] = Token(
+            token, integration_name, ids, _id_of(workspace_id, "workspace_id", True),
+            workspace_name, _id_of(bot_id, "bot_id", True))
         return self.tokens[token]
 
     def share(self, token, database_id, shared=True):
@@ -416,6 +444,55 @@ class Workspace:
                 raise ControlError("schema entry %r must be a type name or object" % name)
             self.add_prop(ds, name, spec.get("type"), spec.get(spec.get("type")), spec.get("id"))
 
+    def edit_schema(self, ds, add=None, rename=None, remove=None):
+        """Remove, then rename, then add properties of a data source; everything is checked
+        before anything changes. The title property can be renamed, not removed; new names
+        must not be in use. Page values of removed properties vanish. Returns the changes
+        as a webhook's updated_properties: [{id, name, action: created|updated|deleted}]."""
+        add, rename, remove = add or {}, rename or {}, remove or []
+        if not (isinstance(add, dict) and isinstance(rename, dict) and isinstance(remove, list)):
+            raise ControlError("add and rename must be objects, remove a list of names")
+        names = list(ds.props)
+        for name in remove:
+            if name not in ds.props:
+                raise ControlError("no property %r to remove" % (name,), 404)
+            if ds.props[name].type == "title":
+                raise ControlError("the title property cannot be removed")
+        names = [n for n in names if n not in remove]
+        for old, new in rename.items():
+            if old not in names:
+                raise ControlError("no property %r to rename" % (old,), 404)
+            taken = new in names or list(rename.values()).count(new) > 1
+            if not isinstance(new, str) or not new or taken:
+                raise ControlError("cannot rename %r to %r: give a new, unused name" % (old, new))
+        names = [rename.get(n, n) for n in names]
+        for name, spec in add.items():
+            ptype = spec.get("type") if isinstance(spec, dict) else spec
+            if name in names or ptype not in PROPERTY_TYPES or ptype == "title":
+                raise ControlError("cannot add %r of type %r: give a new name and a type other "
+                                   "than title" % (name, ptype))
+        changes = []
+        for name in remove:
+            prop = ds.props.pop(name)
+            for page in ds.pages.values():
+                page.values.pop(name, None)
+            changes.append({"id": prop.id, "name": name, "action": "deleted"})
+        for old, new in rename.items():
+            prop = ds.props[old]
+            prop.name = new
+            for page in ds.pages.values():
+                if old in page.values:
+                    page.values[new] = page.values.pop(old)
+            changes.append({"id": prop.id, "name": new, "action": "updated"})
+        ds.props = collections.OrderedDict((p.name, p) for p in ds.props.values())
+        self.set_schema(ds, add)
+        changes.extend({"id": ds.props[name].id, "name": name, "action": "created"} for name in add)
+        ds.schema_version += 1
+        for page in ds.pages.values():
+            page.cache.clear()
+        self.touched(ds)
+        return changes
+
     def add_prop(self, ds, name, ptype, config=None, pid=None):
         if ptype not in PROPERTY_TYPES:
             raise ControlError("unknown property type %r for %r" % (ptype, name))
@@ -461,14 +538,20 @@ class Workspace:
             page.edited_by = self._user_id(spec["last_edited_by"])
         self._apply_meta(page, spec)
         self.set_values(page, spec.get("properties") or {})
-        for p in ds.props.values():
-            if p.type == "unique_id" and page.values.get(p.name, {}).get("number") is None:
-                ds.unique_counter += 1
-                page.values[p.name] = {"prefix": p.config.get("prefix"), "number": ds.unique_counter}
+        self._number(page)
         self.pages[pid] = page
         ds.pages[pid] = page
         self.touched(ds)
         return page
+
+    def _number(self, page):
+        """Give the page the next number of each unique_id property it has no number for."""
+        ds = page.ds
+        for p in ds.props.values():
+            if p.type == "unique_id" and page.values.get(p.name, {}).get("number") is None:
+                ds.unique_counter += 1
+                page.values[p.name] = {"prefix": p.config.get("prefix"),
+                                       "number": ds.unique_counter}
 
     def patch_page(self, page, spec, now):
         if not isinstance(spec, dict):
@@ -483,6 +566,36 @@ class Workspace:
             page.edited_by = self._user_id(spec["last_edited_by"])
         page.cache.clear()
         self.touched(page.ds)
+
+    def move_page(self, page, target, now):
+        """Move a page to another data source (of any database). The title goes to the
+        target's title property; values of properties the target has with the same name and
+        type carry over (select, multi_select and status options by name); the rest is
+        dropped, and unique_id properties of the target number the page afresh."""
+        source = page.ds
+        if target is source:
+            raise ControlError("the page is already in that data source")
+        old_title, new_title = source.title_prop(), target.title_prop()
+        kept = {}
+        for name, value in page.values.items():
+            prop = source.props.get(name)
+            dest = new_title if prop is old_title else target.props.get(name)
+            if prop is None or dest is None or dest.type != prop.type or dest.type == "unique_id":
+                continue
+            if dest.type in ("select", "status"):
+                value = None if value is None else dest.option(value["name"])
+            elif dest.type == "multi_select":
+                value = [dest.option(o["name"]) for o in value]
+            kept[dest.name] = value
+        del source.pages[page.id]
+        page.ds = target
+        target.pages[page.id] = page
+        page.values = kept
+        self._number(page)
+        page.edited = floor_minute(now)
+        page.cache.clear()
+        self.touched(source)
+        self.touched(target)
 
     def delete_page(self, page):
         del self.pages[page.id]
@@ -648,12 +761,7 @@ class Workspace:
 
     @staticmethod
     def _new_id(given, taken):
-        if given is None:
-            h = random_id()
-        else:
-            h = norm_id(given)
-            if not h:
-                raise ControlError("invalid id %r" % (given,))
+        h = random_id() if given is None else _id_of(given, "id")
         if h in taken:
             raise ControlError("id %s already exists" % dashed(h), 409)
         return h
