@@ -46,7 +46,7 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 {
 	const char *s;
 	double batch = 200, timeout = 60000, connect = 10000, attempts = 6;
-	double max_wait = 600, workers = 2;
+	double max_wait = 600, workers = 2, per_user = 2;
 	nsync_rc rc;
 
 	if (!cfg)
@@ -63,6 +63,7 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	cfg->backoff_base = 1.0;
 	cfg->full_interval = 86400;
 	cfg->workers = 2;
+	cfg->per_user = 2;
 	cfg->stale_after = 120;
 	if ((rc = set_string(&cfg->notion_api_url, "https://api.notion.com", err)) ||
 	    (rc = set_string(&cfg->notion_version, "2025-09-03", err)))
@@ -95,7 +96,8 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	    (rc = env_number("NOTION_SYNC_FULL_INTERVAL", 0, 366 * 86400.0, &cfg->full_interval,
 			     err)) ||
 	    (rc = env_number("NOTION_SYNC_WORKERS", 0, 256, &workers, err)) ||
-	    (rc = env_number("NOTION_SYNC_STALE_AFTER", 1, 86400, &cfg->stale_after, err)))
+	    (rc = env_number("NOTION_SYNC_STALE_AFTER", 1, 86400, &cfg->stale_after, err)) ||
+	    (rc = env_number("NOTION_SYNC_PER_USER", 1, 16, &per_user, err)))
 		return rc;
 	cfg->batch_size = (int)batch;
 	cfg->request_timeout_ms = (long)timeout;
@@ -103,6 +105,7 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	cfg->max_attempts = (int)attempts;
 	cfg->max_retry_wait = max_wait;
 	cfg->workers = (int)workers;
+	cfg->per_user = (int)per_user;
 	if (cfg->max_request_wait < max_wait)
 		cfg->max_request_wait = max_wait;
 	return NSYNC_OK;

@@ -8,6 +8,7 @@
 #include "credentials.h"
 #include "discover.h"
 #include "error.h"
+#include "pacer.h"
 #include "mapping.h"
 
 /* Most databases one kind's search may name before discovery stops
@@ -136,7 +137,7 @@ nsync_rc nsync__discover(struct nsync_service *svc, const char *user_id, struct 
 	if (rc != NSYNC_OK)
 		return rc;
 	ctx.token = token;
-	ctx.pacer = nsync__pacer_for(svc, token);
+	ctx.pacer = nsync__pacer_get(token);
 	ctx.stats = stats;
 	for (i = 0; rc == NSYNC_OK && (kind = nsync__kind_at(i)) != NULL; i++) {
 		struct nsync_candidates *c = &d->kinds[d->n_kinds];

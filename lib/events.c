@@ -115,6 +115,7 @@ static nsync_rc registered(struct nsync_service *svc, const char *user_id, const
 struct row_place {
 	const struct nsync_kind *kind;
 	char database_id[37];
+	char source_id[37]; /* "" when the row has none (2022-06-28) */
 };
 
 static const struct nsync_kind *kind_index(size_t i)
@@ -135,7 +136,8 @@ static nsync_rc rows_of_page(struct nsync_service *svc, const char *user_id, con
 	for (i = 0; i < 5; i++)
 		used += (size_t)
 			snprintf(sql + used, sizeof(sql) - used,
-				 "%sselect %zu, notion_database_id::text from %s where user_id"
+				 "%sselect %zu, notion_database_id::text,"
+				 " coalesce(notion_data_source_id::text, '') from %s where user_id"
 				 " = $1::uuid and notion_page_id = $2::uuid",
 				 i ? " union all " : "", i, kind_index(i)->table);
 	res = nsync__store_exec(&svc->store, "finding a page's rows", sql, 2, params, err);
@@ -144,6 +146,7 @@ static nsync_rc rows_of_page(struct nsync_service *svc, const char *user_id, con
 	for (r = 0; r < PQntuples(res) && *n < 5; r++) {
 		places[*n].kind = kind_index(strtoul(PQgetvalue(res, r, 0), NULL, 10));
 		snprintf(places[*n].database_id, 37, "%s", PQgetvalue(res, r, 1));
+		snprintf(places[*n].source_id, 37, "%s", PQgetvalue(res, r, 2));
 		(*n)++;
 	}
 	PQclear(res);
@@ -320,14 +323,21 @@ static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
 			return NSYNC_OK;
 		}
 		/* Gone, or no longer shared: delete only where the database
-		 * itself is still readable with this token. */
+		 * itself is still readable with this token and still lists the
+		 * row's data source (else access was lost: keep the row). */
 		for (i = 0; i < n_places; i++) {
 			struct nsync_database_info info;
 			nsync_rc drc =
 				nsync__notion_get_database(svc->notion, &c, places[i].database_id,
 							   &info, &nerr);
+			int listed = 0;
+			size_t k;
+
+			for (k = 0; drc == NSYNC_OK && k < info.n_sources; k++)
+				listed |= !places[i].source_id[0] ||
+					  strcmp(info.sources[k], places[i].source_id) == 0;
 			nsync__database_info_clear(&info);
-			if (drc == NSYNC_OK || drc == NSYNC_ERR_NO_DATA_SOURCES) {
+			if (listed) {
 				rc = delete_row(svc, user_id, g->target, &places[i], &deleted, err);
 				if (rc == NSYNC_ERR_BUSY)
 					goto busy;
@@ -343,7 +353,8 @@ static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
 				"row deleted: the page is gone and its database is readable");
 		else
 			verdict(v, "processed",
-				"row kept: neither the page nor its database is readable");
+				"row kept: the page is not readable, and neither is its data "
+				"source in its database");
 		return NSYNC_OK;
 	}
 	if (rc == NSYNC_ERR_NOTION_AUTH) {

@@ -199,21 +199,16 @@ static nsync_rc wait_refused(const struct nsync_http *h, long status, double ret
 	return answer.code;
 }
 
+/* Wait for this request's start slot. */
 static void pace(struct nsync_pacer *pacer, double rate, struct nsync_stats *stats)
 {
-	double now, wait;
+	double wait = nsync__pacer_reserve(pacer, rate);
 
-	if (!pacer || rate <= 0)
+	if (wait <= 0)
 		return;
-	now = nsync__monotonic();
-	wait = pacer->next_at - now;
-	if (wait > 0) {
-		nsync__sleep(wait);
-		if (stats)
-			stats->pacing_seconds += wait;
-		now = pacer->next_at;
-	}
-	pacer->next_at = now + 1.0 / rate;
+	nsync__sleep(wait);
+	if (stats)
+		stats->pacing_seconds += wait;
 }
 
 nsync_rc nsync__http_call(struct nsync_http *h, const char *path, const char *body,

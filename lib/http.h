@@ -1,7 +1,7 @@
 /*
  * http.h - the Notion HTTP client: one libcurl easy handle reused for every
  * request (keep-alive), timeouts, the retry policy of retry.h, per-token
- * pacing, and statistics. Tokens go only into the Authorization header;
+ * pacing (pacer.h), and statistics. Tokens go only into the Authorization header;
  * they never reach an error message.
  */
 #ifndef NSYNC_HTTP_H
@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "clock.h"
+#include "pacer.h"
 #include "notionsync.h"
 #include "retry.h"
 
@@ -18,13 +19,6 @@
 #define NSYNC_HTTP_MAX_BODY (64u * 1024 * 1024)
 /* An answer buffer larger than this is freed before the next request. */
 #define NSYNC_HTTP_KEEP_BODY (4u * 1024 * 1024)
-
-/* Spacing of one token's requests. Keyed by a hash of the token, so the
- * token itself is not kept. */
-struct nsync_pacer {
-	unsigned long token_hash;
-	double next_at; /* monotonic seconds before which we must not send */
-};
 
 struct nsync_http;
 

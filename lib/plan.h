@@ -28,6 +28,7 @@ struct nsync_job {
 	char trigger[24];
 	bool full;       /* a full walk was asked for */
 	long queued_run; /* the queued run this job is, or 0 */
+	bool events;     /* its walk runs the user's webhook events between requests */
 };
 
 /* A list of jobs; free with nsync__plan_free. */

@@ -75,30 +75,34 @@ void nsync__queue_release_user(struct nsync_store *s, const char *user_id)
 	nsync__store_unlock_key(s, user_id, "");
 }
 
-nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct nsync_queued_run *run,
-			   int *found, struct nsync_err *err)
+nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id,
+			   struct nsync_queued_run *runs, size_t max, size_t *found,
+			   struct nsync_err *err)
 {
-	const char *params[] = {user_id};
+	char limit[24];
+	const char *params[] = {user_id, limit};
 	PGresult *res;
+	int i;
 
 	*found = 0;
-	memset(run, 0, sizeof(*run));
+	snprintf(limit, sizeof(limit), "%zu", max);
 	res = nsync__store_exec(s, "reading the queue",
 				"select id, coalesce(database_id::text, ''), "
 				"coalesce(database_name, ''),"
 				" trigger, full_walk from notion_sync_runs where user_id = $1::uuid"
-				" and status = 'queued' order by id limit 1",
-				1, params, err);
+				" and status = 'queued' order by id limit $2::int",
+				2, params, err);
 	if (!res)
 		return NSYNC_ERR_DB;
-	if (PQntuples(res)) {
-		*found = 1;
-		run->id = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-		snprintf(run->database_id, sizeof(run->database_id), "%s", PQgetvalue(res, 0, 1));
+	for (i = 0; i < PQntuples(res) && *found < max; i++) {
+		struct nsync_queued_run *run = &runs[(*found)++];
+		memset(run, 0, sizeof(*run));
+		run->id = strtol(PQgetvalue(res, i, 0), NULL, 10);
+		snprintf(run->database_id, sizeof(run->database_id), "%s", PQgetvalue(res, i, 1));
 		snprintf(run->database_name, sizeof(run->database_name), "%s",
-			 PQgetvalue(res, 0, 2));
-		snprintf(run->trigger, sizeof(run->trigger), "%s", PQgetvalue(res, 0, 3));
-		run->full = PQgetvalue(res, 0, 4)[0] == 't';
+			 PQgetvalue(res, i, 2));
+		snprintf(run->trigger, sizeof(run->trigger), "%s", PQgetvalue(res, i, 3));
+		run->full = PQgetvalue(res, i, 4)[0] == 't';
 	}
 	PQclear(res);
 	return NSYNC_OK;

@@ -44,10 +44,11 @@ struct nsync_queued_run {
 nsync_rc nsync__queue_start(struct nsync_store *s, long run_id, const char *worker,
 			    struct nsync_err *err);
 
-/* nsync__queue_next - the oldest queued run of user_id, *found = 0 when
- * none. Call only while holding the user's lock. */
-nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id, struct nsync_queued_run *run,
-			   int *found, struct nsync_err *err);
+/* nsync__queue_next - the oldest queued runs of user_id, at most max, in
+ * runs; *found receives how many (0 when none is waiting). */
+nsync_rc nsync__queue_next(struct nsync_store *s, const char *user_id,
+			   struct nsync_queued_run *runs, size_t max, size_t *found,
+			   struct nsync_err *err);
 
 /* nsync__queue_reap - fail the running runs whose lock no session holds
  * (the (user, database) lock; the user lock for discovery runs) and whose last heartbeat is older than stale_after

@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "credentials.h"
 #include "error.h"
+#include "pacer.h"
 #include "events.h"
 #include "mapping.h"
 #include "queue.h"
@@ -120,7 +121,7 @@ static void sync_one(struct nsync_service *svc, const struct nsync_job *j, const
 
 	memset(&job, 0, sizeof(job));
 	job.nctx.token = token;
-	job.nctx.pacer = nsync__pacer_for(svc, token);
+	job.nctx.pacer = nsync__pacer_get(token);
 	job.nctx.stats = &o->stats;
 	if (strcmp(trigger, "webhook") != 0) {
 		/* Where an OAuth user's webhook events come from; best effort. */

@@ -1,7 +1,7 @@
 /*
  * service.h - what the modules behind the public service share: the
- * service itself (configuration, PostgreSQL session, Notion client, one
- * pacer per token) and the pacer lookup. The public calls are in
+ * service itself (configuration, PostgreSQL session, Notion client); the
+ * pacers are the process's (pacer.h). The public calls are in
  * notionsync.h; a request flows plan.h -> runner.h -> answer.h.
  */
 #ifndef NSYNC_SERVICE_H
@@ -14,12 +14,15 @@
 #include "notionsync.h"
 #include "store.h"
 
+/* Most runs of one user a worker walks at once (NOTION_SYNC_PER_USER). */
+#define NSYNC_MAX_PER_USER 16
+
 struct nsync_service {
 	struct nsync_config cfg; /* deep copy of the caller's */
 	struct nsync_store store;
 	struct nsync_notion *notion;
-	struct nsync_pacer *pacers; /* one per token seen, by hash */
-	size_t n_pacers;
+	struct nsync_service **lanes; /* services of a worker's concurrent runs (per_user) */
+	size_t n_lanes;
 	struct nsync_stats last; /* totals of the last run */
 	bool last_ok;            /* every job of the last run succeeded */
 };
@@ -30,9 +33,5 @@ struct nsync_service {
  * owns no string. */
 nsync_rc nsync__config_copy(struct nsync_config *copy, const struct nsync_config *cfg,
 			    struct nsync_err *err);
-
-/* nsync__pacer_for - the pacer of token (kept by its hash), created on
- * first use. NULL only when out of memory: the requests then go unpaced. */
-struct nsync_pacer *nsync__pacer_for(struct nsync_service *svc, const char *token);
 
 #endif

@@ -114,8 +114,9 @@ def phase(label, tag):
     gets = len([r for r in reqs if r["method"] == "GET" and "/v1/pages/" in r["path"]])
     limited = len([r for r in reqs if r.get("status") == 429])
     events = int(pg.scalar(f"select count(*) from notion_webhook_events where id > {first}"))
+    walk_queries = len([r for r in reqs if r["method"] == "POST" and r["path"].endswith("/query")])
     return dict(label=label, lag=lag, correct=correct, gets=gets, events=events,
-                limited=limited, requests=len(reqs))
+                limited=limited, requests=len(reqs), walk_queries=walk_queries)
 
 
 def row(r, target):
@@ -142,9 +143,10 @@ run_id = js["runs"][0]["run_id"]
 h.wait_for(lambda: pg.scalar(f"select status from notion_sync_runs where id = {run_id}")
            == "running", timeout=60, what="the walk to start")
 during = phase("during a 20,000-page full walk", "Walking")
-walk = h.json_rows(pg, f"select status, pages_seen from notion_sync_runs where id = {run_id}")[0]
+walk = pg.scalar(f"select status from notion_sync_runs where id = {run_id}")
 row(during, 5)
-print(f"(the walk was {walk['status']} with {walk['pages_seen']} of {args.walk_pages} pages seen"
-      " when the last edit was written)", flush=True)
+print(f"(the walk was still {walk} when the last edit was written; it made"
+      f" {during['walk_queries']} query requests during the phase, the edits"
+      f" {during['gets']} page reads, on the same token's 3 requests/s)", flush=True)
 h.stop_responder(responder)
 h.run_cleanups()

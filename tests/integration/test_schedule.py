@@ -5,8 +5,9 @@ pg_net 0.20.4 (built from ../shared/vendor/pg_net by cli/build-pg-net.sh,
 preloaded; its background worker), firing real requests through nginx ->
 spawn-fcgi -> notion-sync-fcgi -> the Notion emulator -> PostgreSQL.
 
-Follows ../shared/seeds/cron-sync-setup-guide.md: its setup steps, functions,
-cron job, monitoring and troubleshooting queries must work as written.
+Follows the cron sync setup guide the scheduling was built from (README.md,
+"Scheduling"): its setup steps, functions, cron job, monitoring and
+troubleshooting queries must work as written.
 
 Scenarios (tests/lib/scenario.py; all by default, or some by name:
 test_schedule.py cron monitor):

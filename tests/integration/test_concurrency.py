@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""test_concurrency.py - one user's databases walked at once on one token
+(NOTION_SYNC_PER_USER), through the queue workers of the real responder,
+against an emulator that answers after a latency and refuses (429) any
+token going faster than Notion's limit.
+
+Scenarios:
+  together   four databases of one user queued together: with per-user
+             concurrency 4 their runs overlap in time, every row equals the
+             emulator's truth, and not one request is refused although the
+             emulator allows only 10% above the configured pace;
+  unpaced    the negative control: the same walks without pacing are
+             refused (429) by the same emulator, so the check above can fail;
+  one        per-user concurrency 1: the runs follow one another.
+Prints TAP; every process is stopped by the harness's cleanups.
+"""
+
+import json
+import uuid
+
+import harness as h
+import scenario
+
+SECRET = "concurrency-test-bearer-9d41c2"
+KINDS = ["Characters", "Worlds", "Stories", "Chat Sessions"]
+PAGES = 250        # 3 queries a database
+RATE = 4.0         # NOTION_RATE_LIMIT: starts 250 ms apart
+LATENCY_MS = 600   # longer than the spacing: one request at a time would waste the pace
+
+t = h.Tap()
+TEMPLATE = h.migrated_cluster()
+emu = h.Emulator()
+SCOPE = []
+
+
+def make_user(pg, tag):
+    user, token = str(uuid.uuid4()), f"secret_concurrency_{tag}_{uuid.uuid4().hex[:6]}"
+    emu.control("POST", "/tokens", {"token": token, "integration_name": "conc-" + tag,
+                                    "databases": []})
+    dbs = []
+    for i, kind in enumerate(KINDS):
+        db = emu.control("POST", "/databases", {"title": kind, "token": token})
+        emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0],
+                                          "count": PAGES, "seed": 40 + i, "kind": kind})
+        dbs.append((kind, db))
+    pg.psql(f"insert into user_settings (user_id, notion_token) values ('{user}', '{token}')")
+    pg.psql("insert into notion_databases (user_id, database_id, database_name) values "
+            + ", ".join(f"('{user}', '{db['database_id']}', '{kind}')" for kind, db in dbs))
+    return user, dbs
+
+
+def walk_all(pg, tag, per_user, rate):
+    """Queue the user's four databases in one request and wait for the runs;
+    returns (user, dbs, runs, refused requests)."""
+    user, dbs = make_user(pg, tag)
+    env = h.base_env(pg, emu, NOTION_SYNC_SECRET=SECRET, NOTION_SYNC_WORKERS=1,
+                     NOTION_SYNC_PER_USER=per_user, NOTION_RATE_LIMIT=rate,
+                     NOTION_MAX_ATTEMPTS=1)
+    responder = h.Responder(env, processes=1)
+    nginx = h.Nginx(responder.port)
+    SCOPE.append((responder, nginx))
+    emu.control("POST", "/config", {"latency_ms": LATENCY_MS})
+    emu.control("POST", "/rate_limit", {"requests_per_second": RATE * 1.1, "burst": 1})
+    emu.clear_requests()
+    st, _, js = h.http("POST", nginx.url + "/api/notion/sync-to-postgres",
+                       json.dumps({"user_id": user, "async": True}),
+                       {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"})
+    if st != 202:
+        raise RuntimeError(f"enqueue failed: {st} {js}")
+    h.wait_for(lambda: pg.scalar("select count(*) from notion_sync_runs where status in"
+                                 " ('success', 'error')") == str(len(KINDS)),
+               timeout=180, what="the four runs")
+    runs = h.json_rows(pg, "select database_id::text as db, status, error_message,"
+                           " extract(epoch from started_at)::float8 as s,"
+                           " extract(epoch from finished_at)::float8 as f"
+                           " from notion_sync_runs order by id")
+    refused = sum(1 for r in emu.requests() if r.get("status") == 429)
+    emu.control("POST", "/config", {"latency_ms": 0})
+    emu.control("POST", "/rate_limit", {"requests_per_second": 0})
+    return user, dbs, runs, refused
+
+
+def overlapping(runs):
+    """Most runs running at one instant."""
+    points = sorted([(r["s"], 1) for r in runs] + [(r["f"], -1) for r in runs])
+    most = now = 0
+    for _, d in points:
+        now += d
+        most = max(most, now)
+    return most
+
+
+def together(pg):
+    user, dbs, runs, refused = walk_all(pg, "together", 4, RATE)
+    t.eq([r["status"] for r in runs], ["success"] * 4, "four runs of one user succeed", )
+    t.ok(overlapping(runs) >= 3, "per-user concurrency 4: the runs overlap in time",
+         runs)
+    t.eq(refused, 0, "one token, four walks at once: no request over Notion's limit (429)")
+    for kind, db in dbs:
+        truth = h.ground_truth(emu, db)
+        stored = pg.scalar(f"select count(*) from {h.table_of(kind)} where user_id = '{user}'"
+                           f" and notion_database_id = '{db['database_id']}'")
+        t.eq(int(stored), len(truth), f"{kind}: every page stored")
+
+
+def unpaced(pg):
+    _, _, runs, refused = walk_all(pg, "unpaced", 4, 0)
+    t.ok(refused > 0, "without pacing the same walks are refused by the emulator (the check"
+         " above can fail)", refused)
+
+
+def one(pg):
+    _, _, runs, refused = walk_all(pg, "one", 1, RATE)
+    t.eq(overlapping(runs), 1, "per-user concurrency 1: one run after another")
+    t.eq(refused, 0, "... and nothing refused")
+
+
+def on_its_own_database(name, fn):
+    def run():
+        pg = scenario.clone_database(TEMPLATE, f"conc_{name}")
+        try:
+            fn(pg)
+        finally:
+            while SCOPE:
+                responder, nginx = SCOPE.pop()
+                h.stop_responder(responder)
+                h.stop_process(nginx.proc)
+    return name, run
+
+
+scenario.run(t, [on_its_own_database(n, f) for n, f in
+                 [("together", together), ("unpaced", unpaced), ("one", one)]])
