@@ -73,11 +73,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
 SYNC = "/api/notion/sync-to-postgres"
 SECRET = "Burst-Secret-3e9a7c1f5b2dQk"

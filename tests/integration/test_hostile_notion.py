@@ -51,13 +51,10 @@ import threading
 import time
 import types
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
-HOSTILE = os.path.join(TOP, "tests", "hostile", "hostile_notion.py")
+HOSTILE = os.path.join(h.SRCDIR, "tests", "hostile", "hostile_notion.py")
 SYNC = "/api/notion/sync-to-postgres"
 SECRET = "test-bearer-secret-hostile-notion"
 TOKEN = "secret_test_token_hostile_notion"

@@ -58,15 +58,11 @@ by the harness's cleanups on failure).
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
 SECRET = "secret_test_lockloss_bearer_5d1e"
 SYNC = "/api/notion/sync-to-postgres"

@@ -33,7 +33,6 @@ onto it (scenario.run; all by default, or some by name: test_metrics.py runs):
 """
 
 import math
-import os
 import re
 import socket
 import struct
@@ -41,11 +40,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
 SYNC = "/api/notion/sync-to-postgres"
 METRICS = "/metrics"

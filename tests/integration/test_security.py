@@ -49,11 +49,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
 SYNC = "/api/notion/sync-to-postgres"
 RUNS = "/api/notion/sync-runs/"
