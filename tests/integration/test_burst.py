@@ -67,11 +67,9 @@ import re
 import subprocess
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import harness as h
 import scenario
@@ -94,8 +92,7 @@ SOMAXCONN = int(open("/proc/sys/net/core/somaxconn").read())
 h.note(f"net.core.somaxconn = {SOMAXCONN} (caps every listen backlog); {os.cpu_count()} CPUs")
 
 # --- PostgreSQL, emulator, 200 users -------------------------------------------------------------
-pg = h.Postgres()
-h.migrate(pg)
+pg = h.migrated_cluster(spares=False)   # spares once it holds the users, below
 pg.psql(f"create role {SVC_LOGIN} login in role notion_sync_service")
 emu = h.Emulator()
 USERS = [f"b0000000-0000-4000-8000-{i:012d}" for i in range(N)]
@@ -110,6 +107,8 @@ pg.psql("insert into user_settings (user_id, notion_token) values "
         + ", ".join(f"('{u}', '{tok}')" for u, tok in TOKENS.items()))
 pg.psql("insert into notion_databases (user_id, database_id, database_name) values "
         + ", ".join(f"('{u}', '{D}', 'Characters')" for u in USERS))
+h.keep_spares(pg)
+
 
 def env_of(db):
     """The responder's environment on database db (a copy of the template)."""
@@ -377,31 +376,9 @@ def passes(s):
     return s["drops"] == 0 and s["accepted"] == N and s["slowest"] <= TIMEOUT
 
 
-class CopiesAhead:
-    """Copies of a template for the scenarios about to run, made one after the
-    other in a background thread (CREATE DATABASE takes 0.2-0.4 s on a busy
-    host), so that a scenario seldom waits for its own. take(name) returns the
-    copy named name, made now if it was not asked for ahead."""
-
-    def __init__(self, pg, names, template=None):
-        self.pg, self.template = pg, template
-        wanted = [n for n in names if not sys.argv[1:] or n.split("_", 1)[-1] in sys.argv[1:]]
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.ahead = {n: self.pool.submit(scenario.clone_database, pg, n, template)
-                      for n in wanted}
-
-    def take(self, name):
-        made = self.ahead.pop(name, None)
-        return made.result() if made else scenario.clone_database(self.pg, name, self.template)
-
-
-COPIES = CopiesAhead(pg, [f"burst_{n}" for n in ("production", "worst", "threshold", "control",
-                                                  "backlog")])
-
-
 def fresh(name):
     """A copy of the migrated template (200 users, each with a registered database)."""
-    return COPIES.take(f"burst_{name}")
+    return scenario.clone_database(pg, f"burst_{name}")
 
 
 def survived(label, resp):

@@ -36,9 +36,7 @@ import math
 import re
 import socket
 import struct
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import harness as h
 import scenario
@@ -239,31 +237,9 @@ def parser():
 # --- the stack ---------------------------------------------------------------------------------
 
 # synchronous_commit on: the immediate stop below must not lose the rows inserted before it.
-TEMPLATE = h.Postgres(extra_conf=["synchronous_commit = on"])
-h.migrate(TEMPLATE)
+TEMPLATE = h.migrated_cluster(extra_conf=["synchronous_commit = on"])
 TEMPLATE.psql(f"create role {SVC_LOGIN} login in role notion_sync_service")
 emu = h.Emulator()
-
-
-class CopiesAhead:
-    """Copies of a template for the scenarios about to run, made one after the
-    other in a background thread (CREATE DATABASE takes 0.2-0.4 s on a busy
-    host), so that a scenario seldom waits for its own. take(name) returns the
-    copy named name, made now if it was not asked for ahead."""
-
-    def __init__(self, pg, names, template=None):
-        self.pg, self.template = pg, template
-        wanted = [n for n in names if not sys.argv[1:] or n.split("_", 1)[-1] in sys.argv[1:]]
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.ahead = {n: self.pool.submit(scenario.clone_database, pg, n, template)
-                      for n in wanted}
-
-    def take(self, name):
-        made = self.ahead.pop(name, None)
-        return made.result() if made else scenario.clone_database(self.pg, name, self.template)
-
-
-COPIES = CopiesAhead(TEMPLATE, [f"metrics_{n}" for n in ("empty", "auth", "runs", "fcgi", "down")])
 
 
 def env_of(db):
@@ -293,7 +269,7 @@ def on_its_own_database(name, fn):
         if not TEMPLATE.running():   # an earlier scenario left PostgreSQL down
             TEMPLATE.start_server()
         emu.control("DELETE", "/faults")
-        use(COPIES.take(f"metrics_{name}"))
+        use(scenario.clone_database(TEMPLATE, f"metrics_{name}"))
         fn()
         DONE.add(name)
     return name, run

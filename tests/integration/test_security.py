@@ -45,9 +45,7 @@ import re
 import socket
 import ssl
 import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import harness as h
 import scenario
@@ -237,24 +235,6 @@ pgnet = None    # the PgNet of the pg_net scenario's database
 SCENARIO_DBS = []
 
 
-class CopiesAhead:
-    """Copies of a template for the scenarios about to run, made one after the
-    other in a background thread (CREATE DATABASE takes 0.2-0.4 s on a busy
-    host), so that a scenario seldom waits for its own. take(name) returns the
-    copy named name, made now if it was not asked for ahead."""
-
-    def __init__(self, pg, names, template=None):
-        self.pg, self.template = pg, template
-        wanted = [n for n in names if not sys.argv[1:] or n.split("_", 1)[-1] in sys.argv[1:]]
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.ahead = {n: self.pool.submit(scenario.clone_database, pg, n, template)
-                      for n in wanted}
-
-    def take(self, name):
-        made = self.ahead.pop(name, None)
-        return made.result() if made else scenario.clone_database(self.pg, name, self.template)
-
-
 def env_of(db, secret=None):
     env = h.base_env(db, emu, DATABASE_URL=f"host={db.dir} dbname={db.dbname} user={SVC_LOGIN}")
     if secret is not None:
@@ -278,10 +258,8 @@ for user, token, counts in ((A, TOKEN_A, (6, 3, 3, 2, 2)), (B, TOKEN_B, (4, 2, 2
     code, _, out, err = h.run_cli(["set-token", "--user", user], dict(svc_env, NOTION_TOKEN=token))
     t.ok(code == 0, f"set-token for user {user[:8]} as the service login role", out + err)
 CHAR_A, CHAR_B = DBS[A]["Characters"], DBS[B]["Characters"]
-# The template is complete (the tokens set): copies for the scenarios ahead.
-COPIES = CopiesAhead(CLUSTER, [f"sec_{n}" for n in (
-    "tls", "sync", "auth", "plain_http", "methods", "body_size", "paths", "rate_limit",
-    "service")], template=TEMPLATE.dbname)
+# The template is complete (the tokens set): copies made ahead from now on.
+h.keep_spares(TEMPLATE)
 
 # The responder never serves a template (a template has no sessions): it starts
 # on a copy, and each scenario restarts it onto its own.
@@ -331,8 +309,7 @@ def on_its_own_database(name, fn, secret=NEW, synced=False, responder=True):
     def run():
         global pg
         source = synced_template() if synced else TEMPLATE
-        pg = (COPIES.take(f"sec_{name}") if not synced
-              else scenario.clone_database(CLUSTER, f"sec_{name}", template=source.dbname))
+        pg = scenario.clone_database(source, f"sec_{name}")
         SCENARIO_DBS.append(pg)
         if responder:
             h.respawn(resp, env_of(pg, secret))

@@ -21,7 +21,6 @@ no signature in any log; and notion_sync_signature() in PostgreSQL makes
 the very header Python and the responder compute (non-ASCII bodies and
 jsonb_build_object(...)::text included), and only its owner may call it.
 Prints TAP; the harness stops every process.
-Prints TAP; the harness stops every process.
 
 The TLS nginx and the responder are shared by every scenario; each scenario
 runs on its own PostgreSQL database (a copy of a migrated template holding
@@ -46,9 +45,7 @@ import hmac
 import json
 import socket
 import struct
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import harness as h
 import scenario
@@ -67,11 +64,8 @@ FINAL = ("success", "error", "skipped")
 
 t = h.Tap()
 STARTED = time.monotonic()
-t = h.Tap()
-STARTED = time.monotonic()
 
-TEMPLATE = h.Postgres()
-h.migrate(TEMPLATE)
+TEMPLATE = h.migrated_cluster(spares=False)   # spares once it holds the user, below
 TEMPLATE.psql(f"create role {SVC_LOGIN} login in role notion_sync_service")
 emu = h.Emulator()
 emu.control("POST", "/tokens", {"token": TOKEN, "integration_name": "signed", "databases": []})
@@ -82,29 +76,7 @@ emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0], "c
 TEMPLATE.psql(f"insert into user_settings (user_id, notion_token) values ('{U}', '{TOKEN}')")
 TEMPLATE.psql(f"insert into notion_databases (user_id, database_id, database_name) "
               f"values ('{U}', '{D}', 'Characters')")
-
-
-class CopiesAhead:
-    """Copies of a template for the scenarios about to run, made one after the
-    other in a background thread (CREATE DATABASE takes 0.2-0.4 s on a busy
-    host), so that a scenario seldom waits for its own. take(name) returns the
-    copy named name, made now if it was not asked for ahead."""
-
-    def __init__(self, pg, names, template=None):
-        self.pg, self.template = pg, template
-        wanted = [n for n in names if not sys.argv[1:] or n.split("_", 1)[-1] in sys.argv[1:]]
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.ahead = {n: self.pool.submit(scenario.clone_database, pg, n, template)
-                      for n in wanted}
-
-    def take(self, name):
-        made = self.ahead.pop(name, None)
-        return made.result() if made else scenario.clone_database(self.pg, name, self.template)
-
-
-COPIES = CopiesAhead(TEMPLATE, [f"signed_{n}" for n in (
-    "accepted", "window", "tamper", "hexcase", "malformed", "bearer_only", "bearer", "sql",
-    "rotation")])
+h.keep_spares(TEMPLATE)
 
 
 def env_of(db, secret):
@@ -262,7 +234,7 @@ def on_its_own_database(name, fn, secret=f"{NEW},{OLD}"):
     """fn on a fresh copy of the template, the responder restarted onto it."""
     def run():
         global pg
-        pg = COPIES.take(f"signed_{name}")
+        pg = scenario.clone_database(TEMPLATE, f"signed_{name}")
         SCENARIO_DBS.append(pg)
         h.respawn(resp, env_of(pg, secret))
         fn()

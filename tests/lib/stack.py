@@ -9,7 +9,8 @@ or SIGINT):
     TCP, optionally pg_cron and the real pg_net preloaded), stopped and
     restarted on demand; migrated_cluster() migrates its database into the
     template that clone_database() copies, one database per scenario (a
-    spare copy made ahead in the background makes that a rename);
+    spare copy made ahead in the background, see keep_spares(), makes that
+    a rename);
   * the real pg_net (PgNet) and a psql session kept open (PsqlSession);
   * the Notion API emulator (tests/emulator) on a loopback port;
   * the CLI (run_cli, migrate), the FastCGI responder under spawn-fcgi
@@ -257,15 +258,27 @@ class Postgres:
 
 def migrated_cluster(spares=True, **kw):
     """A Postgres(**kw) whose own database is migrated: the template that
-    clone_database() copies for each scenario. spares: keep one copy of
-    each template clone_database() used made ahead, in the background, as
-    database nsync_spare_N (a clone then costs a rename)."""
+    clone_database() copies for each scenario. spares: keep_spares(pg) at
+    once; False for a template the test completes first (its roles, users,
+    registered databases), calling keep_spares(pg) when it is complete."""
     pg = Postgres(**kw)
     migrate(pg)
-    pg.spares = spares
+    pg.spares = False
     if spares:
-        _prefetch_spare(pg, pg.dbname)   # the first scenario's copy, made meanwhile
+        keep_spares(pg)
     return pg
+
+
+def keep_spares(pg, template=None):
+    """From now on clone_database(pg, ...) keeps one copy of each template
+    it used made ahead, in the background, as database nsync_spare_N (a
+    clone then costs a rename, not a CREATE DATABASE of 0.2-0.4 s on a busy
+    host); the first copy of template (pg's own database by default), for
+    the first scenario, is started now. A spare is a copy of its template
+    as it was when the copy was made: call this once the template is
+    complete."""
+    pg.spares = True
+    _prefetch_spare(pg, template or pg.dbname)
 
 
 def _admin_psql(pg, commands):
@@ -316,7 +329,7 @@ def clone_database(pg, name, template=None, sql=None):
     """A copy of pg (a Postgres) bound to a new database `name` made from
     `template` (pg's own database, migrated, by default): copying a
     template costs a fraction of a second, migrating costs seconds (with
-    pg.spares, see migrated_cluster(), a copy made ahead is renamed). An
+    pg.spares, see keep_spares(), a copy made ahead is renamed). An
     existing database `name` is dropped first; sql (e.g. a scenario's users)
     then runs in the new database, all in one psql process. PostgreSQL
     refuses to copy a database while any session is connected to it (a
