@@ -691,7 +691,16 @@ def _kill_pid(pid):
         pass
 
 
-# The private nginx of a test: pid, logs and temporary files in {dir}.
+# The private nginx of a test: one worker in the foreground, its pid, logs
+# and temporary files in {dir}; each configuration adds its http block.
+NGINX_MAIN = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections {worker_connections}; }}
+"""
+
 NGINX_PRIVATE_PATHS = """    client_body_temp_path {dir}/body;
     fastcgi_temp_path {dir}/fastcgi;
     proxy_temp_path {dir}/proxy;
@@ -699,13 +708,7 @@ NGINX_PRIVATE_PATHS = """    client_body_temp_path {dir}/body;
     scgi_temp_path {dir}/scgi;
 """
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
+NGINX_CONF = NGINX_MAIN + """http {{
     access_log {dir}/access.log;
 """ + NGINX_PRIVATE_PATHS + """    server {{
         listen 127.0.0.1:{port};
@@ -720,52 +723,70 @@ http {{
 """
 
 
-class Nginx:
-    """A plain-HTTP nginx on loopback passing every path to the responder
-    (the production site config with TLS lives in nginx/)."""
+class _PrivateNginx:
+    """What Nginx and TlsNginx share: a private folder (.dir, removed at
+    exit) holding the configuration, the logs and nginx's stderr (.log);
+    the process (.proc), stopped at exit or by stop()."""
 
-    def __init__(self, fcgi_port, conf_template=NGINX_CONF, **fmt):
-        self.dir = tempfile.mkdtemp(prefix="nsync-nginx-")
+    def __init__(self, prefix):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
         on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
         os.chmod(self.dir, 0o755)
-        self.port = free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(conf_template.format(dir=self.dir, port=self.port, fcgi_port=fcgi_port, **fmt))
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.error_log = os.path.join(self.dir, "error.log")
+
+    def _start(self, ports, what):
+        """Start nginx on self.conf; return once it listens on every port."""
         self.log = open(os.path.join(self.dir, "stderr.log"), "w")
-        self.proc = start_process(["nginx", "-c", conf, "-p", self.dir], stdout=self.log,
+        self.proc = start_process(["nginx", "-c", self.conf, "-p", self.dir], stdout=self.log,
                                   stderr=self.log)
-        wait_for(self._listening, what="nginx to listen")
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._ports = [p for p in ports if p is not None]
+        wait_for(self._listening, what=what)
 
     def _listening(self):
         if self.proc.poll() is not None:
             raise RuntimeError("nginx exited: " + open(self.log.name).read())
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
+        for port in self._ports:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) != 0:
+                    return False
+        return True
+
+    def stop(self):
+        """Stop nginx now (its cleanup at exit is then a no-op)."""
+        _stop_process(self.proc)
 
     def logs(self):
         """The text of nginx's access and error logs (and its stderr)."""
         text = ""
-        for name in ("access.log", "error.log", "stderr.log"):
-            p = os.path.join(self.dir, name)
+        for p in (self.access_log, self.error_log, self.log.name):
             if os.path.exists(p):
                 with open(p, errors="replace") as f:
                     text += f.read()
         return text
 
 
-# server, the way nginx/notion-sync.conf and cli/quickstart.sh use it.
+class Nginx(_PrivateNginx):
+    """A plain-HTTP nginx on loopback passing every path to the responder
+    (the production site config with TLS lives in nginx/)."""
+
+    def __init__(self, fcgi_port, conf_template=NGINX_CONF, worker_connections=1024, **fmt):
+        super().__init__("nsync-nginx-")
+        self.port = free_port()
+        with open(self.conf, "w") as f:
+            f.write(conf_template.format(dir=self.dir, port=self.port, fcgi_port=fcgi_port,
+                                         worker_connections=worker_connections, **fmt))
+        self._start([self.port], "nginx to listen")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+
+# The production-shaped TLS server, the way nginx/notion-sync.conf and
+# cli/quickstart.sh use it.
 
 LOCATIONS_SNIPPET = os.path.join(SRCDIR, "nginx", "notion-sync-locations.conf")
 
-TLS_NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
+TLS_NGINX_CONF = NGINX_MAIN + """http {{
     include /etc/nginx/mime.types;
 """ + NGINX_PRIVATE_PATHS + """    # At http level: Debian's stock nginx.conf enables TLS 1.0/1.1 here.
     ssl_protocols {ssl_protocols};
@@ -774,8 +795,8 @@ http {{
     log_format notion_sync '$remote_addr [$time_local] "$request_method $uri $server_protocol" '
                            '$status $body_bytes_sent $request_time "$http_user_agent"';
     access_log {dir}/access.log notion_sync;
-    upstream notion_sync_responder {{ server 127.0.0.1:{fcgi_port}; }}
-    limit_req_zone $binary_remote_addr zone=notion_sync:1m rate={rate};
+    upstream notion_sync_responder {{ server {upstream}; }}
+{limits}
     {extra_http}
     server {{
         listen 127.0.0.1:{http_port};
@@ -818,7 +839,7 @@ def make_self_signed_cert(directory, cn="localhost"):
     return cert, key
 
 
-class TlsNginx:
+class TlsNginx(_PrivateNginx):
     """nginx on loopback as production runs it: a TLS server (`listen ...
     ssl http2`, a self-signed certificate made afresh) that includes the
     repository's nginx/notion-sync-locations.conf, TLS 1.2/1.3 only at http
@@ -828,59 +849,51 @@ class TlsNginx:
     HTTPS. With pg_net_port=True also a plain-HTTP loopback server with the
     same snippet, at .pg_net_url, for pg_net (see TLS_NGINX_PG_NET_SERVER).
 
+    The responder (fcgi_port) is a loopback port, or a unix socket given as
+    "unix:/path". limits: http-level lines that define the zone notion_sync
+    instead of the plain limit_req_zone at rate (e.g. nginx/notion-sync.conf's
+    geo/map/limit_req_zone).
+
     .url (https://127.0.0.1:port), .http_url (the redirecting plain port),
     .cert (the CA file for clients), .ssl_context(), .request() (HTTPS, see
     client.request()), .logs() (access + error log text), .set_upstream(port)
-    (point at another responder and reload). ssl_protocols / ssl_ciphers /
-    snippet / extra_http exist for negative controls and variants."""
+    (point at another responder and reload), .stop(). ssl_protocols /
+    ssl_ciphers / snippet / extra_http / worker_connections exist for
+    negative controls and variants."""
 
     def __init__(self, fcgi_port, rate="10r/s", ssl_protocols="TLSv1.2 TLSv1.3",
-                 ssl_ciphers=None, snippet=None, extra_http="", pg_net_port=False):
-        self.dir = tempfile.mkdtemp(prefix="nsync-tls-nginx-")
-        on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
-        os.chmod(self.dir, 0o755)
+                 ssl_ciphers=None, snippet=None, extra_http="", pg_net_port=False,
+                 limits=None, worker_connections=1024):
+        super().__init__("nsync-tls-nginx-")
         self.https_port, self.http_port = free_port(), free_port()
         self.pg_net_port = free_port() if pg_net_port else None
         self.cert, self.key = make_self_signed_cert(self.dir)
         # The snippet includes fastcgi_params relative to the configuration.
         shutil.copy("/etc/nginx/fastcgi_params", os.path.join(self.dir, "fastcgi_params"))
-        self.conf = os.path.join(self.dir, "nginx.conf")
-        self.access_log = os.path.join(self.dir, "access.log")
-        self.error_log = os.path.join(self.dir, "error.log")
         self._fmt = dict(dir=self.dir, https_port=self.https_port, http_port=self.http_port,
                          rate=rate, ssl_protocols=ssl_protocols,
                          ssl_ciphers=f"ssl_ciphers {ssl_ciphers};" if ssl_ciphers else "",
-                         snippet=snippet or LOCATIONS_SNIPPET, extra_http=extra_http)
+                         snippet=snippet or LOCATIONS_SNIPPET, extra_http=extra_http,
+                         worker_connections=worker_connections,
+                         limits=limits or "    limit_req_zone $binary_remote_addr "
+                                          f"zone=notion_sync:1m rate={rate};")
         self._fmt["pg_net_server"] = TLS_NGINX_PG_NET_SERVER.format(
             pg_net_port=self.pg_net_port, snippet=self._fmt["snippet"]) if pg_net_port else ""
         self._write_conf(fcgi_port)
-        self.log = open(os.path.join(self.dir, "stderr.log"), "w")
         test = subprocess.run(["nginx", "-t", "-q", "-c", self.conf, "-p", self.dir],
                               capture_output=True, text=True)
         if test.returncode != 0:
             raise RuntimeError("nginx -t failed: " + test.stderr)
-        self.proc = start_process(["nginx", "-c", self.conf, "-p", self.dir], stdout=self.log,
-                                  stderr=self.log)
-        wait_for(self._listening, what="nginx (TLS) to listen")
+        self._start([self.https_port, self.http_port, self.pg_net_port], "nginx (TLS) to listen")
         self.url = f"https://127.0.0.1:{self.https_port}"
         self.http_url = f"http://127.0.0.1:{self.http_port}"
         self.pg_net_url = f"http://127.0.0.1:{self.pg_net_port}" if pg_net_port else None
 
     def _write_conf(self, fcgi_port):
         self.fcgi_port = fcgi_port
+        upstream = fcgi_port if str(fcgi_port).startswith("unix:") else f"127.0.0.1:{fcgi_port}"
         with open(self.conf, "w") as f:
-            f.write(TLS_NGINX_CONF.format(fcgi_port=fcgi_port, **self._fmt))
-
-    def _listening(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError("nginx exited: " + open(self.log.name).read())
-        for port in (self.https_port, self.http_port, self.pg_net_port):
-            if port is None:
-                continue
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) != 0:
-                    return False
-        return True
+            f.write(TLS_NGINX_CONF.format(upstream=upstream, **self._fmt))
 
     def _worker_pids(self):
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
@@ -905,16 +918,6 @@ class TlsNginx:
         kw.setdefault("context", self.ssl_context())
         kw.setdefault("timeout", 60)
         return client.request(method, self.url + path, body, headers, **kw)
-
-    def logs(self):
-        """The text of nginx's access and error logs (and its stderr)."""
-        text = ""
-        for p in (self.access_log, self.error_log, self.log.name):
-            if os.path.exists(p):
-                with open(p, errors="replace") as f:
-                    text += f.read()
-        return text
-
 
 def stop_responder(responder):
     """Stop a single-process Responder (SIGTERM, then SIGKILL after 5 s)."""
