@@ -430,16 +430,6 @@ def summary():
     h.note(f"done in {time.monotonic() - STARTED:.1f}s")
 
 
-class SummaryTap:
-    """t, whose done() prints the table of every burst first."""
-    ok = staticmethod(t.ok)
-
-    @staticmethod
-    def done():
-        summary()
-        t.done()
-
-
-scenario.run(SummaryTap, [("production", production), ("worst", worst_case),
-                          ("threshold", threshold), ("control", control), ("backlog", backlog),
-                          ("sweep", sweep), ("hygiene", hygiene)])
+scenario.run(t, [("production", production), ("worst", worst_case), ("threshold", threshold),
+                 ("control", control), ("backlog", backlog), ("sweep", sweep),
+                 ("hygiene", hygiene)], after=summary)

@@ -735,21 +735,10 @@ def sanitizers():
          "; ".join(fn for fn, _ in reports))
 
 
-
 def summary():
     h.note("summary: case | expected | got | peak RSS MiB | seconds")
     for name, expected, got, peak, secs in REPORT:
         h.note(f"{name} | {expected} | {got} | {peak:.0f} | {secs:.1f}")
-
-
-class SummaryTap:
-    """t, whose done() prints the summary table first."""
-    ok = staticmethod(t.ok)
-
-    @staticmethod
-    def done():
-        summary()
-        t.done()
 
 
 def own_user(n, name_fn):
@@ -776,5 +765,5 @@ SCENARIOS = ([("healthz", healthz), ("control", control_case)]
 # Every scenario's user at once (one statement, not one per scenario).
 pg.psql("insert into user_settings (user_id, notion_token) values " + ", ".join(
     f"('{user_of(i + 1)}', '{TOKEN}')" for i in range(len(SCENARIOS))))
-scenario.run(SummaryTap, [own_user(i + 1, s) for i, s in enumerate(SCENARIOS)]
-             + [("sanitizers", sanitizers)])
+scenario.run(t, [own_user(i + 1, s) for i, s in enumerate(SCENARIOS)]
+             + [("sanitizers", sanitizers)], after=summary)
