@@ -45,11 +45,9 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import types
 
 import harness as h
 import scenario
@@ -73,17 +71,8 @@ os.chmod(work, 0o755)
 os.chmod(san_dir, 0o777)
 
 # --- the hostile Notion -------------------------------------------------------
-port_file = os.path.join(work, "port")
-hostile_log = open(os.path.join(work, "hostile.log"), "w")
-hostile = h.start_process([sys.executable, HOSTILE, "--token", TOKEN, "--port", "0",
-                           "--port-file", port_file, "--quiet"],
-                          stdout=hostile_log, stderr=hostile_log)
-h.wait_for(lambda: os.path.exists(port_file) or hostile.poll() is not None,
-           what="the hostile Notion to listen")
-if hostile.poll() is not None:
-    raise RuntimeError("hostile Notion exited: " + open(hostile_log.name).read()[-2000:])
-MAIN_PORT, REDIRECT_PORT = (int(x) for x in open(port_file).read().split())
-NOTION_URL = f"http://127.0.0.1:{MAIN_PORT}"
+hostile = h.PortFileServer(HOSTILE, ["--token", TOKEN], name="hostile-notion")
+NOTION_URL = hostile.url   # its first port (the second serves its redirects)
 
 
 def control(method, path):
@@ -111,7 +100,7 @@ def new_user(n):
     USER = user_of(n)
 
 
-env = h.base_env(pg, types.SimpleNamespace(url=NOTION_URL), NOTION_SYNC_SECRET=SECRET)
+env = h.base_env(pg, hostile, NOTION_SYNC_SECRET=SECRET)
 # A wait cap of 60 s (the default is 600), so that Retry-After: 120 is beyond it.
 env["NOTION_MAX_RETRY_WAIT"] = "60"
 env["ASAN_OPTIONS"] = (f"log_path={san_dir}/asan:detect_leaks=1:halt_on_error=1:"

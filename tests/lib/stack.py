@@ -512,7 +512,8 @@ class PsqlSession:
 class PortFileServer:
     """A Python test double of Notion (tests/emulator, tests/replay,
     tests/hostile: see serving.py) started as `script --port 0 --port-file F
-    --quiet args...`, on the loopback port it writes to F; .url, .log.
+    --quiet args...`, on the loopback port it writes to F (.port, .url; a
+    double that listens on more ports lists them all: .ports), .log.
 
     The constructor only starts the process: .port and .url wait for the
     port file when first read, so the double boots while the test goes on
@@ -523,20 +524,24 @@ class PortFileServer:
         self.dir = tempfile.mkdtemp(prefix=f"nsync-{name}-")
         on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
         self._port_file = os.path.join(self.dir, "port")
-        self._port = None
+        self._ports = None
         argv = [sys.executable, script, "--port", "0", "--port-file", self._port_file, "--quiet"]
         self.log = open(os.path.join(self.dir, f"{name}.log"), "w")
         self.proc = start_process(argv + list(args), stdout=self.log, stderr=self.log)
 
     @property
-    def port(self):
-        if self._port is None:
+    def ports(self):
+        if self._ports is None:
             wait_for(lambda: os.path.exists(self._port_file) or self.proc.poll() is not None,
                      what=f"the {self.name} to listen")
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: " + open(self.log.name).read()[-2000:])
-            self._port = int(open(self._port_file).read().strip())
-        return self._port
+            self._ports = tuple(int(p) for p in open(self._port_file).read().split())
+        return self._ports
+
+    @property
+    def port(self):
+        return self.ports[0]
 
     @property
     def url(self):
