@@ -42,8 +42,6 @@ The summary table is printed at the end.
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import tempfile
 import threading
@@ -133,75 +131,20 @@ h.note(f"responder pid {responder_pid()} exe {os.readlink(f'/proc/{responder_pid
 
 # --- a raw FastCGI client -------------------------------------------------------
 
-FCGI_BEGIN, FCGI_END, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT, FCGI_STDERR = 1, 3, 4, 5, 6, 7
-
-
-def _record(rtype, content, request_id=1):
-    return struct.pack("!BBHHBx", 1, rtype, request_id, len(content), 0) + content
-
-
-def _nv(name, value):
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
-    name = name.encode()
-    value = value.encode() if isinstance(value, str) else value
-    return length(len(name)) + length(len(value)) + name + value
-
-
 def fcgi_request(params, stdin=b"", timeout=CASE_TIMEOUT):
-    """One FastCGI request to the responder; returns (status, headers dict
-    (lower-case names), body bytes) or (None, {}, b"") on timeout."""
-    sock = socket.create_connection(("127.0.0.1", responder.port), timeout=timeout)
+    """One FastCGI request to the responder (h.fastcgi); returns (status,
+    headers dict (lower-case names), body bytes) or (None, {}, b"") on timeout."""
     try:
-        out = _record(FCGI_BEGIN, struct.pack("!HB5x", 1, 0))
-        p = b"".join(_nv(k, v) for k, v in params.items())
-        for i in range(0, len(p), 65535):
-            out += _record(FCGI_PARAMS, p[i:i + 65535])
-        out += _record(FCGI_PARAMS, b"")
-        for i in range(0, len(stdin), 65535):
-            out += _record(FCGI_STDIN, stdin[i:i + 65535])
-        out += _record(FCGI_STDIN, b"")
-        sock.sendall(out)
-        buf, stdout = b"", b""
-        deadline = time.monotonic() + timeout
-        while True:
-            while len(buf) < 8:
-                sock.settimeout(max(0.1, deadline - time.monotonic()))
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the responder closed the connection")
-                buf += chunk
-            _, rtype, _, clen, plen = struct.unpack("!BBHHB", buf[:7])
-            while len(buf) < 8 + clen + plen:
-                sock.settimeout(max(0.1, deadline - time.monotonic()))
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the responder closed the connection mid-record")
-                buf += chunk
-            content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
-            if rtype == FCGI_STDOUT:
-                stdout += content
-            elif rtype == FCGI_END:
-                break
-    except (socket.timeout, TimeoutError):
+        return h.fastcgi(responder.port, params, stdin, timeout)
+    except TimeoutError:
         return None, {}, b""
-    finally:
-        sock.close()
-    head, _, body = stdout.partition(b"\r\n\r\n")
-    headers = {}
-    for line in head.decode("latin-1").split("\r\n"):
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    status = int(headers.get("status", "200").split()[0])
-    return status, headers, body
 
 
 def fcgi_params(method="POST", path=SYNC, body=b"", content_length=None, auth=True):
-    params = {"REQUEST_METHOD": method, "DOCUMENT_URI": path, "REQUEST_URI": path,
-              "SCRIPT_NAME": path, "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-              "SERVER_NAME": "localhost", "SERVER_PORT": "80", "GATEWAY_INTERFACE": "CGI/1.1",
-              "CONTENT_TYPE": "application/json",
-              "CONTENT_LENGTH": str(len(body)) if content_length is None else content_length}
+    params = h.cgi_params(method, path, SERVER_NAME="localhost", SERVER_PORT="80",
+                          GATEWAY_INTERFACE="CGI/1.1", CONTENT_TYPE="application/json",
+                          CONTENT_LENGTH=str(len(body)) if content_length is None
+                          else content_length)
     if auth:
         params["HTTP_AUTHORIZATION"] = "Bearer " + SECRET
     return params

@@ -34,8 +34,6 @@ onto it (scenario.run; all by default, or some by name: test_metrics.py runs):
 
 import math
 import re
-import socket
-import struct
 import time
 
 import harness as h
@@ -558,49 +556,12 @@ def verify(label):
 
 
 # --- the responder's own bearer check (raw FastCGI, no nginx) ---------------------------------------
-FCGI_BEGIN, FCGI_END, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 3, 4, 5, 6
-
-
-def _record(rtype, content):
-    return struct.pack("!BBHHBx", 1, rtype, 1, len(content), 0) + content
-
-
-def _nv(name, value):
-    name, value = name.encode(), value.encode()
-    return bytes([len(name)]) + bytes([len(value)]) + name + value
-
-
 def fcgi(method, path, authorization=None):
     """(status, headers with lower-case names, body bytes) from the responder."""
-    params = {"REQUEST_METHOD": method, "DOCUMENT_URI": path, "REQUEST_URI": path,
-              "SCRIPT_NAME": path, "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-              "GATEWAY_INTERFACE": "CGI/1.1", "CONTENT_LENGTH": "0"}
+    params = h.cgi_params(method, path, GATEWAY_INTERFACE="CGI/1.1", CONTENT_LENGTH="0")
     if authorization:
         params["HTTP_AUTHORIZATION"] = authorization
-    out = _record(FCGI_BEGIN, struct.pack("!HB5x", 1, 0))
-    out += _record(FCGI_PARAMS, b"".join(_nv(k, v) for k, v in params.items()))
-    out += _record(FCGI_PARAMS, b"") + _record(FCGI_STDIN, b"")
-    stdout, buf = b"", b""
-    with socket.create_connection(("127.0.0.1", resp.port), timeout=30) as sock:
-        sock.sendall(out)
-        while True:
-            while len(buf) < 8 or len(buf) < 8 + struct.unpack("!H", buf[4:6])[0] + buf[6]:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the responder closed the connection")
-                buf += chunk
-            _, rtype, _, clen, plen = struct.unpack("!BBHHB", buf[:7])
-            content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
-            if rtype == FCGI_STDOUT:
-                stdout += content
-            elif rtype == FCGI_END:
-                break
-    head, _, body = stdout.partition(b"\r\n\r\n")
-    hdrs = {}
-    for line in head.decode("latin-1").split("\r\n"):
-        k, _, v = line.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    return int(hdrs.get("status", "200").split()[0]), hdrs, body
+    return h.fastcgi(resp.port, params)
 
 
 def fcgi_own():

@@ -43,8 +43,6 @@ the user and its database), the responder restarted onto it
 import hashlib
 import hmac
 import json
-import socket
-import struct
 import time
 
 import harness as h
@@ -181,53 +179,19 @@ def lit(s):
     return "'" + s.replace("'", "''") + "'"
 
 
-# A raw FastCGI client: the responder's own answers, which nginx replaces
+# Straight to the responder (FastCGI): its own answers, which nginx replaces
 # with its 401 page when the auth_request subrequest refuses.
-def _record(rtype, content):
-    return struct.pack("!BBHHBx", 1, rtype, 1, len(content), 0) + content
-
-
-def _nv(name, value):
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
-    name, value = name.encode(), value.encode()
-    return length(len(name)) + length(len(value)) + name + value
-
-
 def fcgi(path, signature, body=b"", method="POST"):
     """(status, content type, parsed body) of one request straight to the responder."""
-    params = {"REQUEST_METHOD": method, "DOCUMENT_URI": path, "REQUEST_URI": path,
-              "SCRIPT_NAME": path, "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-              "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-              "HTTP_X_NOTION_SYNC_SIGNATURE": signature}
+    params = h.cgi_params(method, path, CONTENT_TYPE="application/json",
+                          CONTENT_LENGTH=str(len(body)), HTTP_X_NOTION_SYNC_SIGNATURE=signature)
     SIGNATURES.append(signature)
-    with socket.create_connection(("127.0.0.1", resp.port), timeout=15) as sock:
-        out = _record(1, struct.pack("!HB5x", 1, 0))
-        out += _record(4, b"".join(_nv(k, v) for k, v in params.items())) + _record(4, b"")
-        out += (_record(5, body) if body else b"") + _record(5, b"")
-        sock.sendall(out)
-        buf, stdout = b"", b""
-        while True:
-            while len(buf) < 8 or len(buf) < 8 + struct.unpack("!H", buf[4:6])[0] + buf[6]:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the responder closed the connection")
-                buf += chunk
-            _, rtype, _, clen, plen = struct.unpack("!BBHHB", buf[:7])
-            content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
-            if rtype == 6:
-                stdout += content
-            elif rtype == 3:
-                break
-    head, _, raw = stdout.partition(b"\r\n\r\n")
-    hdrs = {k.strip().lower(): v.strip() for k, _, v in
-            (ln.partition(":") for ln in head.decode("latin-1").split("\r\n"))}
+    st, hdrs, raw = h.fastcgi(resp.port, params, body, timeout=15)
     try:
         js = json.loads(raw)
     except ValueError:
         js = raw
-    return int(hdrs.get("status", "200").split()[0]), hdrs.get("content-type", ""), js
-
+    return st, hdrs.get("content-type", ""), js
 
 
 def on_its_own_database(name, fn, secret=f"{NEW},{OLD}"):
