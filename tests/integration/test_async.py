@@ -78,14 +78,9 @@ h.migrate(TEMPLATE)
 pg = TEMPLATE  # the running scenario's database (a copy of the template), rebound per scenario
 
 
-def make_db(title, token, count, seed, kind=None):
-    spec = {"title": title}
-    if token:
-        spec["token"] = token
-    db = emu.control("POST", "/databases", spec)
-    if count:
-        emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0],
-                                          "count": count, "seed": seed, "kind": kind or title})
+def make_db(title, token, count, seed):
+    """(database id, data source id) of a new database of count pages."""
+    db = emu.make_database(title, token, count, seed)
     return db["database_id"], db["data_source_ids"][0]
 
 

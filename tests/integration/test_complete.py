@@ -104,16 +104,9 @@ def answer(js, *keys):
 
 
 def make_db(kind, count, seed, sources=1, title=None, token=TOKEN, created_start=None):
-    db = emu.control("POST", "/databases", {
-        "title": title or kind, "token": token, "data_sources": [{} for _ in range(sources)]})
-    counts = count if isinstance(count, list) else [count] * sources
-    for i, ds in enumerate(db["data_source_ids"]):
-        body = {"data_source_id": ds, "count": counts[i], "seed": seed + i,
-                "kind": kind if kind in h.KINDS else "generic"}
-        if created_start is not None:
-            body["created_start"] = iso(created_start)
-        emu.control("POST", "/generate", body)
-    return db
+    extra = {} if created_start is None else {"created_start": iso(created_start)}
+    return emu.make_database(title or kind, token, count, seed, sources=sources,
+                             kind=kind if kind in h.KINDS else "generic", **extra)
 
 
 def truth(db):

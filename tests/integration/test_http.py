@@ -153,15 +153,8 @@ for key, tok in TOKENS.items():
     emu.control("POST", "/tokens", {"token": tok, "integration_name": "it-" + key, "databases": []})
 
 
-def make_db(title, token, count, seed, kind=None):
-    spec = {"title": title}
-    if token:
-        spec["token"] = token
-    db = emu.control("POST", "/databases", spec)
-    if count:
-        emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0],
-                                          "count": count, "seed": seed, "kind": kind or title})
-    return db["database_id"]
+def make_db(title, token, count, seed):
+    return emu.make_database(title, token, count, seed)["database_id"]
 
 
 D1 = make_db("Characters", TOKENS["t1"], N_CHAR, 1)

@@ -159,9 +159,8 @@ def new_user(n, label):
 
 
 def make_db(token, count, seed):
-    db = emu.control("POST", "/databases", {"title": "Characters", "token": token})
-    emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0], "count": count,
-                                      "seed": seed, "kind": "Characters"})
+    """(database id, data source id) of a new Characters database of count pages."""
+    db = emu.make_database("Characters", token, count, seed)
     return db["database_id"], db["data_source_ids"][0]
 
 

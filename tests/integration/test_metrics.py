@@ -344,10 +344,7 @@ for user, tok in TOKENS.items():
 
 
 def make_db(title, token, count, seed):
-    db = emu.control("POST", "/databases", {"title": title, "token": token})
-    emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0], "count": count,
-                                      "seed": seed, "kind": title})
-    return db["database_id"]
+    return emu.make_database(title, token, count, seed)["database_id"]
 
 
 DA_CHAR = make_db("Characters", TOKENS[UA], 40, 11)

@@ -570,6 +570,25 @@ class Emulator(PortFileServer):
         # request() parsed it already; an answer that is no JSON raises here
         return json.loads(resp.raw) if isinstance(resp.body, str) else resp.body
 
+    def make_database(self, title, token=None, count=0, seed=1, kind=None, sources=1,
+                      **generate):
+        """A database titled title (shared with token, when given) with
+        `sources` data sources, and count pages (a list: one count per
+        source) generated in each, of kind (the title by default), from seed
+        plus the source's index; generate: more fields of /generate (e.g.
+        created_start). Returns {"database_id", "data_source_ids"}."""
+        spec = {"title": title, "data_sources": [{} for _ in range(sources)]}
+        if token:
+            spec["token"] = token
+        db = self.control("POST", "/databases", spec)
+        counts = count if isinstance(count, list) else [count] * sources
+        for i, (ds, n) in enumerate(zip(db["data_source_ids"], counts)):
+            if n:
+                self.control("POST", "/generate", dict({"data_source_id": ds, "count": n,
+                                                        "seed": seed + i, "kind": kind or title},
+                                                       **generate))
+        return db
+
     def requests(self):
         """The emulator's log of /v1 calls (never holds tokens)."""
         return self.control("GET", "/requests")["requests"]
