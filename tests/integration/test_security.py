@@ -49,6 +49,7 @@ import time
 
 import harness as h
 import scenario
+from client import is_error_body, json_body
 
 SYNC = "/api/notion/sync-to-postgres"
 RUNS = "/api/notion/sync-runs/"
@@ -88,19 +89,6 @@ ALL = []  # every HTTPS answer: dict(label, method, path, status, headers, body,
 
 def auth(secret=NEW, scheme="Bearer"):
     return {"Authorization": f"{scheme} {secret}", "Content-Type": "application/json"}
-
-
-def jb(obj):
-    return json.dumps(obj).encode()
-
-
-def is_error(js, code=None):
-    if not isinstance(js, dict) or js.get("success") is not False:
-        return False
-    e = js.get("error")
-    if not isinstance(e, dict) or not isinstance(e.get("code"), str) or not e["code"]:
-        return False
-    return isinstance(e.get("message"), str) and (code is None or e["code"] == code)
 
 
 def call(method, path, body=None, headers=None, label=None, nginx_own=False, **kw):
@@ -295,7 +283,7 @@ def synced_template():
 
 def one_sync_of_a():
     """Setup (not recorded): user A's Characters synced once; its run id."""
-    st, _, js = nginx.request("POST", SYNC, jb({"user_id": A, "database_id": CHAR_A}), auth(),
+    st, _, js = nginx.request("POST", SYNC, json_body({"user_id": A, "database_id": CHAR_A}), auth(),
                               timeout=60)
     if st != 200:
         raise RuntimeError(f"the setup sync of A's Characters failed: {st} {js}")
@@ -317,7 +305,7 @@ def on_its_own_database(name, fn, secret=NEW, synced=False, responder=True):
     return name, run
 
 
-one_db = jb({"user_id": A, "database_id": CHAR_A})
+one_db = json_body({"user_id": A, "database_id": CHAR_A})
 
 
 # --- TLS -----------------------------------------------------------------------------------------
@@ -349,14 +337,14 @@ def sync():
          "GET /healthz without auth -> 200 {status: ok} with HSTS", (st, js, hd and dict(hd)))
 
     for user in (A, B):
-        st, hd, js = call("POST", SYNC, jb({"user_id": user}), auth(),
+        st, hd, js = call("POST", SYNC, json_body({"user_id": user}), auth(),
                           f"sync every database of {user[:8]}")
         res = js.get("results") if isinstance(js, dict) else None
         t.ok(st == 200 and js.get("success") is True and isinstance(res, list) and len(res) == 4
              and all(r.get("status") == "success" for r in res),
              f"user {user[:8]}: POST with the bearer syncs its 4 databases -> 200", (st, js))
-        st, hd, js = call("POST", SYNC, jb({"user_id": user, "database_id": DBS[user]["Lore"]}), auth(),
-                          f"sync the generic database of {user[:8]}")
+        st, hd, js = call("POST", SYNC, json_body({"user_id": user, "database_id": DBS[user]["Lore"]}),
+                          auth(), f"sync the generic database of {user[:8]}")
         t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True
              and js.get("table") == "notion_other_sync" and hsts_ok(hd),
              f"user {user[:8]}: a database of no known kind syncs into notion_other_sync, HSTS on 200",
@@ -405,7 +393,7 @@ def authentication():
         seen = [(p, s) for _, p, s in responder_requests()[seen0:]]
         first_401 = first_401 or hd
         www = hd.get_all("WWW-Authenticate") or []
-        t.ok(st == 401 and is_error(js, "unauthorized") and www and all(w == "Bearer" for w in www)
+        t.ok(st == 401 and is_error_body(js, "unauthorized") and www and all(w == "Bearer" for w in www)
              and hsts_ok(hd), f"{desc} -> 401 JSON unauthorized, WWW-Authenticate: Bearer, HSTS",
              (st, js, dict(hd)))
         t.ok((runs_count(), emu_calls()) == (runs0, calls0) and seen == [("/_notion_sync_auth", "401")],
@@ -418,7 +406,7 @@ def authentication():
     for desc, hdrs in (("no Authorization header", {}), ("a wrong secret", auth("nope")),
                        ("the secret with its letter case swapped", auth(NEW.swapcase()))):
         st, hd, js = call("GET", f"{RUNS}{RUN_A}", None, hdrs, f"runs 401: {desc}")
-        t.ok(st == 401 and is_error(js, "unauthorized") and hsts_ok(hd),
+        t.ok(st == 401 and is_error_body(js, "unauthorized") and hsts_ok(hd),
              f"GET {RUNS}{{id}} with {desc} -> 401 JSON, HSTS", (st, js))
     st, hd, js = call("GET", f"{RUNS}{RUN_A}", None, auth())
     run = js.get("run") if isinstance(js, dict) else None
@@ -447,13 +435,13 @@ def authentication():
     h.stop_responder(resp)
     runs0 = runs_count()
     st, hd, js = call("POST", SYNC, one_db, auth(NEW), "responder down")
-    t.ok(st == 502 and is_error(js, "responder_unavailable") and hsts_ok(hd),
+    t.ok(st == 502 and is_error_body(js, "responder_unavailable") and hsts_ok(hd),
          "responder stopped: the bearer check fails closed -> 502 JSON (nothing reaches a handler)",
          (st, js))
     h.respawn(resp, env_of(pg, NEW))
     runs0, calls0 = runs_count(), emu_calls()
     st, hd, js = call("POST", SYNC, one_db, auth(OLD), "old secret after the restart")
-    t.ok(st == 401 and is_error(js, "unauthorized"),
+    t.ok(st == 401 and is_error_body(js, "unauthorized"),
          'restarted with NOTION_SYNC_SECRET="new": the old secret -> 401', (st, js))
     t.eq((runs_count(), emu_calls()), (runs0, calls0), "... no run recorded, Notion not called")
     st, hd, js = call("POST", SYNC, one_db, auth(NEW), "new secret after the restart")
@@ -487,7 +475,7 @@ def methods():
         for method in methods:
             st, hd, js = call(method, path, one_db if method != "DELETE" else None, auth())
             allow = hd.get("Allow") or ""
-            t.ok(st == 405 and is_error(js, "method_not_allowed") and allow and hsts_ok(hd),
+            t.ok(st == 405 and is_error_body(js, "method_not_allowed") and allow and hsts_ok(hd),
                  f"{method} {path} -> 405 JSON with an Allow header and HSTS", (st, js, dict(hd)))
             allowed = {m.strip() for m in allow.split(",") if m.strip()}
             t.eq(allowed, ROUTE_METHODS[path],
@@ -496,7 +484,7 @@ def methods():
 
 # --- body size -----------------------------------------------------------------------------------
 def body_size():
-    exact = jb({"user_id": A, "database_id": CHAR_A})
+    exact = json_body({"user_id": A, "database_id": CHAR_A})
     exact += b" " * (16 * 1024 - len(exact))
     st, _, js = call("POST", SYNC, exact, auth(), "body of exactly 16 KiB")
     t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
@@ -507,7 +495,7 @@ def body_size():
             ("100 KB, no Authorization", b"{" + b" " * 100000 + b"}", {}, {}),
             ("20 KiB sent chunked", [exact, b" " * 4096], auth(), {"encode_chunked": True})):
         st, hd, js = call("POST", SYNC, body, hdrs, f"413: {desc}", **kw)
-        t.ok(st == 413 and is_error(js, "payload_too_large") and hsts_ok(hd),
+        t.ok(st == 413 and is_error_body(js, "payload_too_large") and hsts_ok(hd),
              f"a body of {desc} -> 413 JSON payload_too_large", (st, js))
     t.eq((runs_count(), emu_calls()), (runs0, calls0), "oversized bodies: no run, Notion not called")
 
@@ -523,7 +511,7 @@ def paths():
         internal = "_notion_sync_auth" in path.replace("%5F", "_")
         for method in (("GET", "POST") if internal else ("GET",)):
             st, hd, js = call(method, path, b"{}" if method == "POST" else None, auth())
-            t.ok(st == 404 and is_error(js, "not_found") and hsts_ok(hd),
+            t.ok(st == 404 and is_error_body(js, "not_found") and hsts_ok(hd),
                  f"{method} {path} (with a valid bearer) -> 404 JSON, HSTS", (st, js))
     t.eq(len(responder_requests()), seen0,
          "none of them reached the responder (the auth location is internal-only)")
@@ -561,7 +549,7 @@ def rate_limit():
          "a burst of 60 parallel requests: at least 21 pass (burst=20), the rest get 429",
          dict(by_status))
     limited = [(hd, js) for s, hd, js in burst if s == 429]
-    t.ok(limited and all(is_error(js, "rate_limited") and hd.get("Retry-After") and hsts_ok(hd)
+    t.ok(limited and all(is_error_body(js, "rate_limited") and hd.get("Retry-After") and hsts_ok(hd)
                          for hd, js in limited),
          "every 429 is JSON rate_limited with Retry-After and HSTS", limited[:1])
     st, _, _ = call("GET", f"{RUNS}{RUN_A}", None, auth(), "other client right after the burst")
@@ -761,9 +749,9 @@ def hostile():
          "a Proxy: header does not redirect the responder's Notion calls (sync -> 200)", (st, js))
     # A's bearer-authenticated caller naming B's database gets nothing of B's.
     fp_b = fingerprint(B)
-    st, _, js = call("POST", SYNC, jb({"user_id": A, "database_id": CHAR_B}), auth(),
+    st, _, js = call("POST", SYNC, json_body({"user_id": A, "database_id": CHAR_B}), auth(),
                      "A asks for B's db")
-    t.ok(st == 404 and is_error(js, "not_found"),
+    t.ok(st == 404 and is_error_body(js, "not_found"),
          "user A + B's database_id -> 404 (A's token cannot see it)", (st, js))
     t.ok(pg.scalar(f"select count(*) from notion_characters_sync where user_id = '{A}' "
                    f"and notion_database_id = '{CHAR_B}'") == "0" and fingerprint(B) == fp_b,
@@ -781,37 +769,37 @@ def hostile():
                                        "Characters\n" + "x", "０a5ec000-0000-4000-8000-00000000000a"]:
             body = json.dumps(dict(base, **{field: v})).encode()
             st, hd, js = call("POST", SYNC, body, auth(), f"hostile {field}")
-            t.ok(st == 400 and is_error(js, "invalid_request") and field in js["error"]["message"],
+            t.ok(st == 400 and is_error_body(js, "invalid_request") and field in js["error"]["message"],
                  f"{field} = {v[:40]!r}{'...' if len(v) > 40 else ''} ({len(v)} chars) -> 400 naming "
                  f"{field}", (st, js))
         for v in ({"$ne": ""}, [A], 1e308, True):
-            st, _, js = call("POST", SYNC, jb(dict(base, **{field: v})), auth(),
+            st, _, js = call("POST", SYNC, json_body(dict(base, **{field: v})), auth(),
                              f"hostile {field} type")
-            t.ok(st == 400 and is_error(js, "invalid_request") and field in js["error"]["message"],
+            t.ok(st == 400 and is_error_body(js, "invalid_request") and field in js["error"]["message"],
                  f"{field} = {json.dumps(v)} -> 400 naming {field}", (st, js))
         raw = json.dumps(dict(base, **{field: "@@"})).encode().replace(b"@@", b"\xff\xfe\xc0\xaf")
         st, _, js = call("POST", SYNC, raw, auth(), f"invalid UTF-8 in {field}")
-        t.ok(st == 400 and is_error(js, "invalid_request"), f"invalid UTF-8 bytes in {field} -> 400",
-             (st, js))
-        st, hd, js = call("POST", SYNC, jb(dict(base, **{field: "B" * 100000})), auth(),
+        t.ok(st == 400 and is_error_body(js, "invalid_request"),
+             f"invalid UTF-8 bytes in {field} -> 400", (st, js))
+        st, hd, js = call("POST", SYNC, json_body(dict(base, **{field: "B" * 100000})), auth(),
                           f"100 KB {field}")
-        t.ok(st == 413 and is_error(js, "payload_too_large"),
+        t.ok(st == 413 and is_error_body(js, "payload_too_large"),
              f"a 100 KB {field} -> 413 from nginx", (st, js))
 
     st, _, js = call("POST", SYNC, deep(10000), auth(), "depth 10000")
-    t.ok(st == 413 and is_error(js, "payload_too_large"), "JSON nested 10,000 deep (20 KB) -> 413",
+    t.ok(st == 413 and is_error_body(js, "payload_too_large"), "JSON nested 10,000 deep (20 KB) -> 413",
          (st, js))
     st, _, js = call("POST", SYNC, b'{"user_id":' + b"[" * 10000, auth(), "depth 10000 unclosed")
-    t.ok(st == 400 and is_error(js, "invalid_request"),
+    t.ok(st == 400 and is_error_body(js, "invalid_request"),
          "JSON opening 10,000 arrays (10 KB, reaches the responder) -> 400", (st, js))
     st, _, js = call("POST", SYNC, deep(9), auth(), "depth 9")
-    t.ok(st == 400 and is_error(js, "invalid_request") and "deep" in js["error"]["message"],
+    t.ok(st == 400 and is_error_body(js, "invalid_request") and "deep" in js["error"]["message"],
          "JSON nested 9 deep -> 400 (nesting too deep)", (st, js))
     st, _, js = call("POST", SYNC, deep(8), auth(), "depth 8")
-    t.ok(st == 404 and is_error(js, "not_found"),
+    t.ok(st == 404 and is_error_body(js, "not_found"),
          "control: nested 8 deep is parsed (-> 404 unknown user), so the limit is exactly 8", (st, js))
 
-    hostile_body = jb(dict(base, user_id="'; drop table user_settings; --"))
+    hostile_body = json_body(dict(base, user_id="'; drop table user_settings; --"))
     for desc, method, path, body, hdrs, want in (
             ("query string on the sync path, hostile body", "POST",
              f"{SYNC}?user_id={B}%27--&database_id=../../etc/passwd", hostile_body, auth(), 400),
@@ -839,7 +827,7 @@ def hostile():
             good = st == 200 and isinstance(js, dict) and (js.get("status") == "ok" or (
                 js.get("success") is True and str((js.get("run") or {}).get("run_id")) == str(RUN_A)))
         else:
-            good = st == want and is_error(js)
+            good = st == want and is_error_body(js)
         t.ok(good, f"{desc} -> {want}" + (" (the query is ignored)" if want == 200 else " JSON"),
              (st, js))
     # What nginx itself refuses: a clear 400, and JSON like every other answer
@@ -858,7 +846,7 @@ def hostile():
             ("a path above the root", [("Authorization", f"Bearer {NEW}")], "/../etc/passwd")):
         st, hd, js = call("POST", path, hostile_body, hdrs, f"nginx 400: {desc}", nginx_own=True)
         t.eq(st, 400, f"{desc} -> 400 from nginx")
-        t.ok(is_error(js), f"{desc}: the 400 body is JSON like the other answers", str(js)[:200])
+        t.ok(is_error_body(js), f"{desc}: the 400 body is JSON like the other answers", str(js)[:200])
     st, raw = h.https_raw(nginx.url, b"GET /api/notion/sync-to-postgres\xff\xfe/../x HTTP/1.1\r\n"
                           b"Host: a\r\nAuthorization: Bearer " + NEW.encode()
                           + b"\r\nConnection: close\r\n\r\n",
@@ -866,7 +854,7 @@ def hostile():
     t.ok(st == 404 and b'"not_found"' in raw, "invalid UTF-8 bytes in the path -> 404 JSON", raw[:300])
     st, _, js = call("GET", "/api/" + "a" * 20000, None, auth(), "20 KB URI", nginx_own=True)
     t.eq(st, 414, "a 20 KB request URI -> 414 from nginx")
-    t.ok(is_error(js), "a 20 KB request URI: the 414 body is JSON like the other answers",
+    t.ok(is_error_body(js), "a 20 KB request URI: the 414 body is JSON like the other answers",
          str(js)[:200])
     # Statuses nginx makes while reading the request line and headers, before
     # any location: 501 (a Transfer-Encoding other than chunked) and 505 (an
@@ -883,7 +871,7 @@ def hostile():
         except (ValueError, UnicodeDecodeError):
             js = None
         t.eq(st, want, f"{desc} -> {want} from nginx")
-        t.ok(is_error(js) and b"application/json" in raw.split(b"\r\n\r\n", 1)[0],
+        t.ok(is_error_body(js) and b"application/json" in raw.split(b"\r\n\r\n", 1)[0],
              f"{desc}: the {want} body is JSON like the other answers", raw[:300])
 
     t.ok(resp.alive(), "the responder process is alive after the hostile input")
@@ -939,7 +927,7 @@ def logs():
     no_hsts = [(a["label"], a["status"]) for a in ALL if not hsts_ok(a["headers"])]
     t.eq(no_hsts, [], f"every one of the {len(ALL)} HTTPS answers carries one HSTS header")
     not_json = [(a["label"], a["status"]) for a in ALL if a["status"] >= 400 and a["method"] != "HEAD"
-                and not a["nginx_own"] and not is_error(a["body"])]
+                and not a["nginx_own"] and not is_error_body(a["body"])]
     t.eq(not_json, [], "every other 4xx/5xx answer is {success:false, error:{code, message}} JSON")
     t.eq([a["label"] for a in ALL if a["status"] == 500], [], "no request answered 500")
 

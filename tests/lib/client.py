@@ -2,7 +2,8 @@
 how it reports.
 
   * request(): the one HTTP client, for http:// and https:// URLs alike,
-    and for bytes sent exactly as they are (raw_request=);
+    and for bytes sent exactly as they are (raw_request=); json_body() and
+    is_error_body() for the responder's JSON;
   * fastcgi(): one request spoken to the responder directly, without nginx
     (its own answers, which nginx would replace), with cgi_params();
   * psql(): the one way to run SQL on a cluster (rows, text, one value,
@@ -137,6 +138,22 @@ def _raw_exchange(parts, data, context, timeout, start):
     except Exception:  # whatever the server sent, .raw still has it
         hdrs = http.client.HTTPMessage()
     return Response(status, hdrs, _decode(payload), time.monotonic() - start, raw)
+
+
+def json_body(obj):
+    """obj as the bytes of a JSON request body."""
+    return json.dumps(obj).encode()
+
+
+def is_error_body(js, code=None):
+    """js is the responder's error answer: {"success": false, "error":
+    {"code": a non-empty string (code, when given), "message": a string}}."""
+    if not isinstance(js, dict) or js.get("success") is not False:
+        return False
+    e = js.get("error")
+    if not isinstance(e, dict) or not isinstance(e.get("code"), str) or not e["code"]:
+        return False
+    return isinstance(e.get("message"), str) and (code is None or e["code"] == code)
 
 
 # --- FastCGI, to the responder directly ------------------------------------
