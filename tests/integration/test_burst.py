@@ -166,11 +166,16 @@ def production_limit_lines():
 LIMIT_LINES = production_limit_lines()
 
 
+CERT_DIR = tempfile.mkdtemp(prefix="nsync-burst-cert-")
+h.on_cleanup(lambda: shutil.rmtree(CERT_DIR, ignore_errors=True))
+CERT = h.make_self_signed_cert(CERT_DIR)   # one for every burst's nginx
+
+
 def burst_nginx(wc, sock):
-    """The production TLS server (harness.TlsNginx, a fresh certificate) with
-    worker_connections wc, in front of the responder on unix socket sock,
-    rate-limited by nginx/notion-sync.conf's own lines."""
-    return h.TlsNginx(f"unix:{sock}", worker_connections=wc, limits=LIMIT_LINES)
+    """The production TLS server (harness.TlsNginx) with worker_connections wc,
+    in front of the responder on unix socket sock, rate-limited by
+    nginx/notion-sync.conf's own lines."""
+    return h.TlsNginx(f"unix:{sock}", worker_connections=wc, limits=LIMIT_LINES, cert=CERT)
 
 
 # --- the burst -----------------------------------------------------------------------------------

@@ -876,7 +876,8 @@ class TlsNginx(_PrivateNginx):
     The responder (fcgi_port) is a loopback port, or a unix socket given as
     "unix:/path". limits: http-level lines that define the zone notion_sync
     instead of the plain limit_req_zone at rate (e.g. nginx/notion-sync.conf's
-    geo/map/limit_req_zone).
+    geo/map/limit_req_zone). cert: (certificate, key) files to serve instead
+    of a fresh pair (making one costs a fraction of a second).
 
     .url (https://127.0.0.1:port), .http_url (the redirecting plain port),
     .cert (the CA file for clients), .ssl_context(), .request() (HTTPS, see
@@ -887,11 +888,15 @@ class TlsNginx(_PrivateNginx):
 
     def __init__(self, fcgi_port, rate="10r/s", ssl_protocols="TLSv1.2 TLSv1.3",
                  ssl_ciphers=None, snippet=None, extra_http="", pg_net_port=False,
-                 limits=None, worker_connections=1024):
+                 limits=None, worker_connections=1024, cert=None):
         super().__init__("nsync-tls-nginx-")
         self.https_port, self.http_port = free_port(), free_port()
         self.pg_net_port = free_port() if pg_net_port else None
-        self.cert, self.key = make_self_signed_cert(self.dir)
+        if cert:
+            self.cert, self.key = (shutil.copy(path, os.path.join(self.dir, name))
+                                   for path, name in zip(cert, ("cert.pem", "key.pem")))
+        else:
+            self.cert, self.key = make_self_signed_cert(self.dir)
         # The snippet includes fastcgi_params relative to the configuration.
         shutil.copy("/etc/nginx/fastcgi_params", os.path.join(self.dir, "fastcgi_params"))
         self._fmt = dict(dir=self.dir, https_port=self.https_port, http_port=self.http_port,
