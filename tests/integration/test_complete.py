@@ -40,9 +40,7 @@ frozen and set by each scenario.
 """
 import bisect
 import datetime
-import json
 import math
-import os
 import random
 import re
 import time
@@ -255,36 +253,11 @@ class Ctx:
         truth(db) read since the emulator last changed, not to read 25,000 pages twice)."""
         rows = self.db_rows(kind, db, user)
         want = truth(db) if want is None else want
-        missing = sorted(set(want) - set(rows))
-        extra = sorted(set(rows) - set(want))
+        missing, extra, bad = h.compare_rows(kind, rows, want, version, times=True)
         t.ok(not missing and not extra,
              f"{label}: the table holds exactly Notion's {len(want)} pages",
              f"rows {len(rows)}, missing {len(missing)} {missing[:3]}, "
              f"extra {len(extra)} {extra[:3]}")
-        bad = []
-        for pid, (ds, page) in want.items():
-            row = rows.get(pid)
-            if row is None:
-                continue
-            cols = h.expected_columns(kind, page["properties"])
-            got = {c: row[c] for c in cols if c in row}
-            if kind == "Chat Sessions":
-                got["message_count"] = (int(row["extra"][0]) if row["extra"][0] is not None
-                                        else None)
-            if got != cols:
-                bad.append((pid, "columns", {k: str(v)[:80] for k, v in got.items()},
-                            {k: str(v)[:80] for k, v in cols.items()}))
-            if not h.same_properties(row["properties"], page["properties"]):
-                diff = sorted(k for k in set(row["properties"]) | set(page["properties"])
-                              if h.normalize_files(row["properties"].get(k)) !=
-                              h.normalize_files(page["properties"].get(k)))
-                bad.append((pid, "properties differ", diff))
-            want_ds = ds if version >= "2025-09-03" else None
-            if row["data_source_id"] != want_ds:
-                bad.append((pid, "data source", row["data_source_id"], want_ds))
-            if (row["created_time"], row["last_edited_time"]) != (page["created_time"][:19],
-                                                                 page["last_edited_time"][:19]):
-                bad.append((pid, "timestamps", row["created_time"], row["last_edited_time"]))
         t.ok(not bad, f"{label}: every row equals Notion's complete page (columns, properties, "
              f"data source, times)", "\n".join(map(str, bad[:5])) + f"\n({len(bad)} mismatches)")
         return rows

@@ -282,25 +282,11 @@ def truth(ds):
 
 def check_truth(user, db, ds, label):
     """The (user, database) rows equal the emulator's ground truth: same pages, same
-    title column, same complete properties, same times."""
-    want = truth(ds)
+    columns, same complete properties, data source and times."""
+    want = h.ground_truth(emu, None, [ds])
     rows = {pid: r for pid, r in h.table_rows(pg, TABLE, user).items()
             if r["database_id"] == db}
-    missing = sorted(set(want) - set(rows))
-    extra = sorted(set(rows) - set(want))
-    bad = []
-    for pid, page in want.items():
-        row = rows.get(pid)
-        if row is None:
-            continue
-        cols = h.expected_columns("Characters", page["properties"])
-        if row["name"] != cols["name"] or row["description"] != cols["description"]:
-            bad.append((pid, "columns", row["name"][:40], cols["name"][:40]))
-        elif h.normalize_files(row["properties"]) != h.normalize_files(page["properties"]):
-            bad.append((pid, "properties"))
-        elif row["last_edited_time"] != page["last_edited_time"][:19]:
-            bad.append((pid, "last_edited_time", row["last_edited_time"],
-                        page["last_edited_time"]))
+    missing, extra, bad = h.compare_rows("Characters", rows, want, times=True)
     return t.ok(not missing and not extra and not bad,
                 f"{label}: the table equals Notion ({len(want)} pages, columns, properties, times)",
                 f"rows {len(rows)}, missing {len(missing)} {missing[:3]}, extra {len(extra)} "
