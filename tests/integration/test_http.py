@@ -130,6 +130,13 @@ def expect_error(got, status, code, desc):
          f"status {st}, body {js!r}")
 
 
+def expect_success(got, desc):
+    """got (a Stack.call answer) is 200 with success true; returns its body."""
+    st, _, js = got
+    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True, desc, (st, js))
+    return js
+
+
 # --- the world -------------------------------------------------------------
 start = time.monotonic()
 emu = h.Emulator()   # boots while the cluster is made
@@ -178,6 +185,7 @@ class World:
     single sync), built by the first scenario that needs it."""
 
     def __init__(self, name, synced=False):
+        self.name = name
         dbname = f"http_{name.replace('-', '_')}"
         if synced:
             scenario.shared(pg, "http_synced", build_synced)
@@ -187,6 +195,11 @@ class World:
 
     def env(self, **extra):
         return h.base_env(self.pg, emu, **extra)
+
+    def stack(self, name=None, processes=2, secret=NEW, **extra):
+        """A Stack (named as the world unless given) serving this database
+        with NOTION_SYNC_SECRET=secret and the extra environment."""
+        return Stack(name or self.name, self.env(NOTION_SYNC_SECRET=secret, **extra), processes)
 
     def q1(self, sql):
         return self.pg.psql(sql, out="scalar")
@@ -213,7 +226,7 @@ def refuse():
 
 def rotation():
     w = World("rotation")
-    A = Stack("rotating", w.env(NOTION_SYNC_SECRET=f"{OLD},{NEW}"), processes=2)
+    A = w.stack("rotating", secret=f"{OLD},{NEW}")
 
     # --- health and routing
     st, _, js = A.call("GET", "/healthz")
@@ -251,11 +264,10 @@ def rotation():
          "identical second sync with \"full\": true: synced_count 0, unchanged = N, full walk")
     t.ok(js.get("run_id") not in (None, run_id), "second sync has its own run_id", js)
 
-    st, _, js = A.call("POST", SYNC, json_body(single),
-                       dict(auth(NEW, "bearer"), **{"User-Agent": "pg_net/0.8.0"}),
-                       "lower-case scheme")
-    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-         "scheme word in lower case (bearer ...) accepted -> 200", (st, js))
+    js = expect_success(A.call("POST", SYNC, json_body(single),
+                               dict(auth(NEW, "bearer"), **{"User-Agent": "pg_net/0.8.0"}),
+                               "lower-case scheme"),
+                        "scheme word in lower case (bearer ...) accepted -> 200")
     lc_run = int(js.get('run_id') or 0) if isinstance(js, dict) else 0
     t.eq(w.q1(f"select trigger from notion_sync_runs where id = {lc_run}"),
          "pg_net", "a pg_net/ User-Agent records trigger pg_net")
@@ -292,24 +304,22 @@ def rotation():
     # --- rotation: restart with only the new secret
     A.stop()
     t.ok(not A.alive(), "first responder stopped for the restart")
-    B = Stack("new-only", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    B = w.stack("new-only")
     before = w.runs_count()
     expect_error(B.call("POST", SYNC, json_body(single), auth(OLD), "old secret after restart"),
                  401, "unauthorized", "after restart with only the new secret, the old secret")
     t.eq(w.runs_count(), before, "old secret after restart: no sync run recorded")
-    st, _, js = B.call("POST", SYNC, json_body(single), auth(NEW), "new secret after restart")
-    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-         "after restart the new secret is accepted -> 200", (st, js))
+    expect_success(B.call("POST", SYNC, json_body(single), auth(NEW), "new secret after restart"),
+                   "after restart the new secret is accepted -> 200")
 
 
 def validation():
     w = World("validation", synced=True)
-    B = Stack("validation", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    B = w.stack()
     at_limit = json_body(single)
     at_limit += b" " * (64 * 1024 - len(at_limit))
-    st, _, js = B.call("POST", SYNC, at_limit, auth(NEW), "exactly 64 KiB")
-    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-         "a body of exactly 64 KiB is accepted -> 200", (st, js))
+    expect_success(B.call("POST", SYNC, at_limit, auth(NEW), "exactly 64 KiB"),
+                   "a body of exactly 64 KiB is accepted -> 200")
     before = w.runs_count()  # no request from here to the check below may start a sync
     big = json_body({"user_id": U1, "database_id": D1, "padding": "x" * (70 * 1024)})
     expect_error(B.call("POST", SYNC, big, auth(NEW), "70 KiB body"), 413, "payload_too_large",
@@ -378,7 +388,7 @@ def validation():
 
 def discovery():
     w = World("discovery", synced=True)
-    B = Stack("discovery", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    B = w.stack()
 
     # --- user only: discovery via search
     t.eq(w.q1(f"select count(*) from notion_databases where user_id = '{U2}'"), "0",
@@ -454,7 +464,7 @@ def discovery():
 
 def notion_fails():
     w = World("notion-fails", synced=True)
-    C = Stack("notion-fails", w.env(NOTION_SYNC_SECRET=NEW, NOTION_MAX_ATTEMPTS=2), processes=1)
+    C = w.stack(processes=1, NOTION_MAX_ATTEMPTS=2)
     emu.control("POST", "/faults", {"faults": [{"path": r"^/v1/data_sources/[^/]+/query",
                                                 "kind": "status", "status": 500, "count": 0}]})
     emu.clear_requests()
@@ -468,15 +478,14 @@ def notion_fails():
     queries = [r for r in log if r["path"].endswith("/query")]
     t.eq([r["status"] for r in queries], [500, 500],
          "NOTION_MAX_ATTEMPTS=2: the query was tried exactly twice")
-    st, _, js = C.call("POST", SYNC, json_body(single), auth(NEW), "after faults cleared")
-    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-         "faults cleared: the same sync succeeds again", (st, js))
+    expect_success(C.call("POST", SYNC, json_body(single), auth(NEW), "after faults cleared"),
+                   "faults cleared: the same sync succeeds again")
 
 
 def busy():
     """409: a second request while the first one runs."""
     w = World("busy", synced=True)
-    B = Stack("busy", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    B = w.stack()
     emu.control("POST", "/faults", {"faults": [{"path": r"^/v1/data_sources/[^/]+/query",
                                                 "kind": "slow", "delay_ms": 2500, "count": 1}]})
     slow_result = {}
@@ -517,8 +526,8 @@ def busy():
 def pg_down():
     """503: PostgreSQL stopped (the last scenario: the cluster stays down)."""
     w = World("pg-down")
-    B = Stack("pg-down", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
-    C = Stack("pg-down-held", w.env(NOTION_SYNC_SECRET=NEW), processes=1)
+    B = w.stack()
+    C = w.stack("pg-down-held", processes=1)
     # C serves one sync first, so that it holds a connection libpq believes open.
     C.call("POST", SYNC, json_body({"user_id": U4, "database_id": D4C}), auth(NEW),
            "sync on C before postgres stops")
