@@ -323,21 +323,36 @@ def wait_until(pred, timeout, interval=0.05):
     return pred()
 
 
+def synced_database(n, label, seed):
+    """(user, database id, data source id): scenario n's user and its Characters
+    database of N_PAGES pages, synced once."""
+    user, token = new_user(n, label)
+    db, ds = make_db(token, N_PAGES, seed)
+    initial_sync(label, user, db, ds)
+    return user, db, ds
+
+
+def start_walking_a(label, user, db, ds, latency_ms, queries):
+    """(A, mid-walk): A's full sync of db with Notion answering after latency_ms,
+    once A holds its lock and has sent `queries` query requests (mid-walk False
+    when that did not happen within 40 s)."""
+    emu.clear_requests()
+    emu.control("DELETE", "/faults")
+    settle_latency(latency_ms)
+    a = sync_cli(label + "-A", "lockloss_a", user, db)
+    ok = wait_until(lambda: not a.alive() or (locks_of("lockloss_a") >= 1
+                                              and queries_seen(ds) >= queries), 40)
+    return a, ok
+
+
 # --- scenarios ---------------------------------------------------------------------
 
 def restart():
     """a. PostgreSQL restarts mid-walk, nobody competes: re-take and go on."""
     h.note("--- restart: second full sync of an unchanged database, PostgreSQL restarted "
            "mid-walk, no competitor")
-    user, token = new_user(1, "restart")
-    db, ds = make_db(token, N_PAGES, 11)
-    initial_sync("restart", user, db, ds)
-    emu.clear_requests()
-    emu.control("DELETE", "/faults")
-    settle_latency(LATENCY_MS)
-    a = sync_cli("restart-A", "lockloss_a", user, db)
-    ok = wait_until(lambda: not a.alive() or (locks_of("lockloss_a") >= 1
-                                              and queries_seen(ds) >= 12), 40)
+    user, db, ds = synced_database(1, "restart", 11)
+    a, ok = start_walking_a("restart", user, db, ds, LATENCY_MS, 12)
     t.ok(ok and a.alive() and locks_of("lockloss_a") >= 1,
          f"restart: A is mid-walk ({queries_seen(ds)} of ~41 queries) holding its lock")
     run_id = last_run_id(user, db)
@@ -376,9 +391,7 @@ def restart():
 
 
 def competitor_setup(n, label):
-    user, token = new_user(n, label)
-    db, ds = make_db(token, N_PAGES, 20 + n)
-    initial_sync(label, user, db, ds)
+    user, db, ds = synced_database(n, label, 20 + n)
     pages = sorted(truth(ds).values(), key=lambda p: (p["created_time"], p["id"]))
     # Early pages: A reads them (edited, "v1") in its first answer, before it stalls,
     # and keeps them in its batch (5 changed rows: flushed at the end of its walk).
@@ -538,15 +551,8 @@ def overtaken():
 def down():
     """c. PostgreSQL stops mid-walk and stays down."""
     h.note("--- down: PostgreSQL stopped mid-walk and left down")
-    user, token = new_user(3, "down")
-    db, ds = make_db(token, N_PAGES, 33)
-    initial_sync("down", user, db, ds)
-    emu.clear_requests()
-    emu.control("DELETE", "/faults")
-    settle_latency(DOWN_LATENCY_MS)
-    a = sync_cli("down-A", "lockloss_a", user, db)
-    ok = wait_until(lambda: not a.alive() or (locks_of("lockloss_a") >= 1
-                                              and queries_seen(ds) >= 3), 40)
+    user, db, ds = synced_database(3, "down", 33)
+    a, ok = start_walking_a("down", user, db, ds, DOWN_LATENCY_MS, 3)
     t.ok(ok and a.alive(), f"down: A is mid-walk ({queries_seen(ds)} of ~41 queries)")
     run_id = last_run_id(user, db)
     before = queries_seen(ds)
@@ -576,11 +582,7 @@ def down():
     t.ok(wcode == 0 and row.get("status") == "error" and row.get("f") is not None,
          "down: the abandoned run row does not stay 'running': the reaper marks it error",
          (row, wcode, werr[-600:]))
-    c = sync_cli("down-next", "lockloss_c", user, db)
-    code, js, out, err = c.wait(120)
-    t.ok(code == 0 and js.get("success") is True, "down: the next full sync succeeds",
-         show(code, js, out, err))
-    check_truth(user, db, ds, "down, next sync")
+    next_sync("down", user, db, ds)
     t.eq(q1(f"select count(*) from notion_sync_runs where user_id = '{user}' "
             "and status = 'running'"), "0", "down: no run of the user is left running")
 
