@@ -175,11 +175,6 @@ def is_no_sources(code, js, database_id):
             and names_id(e.get("message"), database_id))
 
 
-def trash(page_ids):
-    for pid in page_ids:
-        emu.control("POST", f"/pages/{pid}/trash", {})
-
-
 # ==========================================================================================
 # deletions (item 1): data_sources: [] proves nothing, so nothing is deleted
 # ==========================================================================================
@@ -237,7 +232,7 @@ def deletions():
     # access back: a full sync proves the rows and deletes only what Notion trashed
     emu.access(database_id=did, accessible=True)
     gone = sorted(before)[:2]
-    trash(gone)
+    emu.trash(gone)
     code, js, out, err = s.sync(did, "--full")
     t.ok(code == 0 and js.get("success") is True and js.get("deleted") == 2,
          "deletions: access restored: a full sync succeeds and deletes exactly the 2 trashed pages",
@@ -259,8 +254,8 @@ def orphaned():
          show(code, js, out, err))
     a_ids = sorted(truth(db, [ds_a]))
     b_ids = sorted(truth(db, [ds_b]))
-    trash(a_ids[:2])
-    trash(b_ids[:3])
+    emu.trash(a_ids[:2])
+    emu.trash(b_ids[:3])
     emu.access(data_source_id=ds_b)   # "Lost" is no longer listed by the database
 
     code, js, out, err = s.sync(did, "--full")

@@ -589,6 +589,11 @@ class Emulator(PortFileServer):
                                                        **generate))
         return db
 
+    def trash(self, page_ids):
+        """Move pages to the trash (as a user does in Notion)."""
+        for pid in page_ids:
+            self.control("POST", f"/pages/{pid}/trash", {})
+
     def requests(self):
         """The emulator's log of /v1 calls (never holds tokens)."""
         return self.control("GET", "/requests")["requests"]
