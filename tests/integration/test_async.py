@@ -45,14 +45,11 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
+from client import is_error_body
 
 SYNC = "/api/notion/sync-to-postgres"
 RUNS = "/api/notion/sync-runs/"
@@ -82,14 +79,9 @@ h.migrate(TEMPLATE)
 pg = TEMPLATE  # the running scenario's database (a copy of the template), rebound per scenario
 
 
-def make_db(title, token, count, seed, kind=None):
-    spec = {"title": title}
-    if token:
-        spec["token"] = token
-    db = emu.control("POST", "/databases", spec)
-    if count:
-        emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0],
-                                          "count": count, "seed": seed, "kind": kind or title})
+def make_db(title, token, count, seed):
+    """(database id, data source id) of a new database of count pages."""
+    db = emu.make_database(title, token, count, seed)
     return db["database_id"], db["data_source_ids"][0]
 
 
@@ -177,11 +169,6 @@ def auth(secret=SECRET):
     return {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
 
 
-def is_error(js, code):
-    return (isinstance(js, dict) and js.get("success") is False and isinstance(js.get("error"), dict)
-            and js["error"].get("code") == code)
-
-
 def q1(sql):
     return pg.scalar(sql)
 
@@ -257,15 +244,18 @@ def basic():
     body = {"user_id": U_BASIC, "database_id": D_BASIC, "async": True}
 
     _, st, js = A.call("POST", SYNC, body, {"Content-Type": "application/json"})
-    t.ok(st == 401 and is_error(js, "unauthorized"), "async POST without a bearer -> 401", (st, js))
+    t.ok(st == 401 and is_error_body(js, "unauthorized"), "async POST without a bearer -> 401",
+         (st, js))
     _, st, js = A.call("POST", SYNC, body, auth("async-test-bearer-secret-WRONG"))
-    t.ok(st == 401 and is_error(js, "unauthorized"), "async POST with a wrong bearer -> 401", (st, js))
+    t.ok(st == 401 and is_error_body(js, "unauthorized"), "async POST with a wrong bearer -> 401",
+         (st, js))
     t.eq(runs_count(), 0, "no run recorded for the rejected requests")
     _, st, js = A.call("POST", SYNC, dict(body, **{"async": "yes"}), auth())
-    t.ok(st == 400 and is_error(js, "invalid_request"), '{"async": "yes"} -> 400', (st, js))
+    t.ok(st == 400 and is_error_body(js, "invalid_request"), '{"async": "yes"} -> 400', (st, js))
     _, st, js = A.call("POST", SYNC, {"user_id": "1a000000-0000-4000-8000-0000000000ff",
                                       "async": True}, auth())
-    t.ok(st == 404 and is_error(js, "not_found"), "async POST for an unknown user -> 404", (st, js))
+    t.ok(st == 404 and is_error_body(js, "not_found"), "async POST for an unknown user -> 404",
+         (st, js))
 
     secs, st, js = A.call("POST", SYNC, body, auth())
     runs = accepted_runs(js)
@@ -307,9 +297,10 @@ def basic():
             (RUNS + str(rid_basic), auth("nope-nope-nope-nope"), 401, "unauthorized",
              "status with a wrong bearer -> 401")]:
         _, st, js = A.call("GET", path, None, hdrs)
-        t.ok(st == want and is_error(js, code), desc, (st, js))
+        t.ok(st == want and is_error_body(js, code), desc, (st, js))
     _, st, js = A.call("POST", RUNS + str(rid_basic), b"", auth())
-    t.ok(st == 405 and is_error(js, "method_not_allowed"), "POST on the status path -> 405", (st, js))
+    t.ok(st == 405 and is_error_body(js, "method_not_allowed"), "POST on the status path -> 405",
+         (st, js))
 
     # "full": true must reach the worker: the second sync would otherwise be incremental.
     _, st, js = A.call("POST", SYNC, dict(body, full=True), auth())
@@ -519,10 +510,12 @@ def vercel():
     C = Stack("vercel", NOTION_SYNC_WORKERS=4, NOTION_RATE_LIMIT=3)
     before = runs_count()
     _, st, js = C.call("GET", SYNC, None, {"User-Agent": "vercel-cron/1.0"})
-    t.ok(st == 401 and is_error(js, "unauthorized"), "Vercel GET without a bearer -> 401", (st, js))
+    t.ok(st == 401 and is_error_body(js, "unauthorized"), "Vercel GET without a bearer -> 401",
+         (st, js))
     _, st, js = C.call("GET", SYNC, None, {"User-Agent": "vercel-cron/1.0",
                                            "Authorization": "Bearer wrong-cron-secret-123456"})
-    t.ok(st == 401 and is_error(js, "unauthorized"), "Vercel GET with a wrong bearer -> 401", (st, js))
+    t.ok(st == 401 and is_error_body(js, "unauthorized"), "Vercel GET with a wrong bearer -> 401",
+         (st, js))
     time.sleep(0.3)
     t.eq(runs_count(), before, "nothing queued by the rejected GETs")
     first_id = int(q1("select coalesce(max(id), 0) from notion_sync_runs")) + 1

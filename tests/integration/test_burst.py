@@ -16,7 +16,7 @@ each with a token and one registered database).
 Printed per burst: requests, 202s, drops (connection errors, no answer,
 any other status, slower than 5 s) and the slowest answer.
 
-  * worker_connections 512 (harness.TlsNginx's value) and spawn-fcgi's
+  * worker_connections 512 (what nginx/notion-sync.conf asks for) and spawn-fcgi's
     default backlog: 0 drops, every answer a 202 within 5 s (asserted);
   * the worst case: the responder busy (SIGSTOP) while the batch arrives,
     so that all 200 requests sit in nginx at once, each with an upstream
@@ -67,24 +67,19 @@ import re
 import subprocess
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
 SYNC = "/api/notion/sync-to-postgres"
 SECRET = "Burst-Secret-3e9a7c1f5b2dQk"
 N = 200                # pg_net.batch_size
 TIMEOUT = 5.0          # sync_notion_database's timeout_milliseconds
 WORKERS = 2
-WC_GOOD = 512          # harness.TlsNginx
+WC_GOOD = 512          # nginx/notion-sync.conf
 WC_CONTROL = 64
 WC_MIN = 430           # see "the threshold" below
 WC_NEAR = 424
@@ -97,8 +92,7 @@ SOMAXCONN = int(open("/proc/sys/net/core/somaxconn").read())
 h.note(f"net.core.somaxconn = {SOMAXCONN} (caps every listen backlog); {os.cpu_count()} CPUs")
 
 # --- PostgreSQL, emulator, 200 users -------------------------------------------------------------
-pg = h.Postgres()
-h.migrate(pg)
+pg = h.migrated_cluster(spares=False)   # spares once it holds the users, below
 pg.psql(f"create role {SVC_LOGIN} login in role notion_sync_service")
 emu = h.Emulator()
 USERS = [f"b0000000-0000-4000-8000-{i:012d}" for i in range(N)]
@@ -113,6 +107,8 @@ pg.psql("insert into user_settings (user_id, notion_token) values "
         + ", ".join(f"('{u}', '{tok}')" for u, tok in TOKENS.items()))
 pg.psql("insert into notion_databases (user_id, database_id, database_name) values "
         + ", ".join(f"('{u}', '{D}', 'Characters')" for u in USERS))
+h.keep_spares(pg)
+
 
 def env_of(db):
     """The responder's environment on database db (a copy of the template)."""
@@ -169,96 +165,20 @@ def production_limit_lines():
 
 LIMIT_LINES = production_limit_lines()
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections {wc}; }}
-http {{
-    include /etc/nginx/mime.types;
-    client_body_temp_path {dir}/body;
-    fastcgi_temp_path {dir}/fastcgi;
-    proxy_temp_path {dir}/proxy;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    log_format notion_sync '$remote_addr [$time_local] "$request_method $uri $server_protocol" '
-                           '$status $body_bytes_sent $request_time "$http_user_agent"';
-    access_log {dir}/access.log notion_sync;
-    upstream notion_sync_responder {{ server unix:{sock}; }}
-{limits}
-    server {{
-        listen 127.0.0.1:{http_port};
-        server_name localhost;
-        return 301 https://$host:{https_port}$request_uri;
-    }}
-    server {{
-        listen 127.0.0.1:{https_port} ssl http2;
-        server_name localhost;
-        ssl_certificate     {cert};
-        ssl_certificate_key {key};
-        ssl_session_cache   shared:notion_sync_ssl:1m;
-        server_tokens off;
-        include {snippet};
-    }}
-}}
-"""
 
 CERT_DIR = tempfile.mkdtemp(prefix="nsync-burst-cert-")
 h.on_cleanup(lambda: shutil.rmtree(CERT_DIR, ignore_errors=True))
-CERT, KEY = h.make_self_signed_cert(CERT_DIR)
-os.chmod(CERT_DIR, 0o755)
-os.chmod(KEY, 0o644)  # nginx's master reads it as root; the directory is private to the test
+CERT = h.make_self_signed_cert(CERT_DIR)   # one for every burst's nginx
 
 
-class BurstNginx:
-    def __init__(self, wc, sock):
-        self.dir = tempfile.mkdtemp(prefix="nsync-burst-nginx-")
-        h.on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
-        os.chmod(self.dir, 0o755)
-        shutil.copy("/etc/nginx/fastcgi_params", os.path.join(self.dir, "fastcgi_params"))
-        self.https_port, self.http_port = h.free_port(), h.free_port()
-        self.wc = wc
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=self.dir, wc=wc, sock=sock, limits=LIMIT_LINES,
-                                      http_port=self.http_port, https_port=self.https_port,
-                                      cert=CERT, key=KEY, snippet=h.LOCATIONS_SNIPPET))
-        self.err = os.path.join(self.dir, "error.log")
-        self.log = open(os.path.join(self.dir, "stderr.log"), "w")
-        test = subprocess.run(["nginx", "-t", "-q", "-c", conf, "-p", self.dir],
-                              capture_output=True, text=True)
-        if test.returncode != 0:
-            raise RuntimeError("nginx -t failed: " + test.stderr)
-        self.proc = h.start_process(["nginx", "-c", conf, "-p", self.dir], stdout=self.log,
-                                    stderr=self.log)
-        h.wait_for(self._listening, what="nginx to listen")
-
-    def _listening(self):
-        import socket
-        if self.proc.poll() is not None:
-            raise RuntimeError("nginx exited: " + open(self.log.name).read())
-        for port in (self.https_port, self.http_port):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) != 0:
-                    return False
-        return True
-
-    def stop(self):
-        h.stop_process(self.proc)
-
-    def logs(self):
-        out = ""
-        for name in ("access.log", "error.log", "stderr.log"):
-            p = os.path.join(self.dir, name)
-            if os.path.exists(p):
-                out += open(p, errors="replace").read()
-        return out
+def burst_nginx(wc, sock):
+    """The production TLS server (harness.TlsNginx) with worker_connections wc,
+    in front of the responder on unix socket sock, rate-limited by
+    nginx/notion-sync.conf's own lines."""
+    return h.TlsNginx(f"unix:{sock}", worker_connections=wc, limits=LIMIT_LINES, cert=CERT)
 
 
 # --- the burst -----------------------------------------------------------------------------------
-CTX = h.tls_client_context(CERT)
 BURSTS = []  # every burst's summary, for the final table
 
 
@@ -268,7 +188,7 @@ def sign(body):
     return f"t={ts},v1={mac}"
 
 
-def one(port, body, barrier, out, i):
+def one(port, ctx, body, barrier, out, i):
     """One request on a new TLS connection, as pg_net sends it."""
     try:
         barrier.wait(30)
@@ -276,7 +196,7 @@ def one(port, body, barrier, out, i):
         out[i] = ("barrier", None, 0.0)
         return
     start = time.monotonic()
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=CTX, timeout=TIMEOUT + 5)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=TIMEOUT + 5)
     try:
         conn.request("POST", SYNC, body, {"Content-Type": "application/json",
                                           "User-Agent": "pg_net/0.19.5",
@@ -313,14 +233,15 @@ def burst(label, wc, backlog=None, responder=None, hold=False, db=None):
     once every request waits or has failed. Returns the summary dict."""
     own = responder is None
     resp = responder or UnixResponder(db, backlog)
-    ngx = BurstNginx(wc, resp.sock)
+    ngx = burst_nginx(wc, resp.sock)
+    ctx = ngx.ssl_context()
     if hold:
         os.kill(resp.proc.pid, signal.SIGSTOP)
     bodies = [json.dumps({"user_id": u, "database_id": D, "async": True,
                           "burst": label}).encode() for u in USERS]
     out = [None] * N
     barrier = threading.Barrier(N)
-    threads = [threading.Thread(target=one, args=(ngx.https_port, bodies[i], barrier, out, i))
+    threads = [threading.Thread(target=one, args=(ngx.https_port, ctx, bodies[i], barrier, out, i))
                for i in range(N)]
     for th in threads:
         th.start()
@@ -349,7 +270,7 @@ def burst(label, wc, backlog=None, responder=None, hold=False, db=None):
     for r in drops:
         key = str(r[0]) if r else "no answer"
         kinds[key] = kinds.get(key, 0) + 1
-    errlog = open(ngx.err, errors="replace").read() if os.path.exists(ngx.err) else ""
+    errlog = open(ngx.error_log, errors="replace").read() if os.path.exists(ngx.error_log) else ""
     s = dict(label=label, wc=wc, backlog=resp.backlog if resp.backlog is not None else
              f"default (1024, capped at {SOMAXCONN})", requests=N,
              accepted=len(ok), drops=len(drops), kinds=kinds,
@@ -380,31 +301,9 @@ def passes(s):
     return s["drops"] == 0 and s["accepted"] == N and s["slowest"] <= TIMEOUT
 
 
-class CopiesAhead:
-    """Copies of a template for the scenarios about to run, made one after the
-    other in a background thread (CREATE DATABASE takes 0.2-0.4 s on a busy
-    host), so that a scenario seldom waits for its own. take(name) returns the
-    copy named name, made now if it was not asked for ahead."""
-
-    def __init__(self, pg, names, template=None):
-        self.pg, self.template = pg, template
-        wanted = [n for n in names if not sys.argv[1:] or n.split("_", 1)[-1] in sys.argv[1:]]
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.ahead = {n: self.pool.submit(scenario.clone_database, pg, n, template)
-                      for n in wanted}
-
-    def take(self, name):
-        made = self.ahead.pop(name, None)
-        return made.result() if made else scenario.clone_database(self.pg, name, self.template)
-
-
-COPIES = CopiesAhead(pg, [f"burst_{n}" for n in ("production", "worst", "threshold", "control",
-                                                  "backlog")])
-
-
 def fresh(name):
     """A copy of the migrated template (200 users, each with a registered database)."""
-    return COPIES.take(f"burst_{name}")
+    return scenario.clone_database(pg, f"burst_{name}")
 
 
 def survived(label, resp):
@@ -536,16 +435,6 @@ def summary():
     h.note(f"done in {time.monotonic() - STARTED:.1f}s")
 
 
-class SummaryTap:
-    """t, whose done() prints the table of every burst first."""
-    ok = staticmethod(t.ok)
-
-    @staticmethod
-    def done():
-        summary()
-        t.done()
-
-
-scenario.run(SummaryTap, [("production", production), ("worst", worst_case),
-                          ("threshold", threshold), ("control", control), ("backlog", backlog),
-                          ("sweep", sweep), ("hygiene", hygiene)])
+scenario.run(t, [("production", production), ("worst", worst_case), ("threshold", threshold),
+                 ("control", control), ("backlog", backlog), ("sweep", sweep),
+                 ("hygiene", hygiene)], after=summary)

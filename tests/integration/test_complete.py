@@ -40,9 +40,7 @@ frozen and set by each scenario.
 """
 import bisect
 import datetime
-import json
 import math
-import os
 import random
 import re
 import time
@@ -104,16 +102,9 @@ def answer(js, *keys):
 
 
 def make_db(kind, count, seed, sources=1, title=None, token=TOKEN, created_start=None):
-    db = emu.control("POST", "/databases", {
-        "title": title or kind, "token": token, "data_sources": [{} for _ in range(sources)]})
-    counts = count if isinstance(count, list) else [count] * sources
-    for i, ds in enumerate(db["data_source_ids"]):
-        body = {"data_source_id": ds, "count": counts[i], "seed": seed + i,
-                "kind": kind if kind in h.KINDS else "generic"}
-        if created_start is not None:
-            body["created_start"] = iso(created_start)
-        emu.control("POST", "/generate", body)
-    return db
+    extra = {} if created_start is None else {"created_start": iso(created_start)}
+    return emu.make_database(title or kind, token, count, seed, sources=sources,
+                             kind=kind if kind in h.KINDS else "generic", **extra)
 
 
 def truth(db):
@@ -215,9 +206,13 @@ CTXS = []   # every scenario's Ctx, for the run log checks after them
 class Ctx:
     """A scenario's database (a clone of the template where USER and USER_DISCOVER
     hold their tokens), its environment, and the helpers that read it. Also
-    resets the emulator's faults and result cap."""
+    resets the emulator's faults and result cap, says what the scenario does
+    and sets the emulator's clock to its start."""
 
-    def __init__(self, name):
+    def __init__(self, name, what, clock):
+        self.name = name
+        h.note(f"--- {name}: {what}")
+        set_clock(clock)
         emu.control("DELETE", "/faults")
         emu.control("POST", "/config", {"result_cap": 10000})
         self.pg = scenario.clone_database(pg, f"complete_{name}", sql=(
@@ -237,6 +232,32 @@ class Ctx:
         args += list(flags)
         code, js, out, err = h.run_cli(args, e or self.env)
         return code, js or {}, out, err
+
+    def synced_db(self, kind, count, seed):
+        """A new database of count pages of kind, synced once (checked: a full walk
+        inserting every page)."""
+        db = make_db(kind, count, seed)
+        code, js, out, err = self.sync(db["database_id"])
+        t.ok(code == 0 and answer(js, "inserted", "mode") == (count, "full"),
+             f"{self.name}: the first sync inserts {count} with a full walk",
+             show(code, js, out, err))
+        return db
+
+    def trash_first(self, kind, db, n):
+        """Trash in Notion the first n (by page id) of db's pages synced here."""
+        emu.trash(sorted(self.db_rows(kind, db))[:n])
+
+    def sync_faulted(self, db, fault, *flags, e=None):
+        """sync() of db while the queries of its (first) data source meet fault
+        (an emulator fault but its path; removed afterwards), the emulator's
+        request log started afresh."""
+        qpath = rf"^/v1/data_sources/{db['data_source_ids'][0]}/query$"
+        emu.control("POST", "/faults", {"faults": [dict({"path": qpath}, **fault)]})
+        emu.clear_requests()
+        try:
+            return self.sync(db["database_id"], *flags, e=e)
+        finally:
+            emu.control("DELETE", "/faults")
 
     def last_run(self, database_id, user=USER):
         """The newest notion_sync_runs row of (user, database) as a dict ({} if none)."""
@@ -262,36 +283,11 @@ class Ctx:
         truth(db) read since the emulator last changed, not to read 25,000 pages twice)."""
         rows = self.db_rows(kind, db, user)
         want = truth(db) if want is None else want
-        missing = sorted(set(want) - set(rows))
-        extra = sorted(set(rows) - set(want))
+        missing, extra, bad = h.compare_rows(kind, rows, want, version, times=True)
         t.ok(not missing and not extra,
              f"{label}: the table holds exactly Notion's {len(want)} pages",
              f"rows {len(rows)}, missing {len(missing)} {missing[:3]}, "
              f"extra {len(extra)} {extra[:3]}")
-        bad = []
-        for pid, (ds, page) in want.items():
-            row = rows.get(pid)
-            if row is None:
-                continue
-            cols = h.expected_columns(kind, page["properties"])
-            got = {c: row[c] for c in cols if c in row}
-            if kind == "Chat Sessions":
-                got["message_count"] = (int(row["extra"][0]) if row["extra"][0] is not None
-                                        else None)
-            if got != cols:
-                bad.append((pid, "columns", {k: str(v)[:80] for k, v in got.items()},
-                            {k: str(v)[:80] for k, v in cols.items()}))
-            if not h.same_properties(row["properties"], page["properties"]):
-                diff = sorted(k for k in set(row["properties"]) | set(page["properties"])
-                              if h.normalize_files(row["properties"].get(k)) !=
-                              h.normalize_files(page["properties"].get(k)))
-                bad.append((pid, "properties differ", diff))
-            want_ds = ds if version >= "2025-09-03" else None
-            if row["data_source_id"] != want_ds:
-                bad.append((pid, "data source", row["data_source_id"], want_ds))
-            if (row["created_time"], row["last_edited_time"]) != (page["created_time"][:19],
-                                                                 page["last_edited_time"][:19]):
-                bad.append((pid, "timestamps", row["created_time"], row["last_edited_time"]))
         t.ok(not bad, f"{label}: every row equals Notion's complete page (columns, properties, "
              f"data source, times)", "\n".join(map(str, bad[:5])) + f"\n({len(bad)} mismatches)")
         return rows
@@ -309,9 +305,7 @@ class Ctx:
 # ======================================================================================
 
 def cap():
-    c = Ctx("cap")
-    set_clock(T0)
-    h.note("--- cap: result_cap 40, 130 pages")
+    c = Ctx("cap", "result_cap 40, 130 pages", T0)
     emu.control("POST", "/config", {"result_cap": 40})
     cap_db = make_db("Worlds", 130, 100)
     cap_ds = cap_db["data_source_ids"][0]
@@ -339,8 +333,7 @@ def cap():
     before = c.db_rows("Worlds", cap_db)
     trashed = sorted(before)[:2]
     set_clock(T0 + 60)
-    for pid in trashed:
-        emu.control("POST", f"/pages/{pid}/trash", {})
+    emu.trash(trashed)
     emu.control("POST", "/generate", {"data_source_id": cap_ds, "count": 45, "seed": 101,
                                       "kind": "Worlds", "created_start": iso(T0 + 3600),
                                       "created_step_seconds": 0})
@@ -371,9 +364,7 @@ def cap():
 # ======================================================================================
 
 def trunc():
-    c = Ctx("trunc")
-    h.note("--- trunc: relations, people, mentions over 25")
-    set_clock(T0 + 120)
+    c = Ctx("trunc", "relations, people, mentions over 25", T0 + 120)
     trunc_db = emu.control("POST", "/databases", {
         "title": "Characters", "token": TOKEN, "data_sources": [{"schema": {
             "Name": "title", "Description": "rich_text", "Related": "relation", "Owner": "people",
@@ -502,20 +493,14 @@ def trunc():
 # ======================================================================================
 
 def delete():
-    c = Ctx("delete")
-    h.note("--- delete: 3 trashed + 2 deleted of 60")
-    set_clock(T0 + 240)
+    c = Ctx("delete", "3 trashed + 2 deleted of 60", T0 + 240)
     # another Characters database, synced into the same table
     neighbour = make_db("Characters", 10, 210)
     c.sync(neighbour["database_id"])
-    del_db = make_db("Characters", 60, 200)
-    code, js, out, err = c.sync(del_db["database_id"])
-    t.ok(code == 0 and answer(js, "inserted", "mode") == (60, "full"),
-         "delete: the first sync inserts 60 with a full walk", show(code, js, out, err))
+    del_db = c.synced_db("Characters", 60, 200)
     ids = sorted(c.db_rows("Characters", del_db))
     set_clock(T0 + 300)
-    for pid in ids[:3]:
-        emu.control("POST", f"/pages/{pid}/trash", {})
+    emu.trash(ids[:3])
     for pid in ids[3:5]:
         emu.control("DELETE", f"/pages/{pid}")
     code, js, out, err = c.sync(del_db["database_id"])
@@ -544,25 +529,14 @@ def delete():
 # ======================================================================================
 
 def fail():
-    c = Ctx("fail")
-    h.note("--- fail: a 500 that never stops on the 2nd query page")
-    set_clock(T0 + 360)
-    fail_db = make_db("Chat Sessions", 250, 300)
-    fail_ds = fail_db["data_source_ids"][0]
-    code, js, out, err = c.sync(fail_db["database_id"])
-    t.ok(code == 0 and js.get("inserted") == 250, "fail: the first sync inserts 250",
-         show(code, js, out, err))
-    ids = sorted(c.db_rows("Chat Sessions", fail_db))
+    c = Ctx("fail", "a 500 that never stops on the 2nd query page", T0 + 360)
+    fail_db = c.synced_db("Chat Sessions", 250, 300)
     set_clock(T0 + 420)
-    for pid in ids[:4]:
-        emu.control("POST", f"/pages/{pid}/trash", {})
+    c.trash_first("Chat Sessions", fail_db, 4)
     before = c.xmins("Chat Sessions", fail_db)
-    qpath = rf"^/v1/data_sources/{fail_ds}/query$"
-    emu.control("POST", "/faults", {"faults": [{"path": qpath, "kind": "status", "status": 500,
-                                                "count": 0, "skip": 1}]})
-    code, js, out, err = c.sync(fail_db["database_id"], "--full",
-                                e=dict(c.env, NOTION_MAX_ATTEMPTS="2"))
-    emu.control("DELETE", "/faults")
+    never_stops = {"kind": "status", "status": 500, "count": 0, "skip": 1}
+    code, js, out, err = c.sync_faulted(fail_db, never_stops, "--full",
+                                        e=dict(c.env, NOTION_MAX_ATTEMPTS="2"))
     t.ok(code == 1 and js.get("success") is False,
          "fail: a walk cut off by a fault the retries do not absorb fails (exit 1)",
          show(code, js, out, err))
@@ -585,10 +559,7 @@ def fail():
          "fail: revoked share: the run row says error, 0 deleted")
 
     h.note("--- fail: a fault the retries absorb")
-    emu.control("POST", "/faults", {"faults": [{"path": qpath, "kind": "status", "status": 500,
-                                                "count": 1, "skip": 1}]})
-    code, js, out, err = c.sync(fail_db["database_id"], "--full")
-    emu.control("DELETE", "/faults")
+    code, js, out, err = c.sync_faulted(fail_db, dict(never_stops, count=1), "--full")
     t.ok(code == 0 and answer(js, "deleted", "retries") == (4, 1),
          "fail: with one 500 absorbed by a retry the full walk completes and deletes the 4 "
          "trashed pages", show(code, js, out, err))
@@ -600,24 +571,12 @@ def fail():
 # ======================================================================================
 
 def cursor():
-    c = Ctx("cursor")
-    h.note("--- cursor: expired once, then always")
-    set_clock(T0 + 480)
-    cur_db = make_db("Stories", 250, 400)
-    cur_ds = cur_db["data_source_ids"][0]
-    code, js, out, err = c.sync(cur_db["database_id"])
-    t.ok(code == 0 and js.get("inserted") == 250, "cursor: the first sync inserts 250",
-         show(code, js, out, err))
-    ids = sorted(c.db_rows("Stories", cur_db))
+    c = Ctx("cursor", "expired once, then always", T0 + 480)
+    cur_db = c.synced_db("Stories", 250, 400)
     set_clock(T0 + 540)
-    for pid in ids[:2]:
-        emu.control("POST", f"/pages/{pid}/trash", {})
-    qpath = rf"^/v1/data_sources/{cur_ds}/query$"
-    emu.control("POST", "/faults", {"faults": [{"path": qpath, "kind": "expire_cursors", "skip": 1,
-                                                "count": 1}]})
-    emu.clear_requests()
-    code, js, out, err = c.sync(cur_db["database_id"], "--full")
-    emu.control("DELETE", "/faults")
+    c.trash_first("Stories", cur_db, 2)
+    code, js, out, err = c.sync_faulted(cur_db, {"kind": "expire_cursors", "skip": 1, "count": 1},
+                                        "--full")
     _, queries, _ = split_log(emu.requests())
     bad = [i for i, q in enumerate(queries) if q["status"] == 400]
     t.ok(code == 0 and js.get("success") is True,
@@ -632,15 +591,10 @@ def cursor():
     c.check_truth("Stories", cur_db, "cursor expired once")
 
     set_clock(T0 + 600)
-    ids = sorted(c.db_rows("Stories", cur_db))
-    for pid in ids[:2]:
-        emu.control("POST", f"/pages/{pid}/trash", {})
+    c.trash_first("Stories", cur_db, 2)
     before = c.xmins("Stories", cur_db)
-    emu.control("POST", "/faults", {"faults": [{"path": qpath, "kind": "expire_cursors", "skip": 1,
-                                                "count": 0}]})
-    emu.clear_requests()
-    code, js, out, err = c.sync(cur_db["database_id"], "--full")
-    emu.control("DELETE", "/faults")
+    code, js, out, err = c.sync_faulted(cur_db, {"kind": "expire_cursors", "skip": 1, "count": 0},
+                                        "--full")
     _, queries, _ = split_log(emu.requests())
     t.ok(code == 1 and js.get("success") is False,
          "cursor: cursors expiring again after the restart: the database fails",
@@ -661,14 +615,9 @@ def cursor():
 # ======================================================================================
 
 def incr():
-    c = Ctx("incr")
-    h.note("--- incr: 150 pages, then edits")
-    set_clock(T0 + 660)
-    inc_db = make_db("Stories", 150, 500)
+    c = Ctx("incr", "150 pages, then edits", T0 + 660)
+    inc_db = c.synced_db("Stories", 150, 500)
     inc_ds = inc_db["data_source_ids"][0]
-    code, js, out, err = c.sync(inc_db["database_id"])
-    t.ok(code == 0 and answer(js, "inserted", "mode") == (150, "full"),
-         "incr: the first sync of a database is a full walk", show(code, js, out, err))
     gt = truth(inc_db)
     watermark = max(epoch(p["last_edited_time"]) for _, p in gt.values())
     state = c.pg.psql(f"select data_source_id::text, extract(epoch from watermark)::bigint, "
@@ -770,9 +719,7 @@ def incr():
 # ======================================================================================
 
 def other():
-    c = Ctx("other")
-    h.note("--- other: the generic table")
-    set_clock(T0 + 1380)
+    c = Ctx("other", "the generic table", T0 + 1380)
     oth_db = make_db("Other", 30, 600, title="Reading List")
     code, js, out, err = c.sync(oth_db["database_id"])
     t.ok(code == 0 and answer(js, "success", "database_name", "table", "inserted") ==
@@ -800,9 +747,7 @@ def other():
 # ======================================================================================
 
 def discover():
-    c = Ctx("discover")
-    h.note("--- discover: duplicate titles")
-    set_clock(T0 + 1440)
+    c = Ctx("discover", "duplicate titles", T0 + 1440)
     dup_a = make_db("Characters", 5, 700, token=TOKEN_DISCOVER)
     dup_b = make_db("Characters", 7, 710, token=TOKEN_DISCOVER)
     d_worlds = make_db("Worlds", 6, 720, token=TOKEN_DISCOVER)
@@ -841,9 +786,7 @@ def discover():
 # ======================================================================================
 
 def multi():
-    c = Ctx("multi")
-    h.note("--- multi: two data sources")
-    set_clock(T0 + 1500)
+    c = Ctx("multi", "two data sources", T0 + 1500)
     multi = make_db("Worlds", [40, 30], 800, sources=2)
     ds1, ds2 = multi["data_source_ids"]
     code, js, out, err = c.sync(multi["database_id"])
@@ -857,8 +800,7 @@ def multi():
     in1 = sorted(p for p, (ds, _) in gt.items() if ds == ds1)
     in2 = sorted(p for p, (ds, _) in gt.items() if ds == ds2)
     set_clock(T0 + 1560)
-    for pid in in2[:3]:
-        emu.control("POST", f"/pages/{pid}/trash", {})
+    emu.trash(in2[:3])
     emu.control("DELETE", f"/pages/{in1[0]}")
     emu.control("PATCH", f"/pages/{in1[1]}", {"properties": {"World Name": {
         "type": "title", "title": [{"type": "text", "text": {"content": "Renamed"}}]}}})
@@ -906,9 +848,7 @@ def multi():
 # ======================================================================================
 
 def big():
-    c = Ctx("big")
-    h.note("--- big: 25,000 pages, cap 10,000")
-    set_clock(T0 + 1680)
+    c = Ctx("big", "25,000 pages, cap 10,000", T0 + 1680)
     big = make_db("Worlds", 25000, 1000)
     gt = truth(big)
     plan = simulate_windows([epoch(p["created_time"]) for _, p in gt.values()], 10000)

@@ -42,22 +42,15 @@ The summary table is printed at the end.
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import types
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
-HOSTILE = os.path.join(TOP, "tests", "hostile", "hostile_notion.py")
+HOSTILE = os.path.join(h.SRCDIR, "tests", "hostile", "hostile_notion.py")
 SYNC = "/api/notion/sync-to-postgres"
 SECRET = "test-bearer-secret-hostile-notion"
 TOKEN = "secret_test_token_hostile_notion"
@@ -76,17 +69,8 @@ os.chmod(work, 0o755)
 os.chmod(san_dir, 0o777)
 
 # --- the hostile Notion -------------------------------------------------------
-port_file = os.path.join(work, "port")
-hostile_log = open(os.path.join(work, "hostile.log"), "w")
-hostile = h.start_process([sys.executable, HOSTILE, "--token", TOKEN, "--port", "0",
-                           "--port-file", port_file, "--quiet"],
-                          stdout=hostile_log, stderr=hostile_log)
-h.wait_for(lambda: os.path.exists(port_file) or hostile.poll() is not None,
-           what="the hostile Notion to listen")
-if hostile.poll() is not None:
-    raise RuntimeError("hostile Notion exited: " + open(hostile_log.name).read()[-2000:])
-MAIN_PORT, REDIRECT_PORT = (int(x) for x in open(port_file).read().split())
-NOTION_URL = f"http://127.0.0.1:{MAIN_PORT}"
+hostile = h.PortFileServer(HOSTILE, ["--token", TOKEN], name="hostile-notion")
+NOTION_URL = hostile.url   # its first port (the second serves its redirects)
 
 
 def control(method, path):
@@ -114,7 +98,7 @@ def new_user(n):
     USER = user_of(n)
 
 
-env = h.base_env(pg, types.SimpleNamespace(url=NOTION_URL), NOTION_SYNC_SECRET=SECRET)
+env = h.base_env(pg, hostile, NOTION_SYNC_SECRET=SECRET)
 # A wait cap of 60 s (the default is 600), so that Retry-After: 120 is beyond it.
 env["NOTION_MAX_RETRY_WAIT"] = "60"
 env["ASAN_OPTIONS"] = (f"log_path={san_dir}/asan:detect_leaks=1:halt_on_error=1:"
@@ -147,75 +131,20 @@ h.note(f"responder pid {responder_pid()} exe {os.readlink(f'/proc/{responder_pid
 
 # --- a raw FastCGI client -------------------------------------------------------
 
-FCGI_BEGIN, FCGI_END, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT, FCGI_STDERR = 1, 3, 4, 5, 6, 7
-
-
-def _record(rtype, content, request_id=1):
-    return struct.pack("!BBHHBx", 1, rtype, request_id, len(content), 0) + content
-
-
-def _nv(name, value):
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
-    name = name.encode()
-    value = value.encode() if isinstance(value, str) else value
-    return length(len(name)) + length(len(value)) + name + value
-
-
 def fcgi_request(params, stdin=b"", timeout=CASE_TIMEOUT):
-    """One FastCGI request to the responder; returns (status, headers dict
-    (lower-case names), body bytes) or (None, {}, b"") on timeout."""
-    sock = socket.create_connection(("127.0.0.1", responder.port), timeout=timeout)
+    """One FastCGI request to the responder (h.fastcgi); returns (status,
+    headers dict (lower-case names), body bytes) or (None, {}, b"") on timeout."""
     try:
-        out = _record(FCGI_BEGIN, struct.pack("!HB5x", 1, 0))
-        p = b"".join(_nv(k, v) for k, v in params.items())
-        for i in range(0, len(p), 65535):
-            out += _record(FCGI_PARAMS, p[i:i + 65535])
-        out += _record(FCGI_PARAMS, b"")
-        for i in range(0, len(stdin), 65535):
-            out += _record(FCGI_STDIN, stdin[i:i + 65535])
-        out += _record(FCGI_STDIN, b"")
-        sock.sendall(out)
-        buf, stdout = b"", b""
-        deadline = time.monotonic() + timeout
-        while True:
-            while len(buf) < 8:
-                sock.settimeout(max(0.1, deadline - time.monotonic()))
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the responder closed the connection")
-                buf += chunk
-            _, rtype, _, clen, plen = struct.unpack("!BBHHB", buf[:7])
-            while len(buf) < 8 + clen + plen:
-                sock.settimeout(max(0.1, deadline - time.monotonic()))
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the responder closed the connection mid-record")
-                buf += chunk
-            content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
-            if rtype == FCGI_STDOUT:
-                stdout += content
-            elif rtype == FCGI_END:
-                break
-    except (socket.timeout, TimeoutError):
+        return h.fastcgi(responder.port, params, stdin, timeout)
+    except TimeoutError:
         return None, {}, b""
-    finally:
-        sock.close()
-    head, _, body = stdout.partition(b"\r\n\r\n")
-    headers = {}
-    for line in head.decode("latin-1").split("\r\n"):
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    status = int(headers.get("status", "200").split()[0])
-    return status, headers, body
 
 
 def fcgi_params(method="POST", path=SYNC, body=b"", content_length=None, auth=True):
-    params = {"REQUEST_METHOD": method, "DOCUMENT_URI": path, "REQUEST_URI": path,
-              "SCRIPT_NAME": path, "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-              "SERVER_NAME": "localhost", "SERVER_PORT": "80", "GATEWAY_INTERFACE": "CGI/1.1",
-              "CONTENT_TYPE": "application/json",
-              "CONTENT_LENGTH": str(len(body)) if content_length is None else content_length}
+    params = h.cgi_params(method, path, SERVER_NAME="localhost", SERVER_PORT="80",
+                          GATEWAY_INTERFACE="CGI/1.1", CONTENT_TYPE="application/json",
+                          CONTENT_LENGTH=str(len(body)) if content_length is None
+                          else content_length)
     if auth:
         params["HTTP_AUTHORIZATION"] = "Bearer " + SECRET
     return params
@@ -738,21 +667,10 @@ def sanitizers():
          "; ".join(fn for fn, _ in reports))
 
 
-
 def summary():
     h.note("summary: case | expected | got | peak RSS MiB | seconds")
     for name, expected, got, peak, secs in REPORT:
         h.note(f"{name} | {expected} | {got} | {peak:.0f} | {secs:.1f}")
-
-
-class SummaryTap:
-    """t, whose done() prints the summary table first."""
-    ok = staticmethod(t.ok)
-
-    @staticmethod
-    def done():
-        summary()
-        t.done()
 
 
 def own_user(n, name_fn):
@@ -779,5 +697,5 @@ SCENARIOS = ([("healthz", healthz), ("control", control_case)]
 # Every scenario's user at once (one statement, not one per scenario).
 pg.psql("insert into user_settings (user_id, notion_token) values " + ", ".join(
     f"('{user_of(i + 1)}', '{TOKEN}')" for i in range(len(SCENARIOS))))
-scenario.run(SummaryTap, [own_user(i + 1, s) for i, s in enumerate(SCENARIOS)]
-             + [("sanitizers", sanitizers)])
+scenario.run(t, [own_user(i + 1, s) for i, s in enumerate(SCENARIOS)]
+             + [("sanitizers", sanitizers)], after=summary)

@@ -38,6 +38,7 @@ import time
 
 import harness as h
 import scenario
+from client import is_error_body, json_body
 
 SYNC = "/api/notion/sync-to-postgres"
 OLD = "test-bearer-secret-old"
@@ -123,25 +124,17 @@ def auth(secret=NEW, scheme="Bearer"):
     return {"Authorization": f"{scheme} {secret}", "Content-Type": "application/json"}
 
 
-def jbody(obj):
-    return json.dumps(obj).encode()
-
-
-def is_error_body(js, code=None):
-    if not isinstance(js, dict) or js.get("success") is not False:
-        return False
-    e = js.get("error")
-    if not isinstance(e, dict) or not isinstance(e.get("code"), str) or not e["code"]:
-        return False
-    if not isinstance(e.get("message"), str):
-        return False
-    return code is None or e["code"] == code
-
-
 def expect_error(got, status, code, desc):
     st, _, js = got
     t.ok(st == status and is_error_body(js, code), f"{desc} -> {status} {code}",
          f"status {st}, body {js!r}")
+
+
+def expect_success(got, desc):
+    """got (a Stack.call answer) is 200 with success true; returns its body."""
+    st, _, js = got
+    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True, desc, (st, js))
+    return js
 
 
 # --- the world -------------------------------------------------------------
@@ -153,15 +146,8 @@ for key, tok in TOKENS.items():
     emu.control("POST", "/tokens", {"token": tok, "integration_name": "it-" + key, "databases": []})
 
 
-def make_db(title, token, count, seed, kind=None):
-    spec = {"title": title}
-    if token:
-        spec["token"] = token
-    db = emu.control("POST", "/databases", spec)
-    if count:
-        emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0],
-                                          "count": count, "seed": seed, "kind": kind or title})
-    return db["database_id"]
+def make_db(title, token, count, seed):
+    return emu.make_database(title, token, count, seed)["database_id"]
 
 
 D1 = make_db("Characters", TOKENS["t1"], N_CHAR, 1)
@@ -199,6 +185,7 @@ class World:
     single sync), built by the first scenario that needs it."""
 
     def __init__(self, name, synced=False):
+        self.name = name
         dbname = f"http_{name.replace('-', '_')}"
         if synced:
             scenario.shared(pg, "http_synced", build_synced)
@@ -208,6 +195,11 @@ class World:
 
     def env(self, **extra):
         return h.base_env(self.pg, emu, **extra)
+
+    def stack(self, name=None, processes=2, secret=NEW, **extra):
+        """A Stack (named as the world unless given) serving this database
+        with NOTION_SYNC_SECRET=secret and the extra environment."""
+        return Stack(name or self.name, self.env(NOTION_SYNC_SECRET=secret, **extra), processes)
 
     def q1(self, sql):
         return self.pg.psql(sql, out="scalar")
@@ -234,7 +226,7 @@ def refuse():
 
 def rotation():
     w = World("rotation")
-    A = Stack("rotating", w.env(NOTION_SYNC_SECRET=f"{OLD},{NEW}"), processes=2)
+    A = w.stack("rotating", secret=f"{OLD},{NEW}")
 
     # --- health and routing
     st, _, js = A.call("GET", "/healthz")
@@ -245,7 +237,7 @@ def rotation():
          f"{st} {js!r}")
 
     # --- single database success (new secret), then the old secret
-    st, _, js = A.call("POST", SYNC, jbody(single), auth(NEW), "first single sync")
+    st, _, js = A.call("POST", SYNC, json_body(single), auth(NEW), "first single sync")
     t.eq(st, 200, "single database sync -> 200")
     js = js if isinstance(js, dict) else {}
     rows = int(w.q1(f"select count(*) from notion_characters_sync where user_id = '{U1}' "
@@ -264,7 +256,7 @@ def rotation():
     t.eq(w.q1(f"select trigger from notion_sync_runs where id = {run_no}"),
          "http", "single sync: the run's trigger is http")
 
-    st, _, js = A.call("POST", SYNC, jbody(dict(single, full=True)), auth(OLD),
+    st, _, js = A.call("POST", SYNC, json_body(dict(single, full=True)), auth(OLD),
                        "second single sync (old secret)")
     js = js if isinstance(js, dict) else {}
     t.ok(st == 200 and js.get("success") is True, "old rotated secret accepted -> 200", (st, js))
@@ -272,11 +264,10 @@ def rotation():
          "identical second sync with \"full\": true: synced_count 0, unchanged = N, full walk")
     t.ok(js.get("run_id") not in (None, run_id), "second sync has its own run_id", js)
 
-    st, _, js = A.call("POST", SYNC, jbody(single),
-                       dict(auth(NEW, "bearer"), **{"User-Agent": "pg_net/0.8.0"}),
-                       "lower-case scheme")
-    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-         "scheme word in lower case (bearer ...) accepted -> 200", (st, js))
+    js = expect_success(A.call("POST", SYNC, json_body(single),
+                               dict(auth(NEW, "bearer"), **{"User-Agent": "pg_net/0.8.0"}),
+                               "lower-case scheme"),
+                        "scheme word in lower case (bearer ...) accepted -> 200")
     lc_run = int(js.get('run_id') or 0) if isinstance(js, dict) else 0
     t.eq(w.q1(f"select trigger from notion_sync_runs where id = {lc_run}"),
          "pg_net", "a pg_net/ User-Agent records trigger pg_net")
@@ -293,7 +284,7 @@ def rotation():
         ("other scheme", {"Authorization": f"Basic {NEW}"}),
     ]:
         before = w.runs_count()
-        st, hd, js = A.call("POST", SYNC, jbody(single), hdrs, "401: " + desc)
+        st, hd, js = A.call("POST", SYNC, json_body(single), hdrs, "401: " + desc)
         t.ok(st == 401 and is_error_body(js, "unauthorized"), f"{desc} -> 401 unauthorized",
              f"{st} {js!r}")
         if desc == "no Authorization":
@@ -305,7 +296,7 @@ def rotation():
     st, hd, js = A.call("DELETE", SYNC, None, auth(NEW))
     t.ok(st == 405 and is_error_body(js, "method_not_allowed"), f"DELETE {SYNC} -> 405", (st, js))
     t.ok("POST" in (hd.get("Allow") or ""), "405 carries an Allow header naming POST", hd)
-    st, hd, js = A.call("PUT", SYNC, jbody(single), auth(NEW))
+    st, hd, js = A.call("PUT", SYNC, json_body(single), auth(NEW))
     t.ok(st == 405 and is_error_body(js, "method_not_allowed"), f"PUT {SYNC} -> 405", (st, js))
     expect_error(A.call("POST", "/api/nope", b"{}", auth(NEW)), 404, "not_found", "POST /api/nope")
     expect_error(A.call("GET", "/"), 404, "not_found", "GET /")
@@ -313,26 +304,24 @@ def rotation():
     # --- rotation: restart with only the new secret
     A.stop()
     t.ok(not A.alive(), "first responder stopped for the restart")
-    B = Stack("new-only", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    B = w.stack("new-only")
     before = w.runs_count()
-    expect_error(B.call("POST", SYNC, jbody(single), auth(OLD), "old secret after restart"),
+    expect_error(B.call("POST", SYNC, json_body(single), auth(OLD), "old secret after restart"),
                  401, "unauthorized", "after restart with only the new secret, the old secret")
     t.eq(w.runs_count(), before, "old secret after restart: no sync run recorded")
-    st, _, js = B.call("POST", SYNC, jbody(single), auth(NEW), "new secret after restart")
-    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-         "after restart the new secret is accepted -> 200", (st, js))
+    expect_success(B.call("POST", SYNC, json_body(single), auth(NEW), "new secret after restart"),
+                   "after restart the new secret is accepted -> 200")
 
 
 def validation():
     w = World("validation", synced=True)
-    B = Stack("validation", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
-    at_limit = jbody(single)
+    B = w.stack()
+    at_limit = json_body(single)
     at_limit += b" " * (64 * 1024 - len(at_limit))
-    st, _, js = B.call("POST", SYNC, at_limit, auth(NEW), "exactly 64 KiB")
-    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-         "a body of exactly 64 KiB is accepted -> 200", (st, js))
+    expect_success(B.call("POST", SYNC, at_limit, auth(NEW), "exactly 64 KiB"),
+                   "a body of exactly 64 KiB is accepted -> 200")
     before = w.runs_count()  # no request from here to the check below may start a sync
-    big = jbody({"user_id": U1, "database_id": D1, "padding": "x" * (70 * 1024)})
+    big = json_body({"user_id": U1, "database_id": D1, "padding": "x" * (70 * 1024)})
     expect_error(B.call("POST", SYNC, big, auth(NEW), "70 KiB body"), 413, "payload_too_large",
                  "70 KiB body")
     expect_error(B.call("POST", SYNC, at_limit + b" ", auth(NEW), "64 KiB + 1"), 413,
@@ -343,14 +332,14 @@ def validation():
                  "non-JSON text")
     expect_error(B.call("POST", SYNC, b"[1, 2]", auth(NEW)), 400, "invalid_request",
                  "a JSON array instead of an object")
-    st, _, js = B.call("POST", SYNC, jbody({"user_id": 5}), auth(NEW))
+    st, _, js = B.call("POST", SYNC, json_body({"user_id": 5}), auth(NEW))
     t.ok(st == 400 and is_error_body(js, "invalid_request") and "user_id" in js["error"]["message"],
          '{"user_id": 5} -> 400 naming user_id', (st, js))
-    st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": D1, "full": "yes"}),
+    st, _, js = B.call("POST", SYNC, json_body({"user_id": U1, "database_id": D1, "full": "yes"}),
                        auth(NEW))
     t.ok(st == 400 and is_error_body(js, "invalid_request") and "full" in js["error"]["message"],
          '{"full": "yes"} -> 400 naming full', (st, js))
-    st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": 12345}), auth(NEW))
+    st, _, js = B.call("POST", SYNC, json_body({"user_id": U1, "database_id": 12345}), auth(NEW))
     t.ok(st == 400 and is_error_body(js, "invalid_request") and
          "database_id" in js["error"]["message"],
          '{"database_id": 12345} -> 400 naming database_id', (st, js))
@@ -365,7 +354,7 @@ def validation():
         for field in ("user_id", "database_id"):
             body = {"user_id": U1, "database_id": D1}
             body[field] = evil
-            st, _, js = B.call("POST", SYNC, jbody(body), auth(NEW), f"evil {field}")
+            st, _, js = B.call("POST", SYNC, json_body(body), auth(NEW), f"evil {field}")
             t.ok(st == 400 and is_error_body(js, "invalid_request") and
                  field in js["error"]["message"],
                  f"{field} {evil!r} -> 400 naming {field}", (st, js))
@@ -376,21 +365,22 @@ def validation():
     t.eq(w.runs_count(), before, "no invalid request started a sync run")
 
     # --- not found / invalid name
-    expect_error(B.call("POST", SYNC, jbody({"user_id": U_UNKNOWN, "database_id": D1}), auth(NEW)),
-                 404, "not_found", "unknown user with database_id")
-    expect_error(B.call("POST", SYNC, jbody({"user_id": U3, "database_id": D1}), auth(NEW)),
+    expect_error(B.call("POST", SYNC, json_body({"user_id": U_UNKNOWN, "database_id": D1}),
+                        auth(NEW)), 404, "not_found", "unknown user with database_id")
+    expect_error(B.call("POST", SYNC, json_body({"user_id": U3, "database_id": D1}), auth(NEW)),
                  404, "not_found", "user without a token")
-    expect_error(B.call("POST", SYNC, jbody({"user_id": U_UNKNOWN}), auth(NEW)), 404, "not_found",
-                 "unknown user, user_id only")
-    expect_error(B.call("POST", SYNC, jbody({"user_id": U3}), auth(NEW)), 404, "not_found",
+    expect_error(B.call("POST", SYNC, json_body({"user_id": U_UNKNOWN}), auth(NEW)), 404,
+                 "not_found", "unknown user, user_id only")
+    expect_error(B.call("POST", SYNC, json_body({"user_id": U3}), auth(NEW)), 404, "not_found",
                  "user without a token, user_id only")
-    st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": D_UNSHARED}), auth(NEW))
+    st, _, js = B.call("POST", SYNC, json_body({"user_id": U1, "database_id": D_UNSHARED}),
+                       auth(NEW))
     t.ok(st == 404 and is_error_body(js, "not_found")
          and re.search(r"not found|not shared", js["error"]["message"], re.I),
          "database not shared with the token -> 404 saying not found / not shared", (st, js))
     t.eq(w.q1(f"select count(*) from notion_databases where database_id = '{D_UNSHARED}'"), "0",
          "an unshared database is not registered")
-    st, _, js = B.call("POST", SYNC, jbody({"user_id": U1, "database_id": D1,
+    st, _, js = B.call("POST", SYNC, json_body({"user_id": U1, "database_id": D1,
                                              "database_name": "Spells"}), auth(NEW))
     t.ok(st == 400 and is_error_body(js, "invalid_request") and "Spells" in js["error"]["message"],
          'database_name "Spells" -> 400 naming the value', (st, js))
@@ -398,12 +388,12 @@ def validation():
 
 def discovery():
     w = World("discovery", synced=True)
-    B = Stack("discovery", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    B = w.stack()
 
     # --- user only: discovery via search
     t.eq(w.q1(f"select count(*) from notion_databases where user_id = '{U2}'"), "0",
          "user 2 has nothing registered before")
-    st, _, js = B.call("POST", SYNC, jbody({"user_id": U2}), auth(NEW), "user-only discovery")
+    st, _, js = B.call("POST", SYNC, json_body({"user_id": U2}), auth(NEW), "user-only discovery")
     js = js if isinstance(js, dict) else {}
     res = js.get("results") if isinstance(js.get("results"), list) else []
     t.ok(st == 200 and js.get("success") is True and len(res) == 2,
@@ -439,7 +429,7 @@ def discovery():
          "no-body run: all succeed", js)
 
     # --- database_id only
-    st, _, js = B.call("POST", SYNC, jbody({"database_id": D1}), auth(NEW), "database only")
+    st, _, js = B.call("POST", SYNC, json_body({"database_id": D1}), auth(NEW), "database only")
     js = js if isinstance(js, dict) else {}
     res = js.get("results") if isinstance(js.get("results"), list) else []
     t.ok(st == 200 and js.get("success") is True, "database_id only -> 200 success", (st, js))
@@ -448,13 +438,14 @@ def discovery():
          "database_id only: that database for each user who registered it")
     t.eq(w.q1(f"select count(*) from notion_characters_sync where user_id = '{U5}'"), str(N_CHAR),
          "user 5 has its own copy of the shared database")
-    expect_error(B.call("POST", SYNC, jbody({"database_id": D_UNSHARED}), auth(NEW)), 404,
+    expect_error(B.call("POST", SYNC, json_body({"database_id": D_UNSHARED}), auth(NEW)), 404,
                  "not_found", "database_id only, registered by nobody")
 
     # --- one failing database does not stop the others
     emu.control("POST", "/share", {"token": TOKENS["t4"], "database_id": D4W, "shared": False})
     try:
-        st, _, js = B.call("POST", SYNC, jbody({"user_id": U4}), auth(NEW), "one failing database")
+        st, _, js = B.call("POST", SYNC, json_body({"user_id": U4}), auth(NEW),
+                           "one failing database")
     finally:
         emu.control("POST", "/share", {"token": TOKENS["t4"], "database_id": D4W, "shared": True})
     js = js if isinstance(js, dict) else {}
@@ -473,12 +464,12 @@ def discovery():
 
 def notion_fails():
     w = World("notion-fails", synced=True)
-    C = Stack("notion-fails", w.env(NOTION_SYNC_SECRET=NEW, NOTION_MAX_ATTEMPTS=2), processes=1)
+    C = w.stack(processes=1, NOTION_MAX_ATTEMPTS=2)
     emu.control("POST", "/faults", {"faults": [{"path": r"^/v1/data_sources/[^/]+/query",
                                                 "kind": "status", "status": 500, "count": 0}]})
     emu.clear_requests()
     try:
-        st, _, js = C.call("POST", SYNC, jbody(single), auth(NEW), "notion 500")
+        st, _, js = C.call("POST", SYNC, json_body(single), auth(NEW), "notion 500")
         log = emu.requests()
     finally:
         emu.control("DELETE", "/faults")
@@ -487,21 +478,20 @@ def notion_fails():
     queries = [r for r in log if r["path"].endswith("/query")]
     t.eq([r["status"] for r in queries], [500, 500],
          "NOTION_MAX_ATTEMPTS=2: the query was tried exactly twice")
-    st, _, js = C.call("POST", SYNC, jbody(single), auth(NEW), "after faults cleared")
-    t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
-         "faults cleared: the same sync succeeds again", (st, js))
+    expect_success(C.call("POST", SYNC, json_body(single), auth(NEW), "after faults cleared"),
+                   "faults cleared: the same sync succeeds again")
 
 
 def busy():
     """409: a second request while the first one runs."""
     w = World("busy", synced=True)
-    B = Stack("busy", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
+    B = w.stack()
     emu.control("POST", "/faults", {"faults": [{"path": r"^/v1/data_sources/[^/]+/query",
                                                 "kind": "slow", "delay_ms": 2500, "count": 1}]})
     slow_result = {}
 
     def slow_request():
-        slow_result["r"] = B.call("POST", SYNC, jbody(single), auth(NEW), "409: request A")
+        slow_result["r"] = B.call("POST", SYNC, json_body(single), auth(NEW), "409: request A")
 
     try:
         runs_before = int(w.q1("select coalesce(max(id), 0) from notion_sync_runs"))
@@ -516,7 +506,7 @@ def busy():
             if running is None:
                 time.sleep(0.02)
         t.ok(running is not None, "request A shows a running row in notion_sync_runs")
-        st, _, js = B.call("POST", SYNC, jbody(single), auth(NEW), "409: request B")
+        st, _, js = B.call("POST", SYNC, json_body(single), auth(NEW), "409: request B")
         t.ok(st == 409 and is_error_body(js, "sync_in_progress"),
              "request B for the same user+database -> 409 sync_in_progress", (st, js))
         busy_run = js.get("error", {}).get("run_id") if isinstance(js, dict) else None
@@ -536,18 +526,18 @@ def busy():
 def pg_down():
     """503: PostgreSQL stopped (the last scenario: the cluster stays down)."""
     w = World("pg-down")
-    B = Stack("pg-down", w.env(NOTION_SYNC_SECRET=NEW), processes=2)
-    C = Stack("pg-down-held", w.env(NOTION_SYNC_SECRET=NEW), processes=1)
+    B = w.stack()
+    C = w.stack("pg-down-held", processes=1)
     # C serves one sync first, so that it holds a connection libpq believes open.
-    C.call("POST", SYNC, jbody({"user_id": U4, "database_id": D4C}), auth(NEW),
+    C.call("POST", SYNC, json_body({"user_id": U4, "database_id": D4C}), auth(NEW),
            "sync on C before postgres stops")
     pg.stop()
-    expect_error(C.call("POST", SYNC, jbody(single), auth(NEW), "sync on C, postgres down"),
+    expect_error(C.call("POST", SYNC, json_body(single), auth(NEW), "sync on C, postgres down"),
                  503, "database_unavailable", "PostgreSQL stopped: sync on a held connection")
     st, _, js = B.call("GET", "/healthz", label="healthz, postgres down")
     t.ok(st == 503 and isinstance(js, dict) and js.get("status") not in (None, "ok"),
          "PostgreSQL stopped: /healthz -> 503 with a non-ok status", (st, js))
-    expect_error(B.call("POST", SYNC, jbody(single), auth(NEW), "sync, postgres down"),
+    expect_error(B.call("POST", SYNC, json_body(single), auth(NEW), "sync, postgres down"),
                  503, "database_unavailable", "PostgreSQL stopped: sync")
     expect_error(B.call("POST", SYNC, None, auth(NEW), "cron, postgres down"),
                  503, "database_unavailable", "PostgreSQL stopped: no-body sync")

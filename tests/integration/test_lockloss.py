@@ -58,15 +58,11 @@ by the harness's cleanups on failure).
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
 SECRET = "secret_test_lockloss_bearer_5d1e"
 SYNC = "/api/notion/sync-to-postgres"
@@ -163,9 +159,8 @@ def new_user(n, label):
 
 
 def make_db(token, count, seed):
-    db = emu.control("POST", "/databases", {"title": "Characters", "token": token})
-    emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0], "count": count,
-                                      "seed": seed, "kind": "Characters"})
+    """(database id, data source id) of a new Characters database of count pages."""
+    db = emu.make_database("Characters", token, count, seed)
     return db["database_id"], db["data_source_ids"][0]
 
 
@@ -287,25 +282,11 @@ def truth(ds):
 
 def check_truth(user, db, ds, label):
     """The (user, database) rows equal the emulator's ground truth: same pages, same
-    title column, same complete properties, same times."""
-    want = truth(ds)
+    columns, same complete properties, data source and times."""
+    want = h.ground_truth(emu, None, [ds])
     rows = {pid: r for pid, r in h.table_rows(pg, TABLE, user).items()
             if r["database_id"] == db}
-    missing = sorted(set(want) - set(rows))
-    extra = sorted(set(rows) - set(want))
-    bad = []
-    for pid, page in want.items():
-        row = rows.get(pid)
-        if row is None:
-            continue
-        cols = h.expected_columns("Characters", page["properties"])
-        if row["name"] != cols["name"] or row["description"] != cols["description"]:
-            bad.append((pid, "columns", row["name"][:40], cols["name"][:40]))
-        elif h.normalize_files(row["properties"]) != h.normalize_files(page["properties"]):
-            bad.append((pid, "properties"))
-        elif row["last_edited_time"] != page["last_edited_time"][:19]:
-            bad.append((pid, "last_edited_time", row["last_edited_time"],
-                        page["last_edited_time"]))
+    missing, extra, bad = h.compare_rows("Characters", rows, want, times=True)
     return t.ok(not missing and not extra and not bad,
                 f"{label}: the table equals Notion ({len(want)} pages, columns, properties, times)",
                 f"rows {len(rows)}, missing {len(missing)} {missing[:3]}, extra {len(extra)} "
@@ -342,21 +323,36 @@ def wait_until(pred, timeout, interval=0.05):
     return pred()
 
 
+def synced_database(n, label, seed):
+    """(user, database id, data source id): scenario n's user and its Characters
+    database of N_PAGES pages, synced once."""
+    user, token = new_user(n, label)
+    db, ds = make_db(token, N_PAGES, seed)
+    initial_sync(label, user, db, ds)
+    return user, db, ds
+
+
+def start_walking_a(label, user, db, ds, latency_ms, queries):
+    """(A, mid-walk): A's full sync of db with Notion answering after latency_ms,
+    once A holds its lock and has sent `queries` query requests (mid-walk False
+    when that did not happen within 40 s)."""
+    emu.clear_requests()
+    emu.control("DELETE", "/faults")
+    settle_latency(latency_ms)
+    a = sync_cli(label + "-A", "lockloss_a", user, db)
+    ok = wait_until(lambda: not a.alive() or (locks_of("lockloss_a") >= 1
+                                              and queries_seen(ds) >= queries), 40)
+    return a, ok
+
+
 # --- scenarios ---------------------------------------------------------------------
 
 def restart():
     """a. PostgreSQL restarts mid-walk, nobody competes: re-take and go on."""
     h.note("--- restart: second full sync of an unchanged database, PostgreSQL restarted "
            "mid-walk, no competitor")
-    user, token = new_user(1, "restart")
-    db, ds = make_db(token, N_PAGES, 11)
-    initial_sync("restart", user, db, ds)
-    emu.clear_requests()
-    emu.control("DELETE", "/faults")
-    settle_latency(LATENCY_MS)
-    a = sync_cli("restart-A", "lockloss_a", user, db)
-    ok = wait_until(lambda: not a.alive() or (locks_of("lockloss_a") >= 1
-                                              and queries_seen(ds) >= 12), 40)
+    user, db, ds = synced_database(1, "restart", 11)
+    a, ok = start_walking_a("restart", user, db, ds, LATENCY_MS, 12)
     t.ok(ok and a.alive() and locks_of("lockloss_a") >= 1,
          f"restart: A is mid-walk ({queries_seen(ds)} of ~41 queries) holding its lock")
     run_id = last_run_id(user, db)
@@ -395,9 +391,7 @@ def restart():
 
 
 def competitor_setup(n, label):
-    user, token = new_user(n, label)
-    db, ds = make_db(token, N_PAGES, 20 + n)
-    initial_sync(label, user, db, ds)
+    user, db, ds = synced_database(n, label, 20 + n)
     pages = sorted(truth(ds).values(), key=lambda p: (p["created_time"], p["id"]))
     # Early pages: A reads them (edited, "v1") in its first answer, before it stalls,
     # and keeps them in its batch (5 changed rows: flushed at the end of its walk).
@@ -557,15 +551,8 @@ def overtaken():
 def down():
     """c. PostgreSQL stops mid-walk and stays down."""
     h.note("--- down: PostgreSQL stopped mid-walk and left down")
-    user, token = new_user(3, "down")
-    db, ds = make_db(token, N_PAGES, 33)
-    initial_sync("down", user, db, ds)
-    emu.clear_requests()
-    emu.control("DELETE", "/faults")
-    settle_latency(DOWN_LATENCY_MS)
-    a = sync_cli("down-A", "lockloss_a", user, db)
-    ok = wait_until(lambda: not a.alive() or (locks_of("lockloss_a") >= 1
-                                              and queries_seen(ds) >= 3), 40)
+    user, db, ds = synced_database(3, "down", 33)
+    a, ok = start_walking_a("down", user, db, ds, DOWN_LATENCY_MS, 3)
     t.ok(ok and a.alive(), f"down: A is mid-walk ({queries_seen(ds)} of ~41 queries)")
     run_id = last_run_id(user, db)
     before = queries_seen(ds)
@@ -595,11 +582,7 @@ def down():
     t.ok(wcode == 0 and row.get("status") == "error" and row.get("f") is not None,
          "down: the abandoned run row does not stay 'running': the reaper marks it error",
          (row, wcode, werr[-600:]))
-    c = sync_cli("down-next", "lockloss_c", user, db)
-    code, js, out, err = c.wait(120)
-    t.ok(code == 0 and js.get("success") is True, "down: the next full sync succeeds",
-         show(code, js, out, err))
-    check_truth(user, db, ds, "down, next sync")
+    next_sync("down", user, db, ds)
     t.eq(q1(f"select count(*) from notion_sync_runs where user_id = '{user}' "
             "and status = 'running'"), "0", "down: no run of the user is left running")
 

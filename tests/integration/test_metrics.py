@@ -33,19 +33,11 @@ onto it (scenario.run; all by default, or some by name: test_metrics.py runs):
 """
 
 import math
-import os
 import re
-import socket
-import struct
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
 SYNC = "/api/notion/sync-to-postgres"
 METRICS = "/metrics"
@@ -245,31 +237,9 @@ def parser():
 # --- the stack ---------------------------------------------------------------------------------
 
 # synchronous_commit on: the immediate stop below must not lose the rows inserted before it.
-TEMPLATE = h.Postgres(extra_conf=["synchronous_commit = on"])
-h.migrate(TEMPLATE)
+TEMPLATE = h.migrated_cluster(extra_conf=["synchronous_commit = on"])
 TEMPLATE.psql(f"create role {SVC_LOGIN} login in role notion_sync_service")
 emu = h.Emulator()
-
-
-class CopiesAhead:
-    """Copies of a template for the scenarios about to run, made one after the
-    other in a background thread (CREATE DATABASE takes 0.2-0.4 s on a busy
-    host), so that a scenario seldom waits for its own. take(name) returns the
-    copy named name, made now if it was not asked for ahead."""
-
-    def __init__(self, pg, names, template=None):
-        self.pg, self.template = pg, template
-        wanted = [n for n in names if not sys.argv[1:] or n.split("_", 1)[-1] in sys.argv[1:]]
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.ahead = {n: self.pool.submit(scenario.clone_database, pg, n, template)
-                      for n in wanted}
-
-    def take(self, name):
-        made = self.ahead.pop(name, None)
-        return made.result() if made else scenario.clone_database(self.pg, name, self.template)
-
-
-COPIES = CopiesAhead(TEMPLATE, [f"metrics_{n}" for n in ("empty", "auth", "runs", "fcgi", "down")])
 
 
 def env_of(db):
@@ -299,7 +269,7 @@ def on_its_own_database(name, fn):
         if not TEMPLATE.running():   # an earlier scenario left PostgreSQL down
             TEMPLATE.start_server()
         emu.control("DELETE", "/faults")
-        use(COPIES.take(f"metrics_{name}"))
+        use(scenario.clone_database(TEMPLATE, f"metrics_{name}"))
         fn()
         DONE.add(name)
     return name, run
@@ -376,10 +346,7 @@ for user, tok in TOKENS.items():
 
 
 def make_db(title, token, count, seed):
-    db = emu.control("POST", "/databases", {"title": title, "token": token})
-    emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0], "count": count,
-                                      "seed": seed, "kind": title})
-    return db["database_id"]
+    return emu.make_database(title, token, count, seed)["database_id"]
 
 
 DA_CHAR = make_db("Characters", TOKENS[UA], 40, 11)
@@ -588,49 +555,12 @@ def verify(label):
 
 
 # --- the responder's own bearer check (raw FastCGI, no nginx) ---------------------------------------
-FCGI_BEGIN, FCGI_END, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 3, 4, 5, 6
-
-
-def _record(rtype, content):
-    return struct.pack("!BBHHBx", 1, rtype, 1, len(content), 0) + content
-
-
-def _nv(name, value):
-    name, value = name.encode(), value.encode()
-    return bytes([len(name)]) + bytes([len(value)]) + name + value
-
-
 def fcgi(method, path, authorization=None):
     """(status, headers with lower-case names, body bytes) from the responder."""
-    params = {"REQUEST_METHOD": method, "DOCUMENT_URI": path, "REQUEST_URI": path,
-              "SCRIPT_NAME": path, "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-              "GATEWAY_INTERFACE": "CGI/1.1", "CONTENT_LENGTH": "0"}
+    params = h.cgi_params(method, path, GATEWAY_INTERFACE="CGI/1.1", CONTENT_LENGTH="0")
     if authorization:
         params["HTTP_AUTHORIZATION"] = authorization
-    out = _record(FCGI_BEGIN, struct.pack("!HB5x", 1, 0))
-    out += _record(FCGI_PARAMS, b"".join(_nv(k, v) for k, v in params.items()))
-    out += _record(FCGI_PARAMS, b"") + _record(FCGI_STDIN, b"")
-    stdout, buf = b"", b""
-    with socket.create_connection(("127.0.0.1", resp.port), timeout=30) as sock:
-        sock.sendall(out)
-        while True:
-            while len(buf) < 8 or len(buf) < 8 + struct.unpack("!H", buf[4:6])[0] + buf[6]:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the responder closed the connection")
-                buf += chunk
-            _, rtype, _, clen, plen = struct.unpack("!BBHHB", buf[:7])
-            content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
-            if rtype == FCGI_STDOUT:
-                stdout += content
-            elif rtype == FCGI_END:
-                break
-    head, _, body = stdout.partition(b"\r\n\r\n")
-    hdrs = {}
-    for line in head.decode("latin-1").split("\r\n"):
-        k, _, v = line.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    return int(hdrs.get("status", "200").split()[0]), hdrs, body
+    return h.fastcgi(resp.port, params)
 
 
 def fcgi_own():

@@ -25,11 +25,9 @@ first scenario that needs it; it is only read.
 import glob
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
 PREVIOUS = os.path.join(h.SRCDIR, "tests", "fixtures", "release-a36ee39-sql")
 FILES = sorted(glob.glob(os.path.join(h.SQL_DIR, "[0-9][0-9][0-9]_*.sql")))

@@ -45,15 +45,11 @@ import re
 import socket
 import ssl
 import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
+from client import is_error_body, json_body
 
 SYNC = "/api/notion/sync-to-postgres"
 RUNS = "/api/notion/sync-runs/"
@@ -93,19 +89,6 @@ ALL = []  # every HTTPS answer: dict(label, method, path, status, headers, body,
 
 def auth(secret=NEW, scheme="Bearer"):
     return {"Authorization": f"{scheme} {secret}", "Content-Type": "application/json"}
-
-
-def jb(obj):
-    return json.dumps(obj).encode()
-
-
-def is_error(js, code=None):
-    if not isinstance(js, dict) or js.get("success") is not False:
-        return False
-    e = js.get("error")
-    if not isinstance(e, dict) or not isinstance(e.get("code"), str) or not e["code"]:
-        return False
-    return isinstance(e.get("message"), str) and (code is None or e["code"] == code)
 
 
 def call(method, path, body=None, headers=None, label=None, nginx_own=False, **kw):
@@ -240,24 +223,6 @@ pgnet = None    # the PgNet of the pg_net scenario's database
 SCENARIO_DBS = []
 
 
-class CopiesAhead:
-    """Copies of a template for the scenarios about to run, made one after the
-    other in a background thread (CREATE DATABASE takes 0.2-0.4 s on a busy
-    host), so that a scenario seldom waits for its own. take(name) returns the
-    copy named name, made now if it was not asked for ahead."""
-
-    def __init__(self, pg, names, template=None):
-        self.pg, self.template = pg, template
-        wanted = [n for n in names if not sys.argv[1:] or n.split("_", 1)[-1] in sys.argv[1:]]
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.ahead = {n: self.pool.submit(scenario.clone_database, pg, n, template)
-                      for n in wanted}
-
-    def take(self, name):
-        made = self.ahead.pop(name, None)
-        return made.result() if made else scenario.clone_database(self.pg, name, self.template)
-
-
 def env_of(db, secret=None):
     env = h.base_env(db, emu, DATABASE_URL=f"host={db.dir} dbname={db.dbname} user={SVC_LOGIN}")
     if secret is not None:
@@ -281,10 +246,8 @@ for user, token, counts in ((A, TOKEN_A, (6, 3, 3, 2, 2)), (B, TOKEN_B, (4, 2, 2
     code, _, out, err = h.run_cli(["set-token", "--user", user], dict(svc_env, NOTION_TOKEN=token))
     t.ok(code == 0, f"set-token for user {user[:8]} as the service login role", out + err)
 CHAR_A, CHAR_B = DBS[A]["Characters"], DBS[B]["Characters"]
-# The template is complete (the tokens set): copies for the scenarios ahead.
-COPIES = CopiesAhead(CLUSTER, [f"sec_{n}" for n in (
-    "tls", "sync", "auth", "plain_http", "methods", "body_size", "paths", "rate_limit",
-    "service")], template=TEMPLATE.dbname)
+# The template is complete (the tokens set): copies made ahead from now on.
+h.keep_spares(TEMPLATE)
 
 # The responder never serves a template (a template has no sessions): it starts
 # on a copy, and each scenario restarts it onto its own.
@@ -320,7 +283,7 @@ def synced_template():
 
 def one_sync_of_a():
     """Setup (not recorded): user A's Characters synced once; its run id."""
-    st, _, js = nginx.request("POST", SYNC, jb({"user_id": A, "database_id": CHAR_A}), auth(),
+    st, _, js = nginx.request("POST", SYNC, json_body({"user_id": A, "database_id": CHAR_A}), auth(),
                               timeout=60)
     if st != 200:
         raise RuntimeError(f"the setup sync of A's Characters failed: {st} {js}")
@@ -334,8 +297,7 @@ def on_its_own_database(name, fn, secret=NEW, synced=False, responder=True):
     def run():
         global pg
         source = synced_template() if synced else TEMPLATE
-        pg = (COPIES.take(f"sec_{name}") if not synced
-              else scenario.clone_database(CLUSTER, f"sec_{name}", template=source.dbname))
+        pg = scenario.clone_database(source, f"sec_{name}")
         SCENARIO_DBS.append(pg)
         if responder:
             h.respawn(resp, env_of(pg, secret))
@@ -343,7 +305,7 @@ def on_its_own_database(name, fn, secret=NEW, synced=False, responder=True):
     return name, run
 
 
-one_db = jb({"user_id": A, "database_id": CHAR_A})
+one_db = json_body({"user_id": A, "database_id": CHAR_A})
 
 
 # --- TLS -----------------------------------------------------------------------------------------
@@ -375,14 +337,14 @@ def sync():
          "GET /healthz without auth -> 200 {status: ok} with HSTS", (st, js, hd and dict(hd)))
 
     for user in (A, B):
-        st, hd, js = call("POST", SYNC, jb({"user_id": user}), auth(),
+        st, hd, js = call("POST", SYNC, json_body({"user_id": user}), auth(),
                           f"sync every database of {user[:8]}")
         res = js.get("results") if isinstance(js, dict) else None
         t.ok(st == 200 and js.get("success") is True and isinstance(res, list) and len(res) == 4
              and all(r.get("status") == "success" for r in res),
              f"user {user[:8]}: POST with the bearer syncs its 4 databases -> 200", (st, js))
-        st, hd, js = call("POST", SYNC, jb({"user_id": user, "database_id": DBS[user]["Lore"]}), auth(),
-                          f"sync the generic database of {user[:8]}")
+        st, hd, js = call("POST", SYNC, json_body({"user_id": user, "database_id": DBS[user]["Lore"]}),
+                          auth(), f"sync the generic database of {user[:8]}")
         t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True
              and js.get("table") == "notion_other_sync" and hsts_ok(hd),
              f"user {user[:8]}: a database of no known kind syncs into notion_other_sync, HSTS on 200",
@@ -431,7 +393,7 @@ def authentication():
         seen = [(p, s) for _, p, s in responder_requests()[seen0:]]
         first_401 = first_401 or hd
         www = hd.get_all("WWW-Authenticate") or []
-        t.ok(st == 401 and is_error(js, "unauthorized") and www and all(w == "Bearer" for w in www)
+        t.ok(st == 401 and is_error_body(js, "unauthorized") and www and all(w == "Bearer" for w in www)
              and hsts_ok(hd), f"{desc} -> 401 JSON unauthorized, WWW-Authenticate: Bearer, HSTS",
              (st, js, dict(hd)))
         t.ok((runs_count(), emu_calls()) == (runs0, calls0) and seen == [("/_notion_sync_auth", "401")],
@@ -444,7 +406,7 @@ def authentication():
     for desc, hdrs in (("no Authorization header", {}), ("a wrong secret", auth("nope")),
                        ("the secret with its letter case swapped", auth(NEW.swapcase()))):
         st, hd, js = call("GET", f"{RUNS}{RUN_A}", None, hdrs, f"runs 401: {desc}")
-        t.ok(st == 401 and is_error(js, "unauthorized") and hsts_ok(hd),
+        t.ok(st == 401 and is_error_body(js, "unauthorized") and hsts_ok(hd),
              f"GET {RUNS}{{id}} with {desc} -> 401 JSON, HSTS", (st, js))
     st, hd, js = call("GET", f"{RUNS}{RUN_A}", None, auth())
     run = js.get("run") if isinstance(js, dict) else None
@@ -473,13 +435,13 @@ def authentication():
     h.stop_responder(resp)
     runs0 = runs_count()
     st, hd, js = call("POST", SYNC, one_db, auth(NEW), "responder down")
-    t.ok(st == 502 and is_error(js, "responder_unavailable") and hsts_ok(hd),
+    t.ok(st == 502 and is_error_body(js, "responder_unavailable") and hsts_ok(hd),
          "responder stopped: the bearer check fails closed -> 502 JSON (nothing reaches a handler)",
          (st, js))
     h.respawn(resp, env_of(pg, NEW))
     runs0, calls0 = runs_count(), emu_calls()
     st, hd, js = call("POST", SYNC, one_db, auth(OLD), "old secret after the restart")
-    t.ok(st == 401 and is_error(js, "unauthorized"),
+    t.ok(st == 401 and is_error_body(js, "unauthorized"),
          'restarted with NOTION_SYNC_SECRET="new": the old secret -> 401', (st, js))
     t.eq((runs_count(), emu_calls()), (runs0, calls0), "... no run recorded, Notion not called")
     st, hd, js = call("POST", SYNC, one_db, auth(NEW), "new secret after the restart")
@@ -513,7 +475,7 @@ def methods():
         for method in methods:
             st, hd, js = call(method, path, one_db if method != "DELETE" else None, auth())
             allow = hd.get("Allow") or ""
-            t.ok(st == 405 and is_error(js, "method_not_allowed") and allow and hsts_ok(hd),
+            t.ok(st == 405 and is_error_body(js, "method_not_allowed") and allow and hsts_ok(hd),
                  f"{method} {path} -> 405 JSON with an Allow header and HSTS", (st, js, dict(hd)))
             allowed = {m.strip() for m in allow.split(",") if m.strip()}
             t.eq(allowed, ROUTE_METHODS[path],
@@ -522,7 +484,7 @@ def methods():
 
 # --- body size -----------------------------------------------------------------------------------
 def body_size():
-    exact = jb({"user_id": A, "database_id": CHAR_A})
+    exact = json_body({"user_id": A, "database_id": CHAR_A})
     exact += b" " * (16 * 1024 - len(exact))
     st, _, js = call("POST", SYNC, exact, auth(), "body of exactly 16 KiB")
     t.ok(st == 200 and isinstance(js, dict) and js.get("success") is True,
@@ -533,7 +495,7 @@ def body_size():
             ("100 KB, no Authorization", b"{" + b" " * 100000 + b"}", {}, {}),
             ("20 KiB sent chunked", [exact, b" " * 4096], auth(), {"encode_chunked": True})):
         st, hd, js = call("POST", SYNC, body, hdrs, f"413: {desc}", **kw)
-        t.ok(st == 413 and is_error(js, "payload_too_large") and hsts_ok(hd),
+        t.ok(st == 413 and is_error_body(js, "payload_too_large") and hsts_ok(hd),
              f"a body of {desc} -> 413 JSON payload_too_large", (st, js))
     t.eq((runs_count(), emu_calls()), (runs0, calls0), "oversized bodies: no run, Notion not called")
 
@@ -549,7 +511,7 @@ def paths():
         internal = "_notion_sync_auth" in path.replace("%5F", "_")
         for method in (("GET", "POST") if internal else ("GET",)):
             st, hd, js = call(method, path, b"{}" if method == "POST" else None, auth())
-            t.ok(st == 404 and is_error(js, "not_found") and hsts_ok(hd),
+            t.ok(st == 404 and is_error_body(js, "not_found") and hsts_ok(hd),
                  f"{method} {path} (with a valid bearer) -> 404 JSON, HSTS", (st, js))
     t.eq(len(responder_requests()), seen0,
          "none of them reached the responder (the auth location is internal-only)")
@@ -587,7 +549,7 @@ def rate_limit():
          "a burst of 60 parallel requests: at least 21 pass (burst=20), the rest get 429",
          dict(by_status))
     limited = [(hd, js) for s, hd, js in burst if s == 429]
-    t.ok(limited and all(is_error(js, "rate_limited") and hd.get("Retry-After") and hsts_ok(hd)
+    t.ok(limited and all(is_error_body(js, "rate_limited") and hd.get("Retry-After") and hsts_ok(hd)
                          for hd, js in limited),
          "every 429 is JSON rate_limited with Retry-After and HSTS", limited[:1])
     st, _, _ = call("GET", f"{RUNS}{RUN_A}", None, auth(), "other client right after the burst")
@@ -787,9 +749,9 @@ def hostile():
          "a Proxy: header does not redirect the responder's Notion calls (sync -> 200)", (st, js))
     # A's bearer-authenticated caller naming B's database gets nothing of B's.
     fp_b = fingerprint(B)
-    st, _, js = call("POST", SYNC, jb({"user_id": A, "database_id": CHAR_B}), auth(),
+    st, _, js = call("POST", SYNC, json_body({"user_id": A, "database_id": CHAR_B}), auth(),
                      "A asks for B's db")
-    t.ok(st == 404 and is_error(js, "not_found"),
+    t.ok(st == 404 and is_error_body(js, "not_found"),
          "user A + B's database_id -> 404 (A's token cannot see it)", (st, js))
     t.ok(pg.scalar(f"select count(*) from notion_characters_sync where user_id = '{A}' "
                    f"and notion_database_id = '{CHAR_B}'") == "0" and fingerprint(B) == fp_b,
@@ -807,37 +769,37 @@ def hostile():
                                        "Characters\n" + "x", "０a5ec000-0000-4000-8000-00000000000a"]:
             body = json.dumps(dict(base, **{field: v})).encode()
             st, hd, js = call("POST", SYNC, body, auth(), f"hostile {field}")
-            t.ok(st == 400 and is_error(js, "invalid_request") and field in js["error"]["message"],
+            t.ok(st == 400 and is_error_body(js, "invalid_request") and field in js["error"]["message"],
                  f"{field} = {v[:40]!r}{'...' if len(v) > 40 else ''} ({len(v)} chars) -> 400 naming "
                  f"{field}", (st, js))
         for v in ({"$ne": ""}, [A], 1e308, True):
-            st, _, js = call("POST", SYNC, jb(dict(base, **{field: v})), auth(),
+            st, _, js = call("POST", SYNC, json_body(dict(base, **{field: v})), auth(),
                              f"hostile {field} type")
-            t.ok(st == 400 and is_error(js, "invalid_request") and field in js["error"]["message"],
+            t.ok(st == 400 and is_error_body(js, "invalid_request") and field in js["error"]["message"],
                  f"{field} = {json.dumps(v)} -> 400 naming {field}", (st, js))
         raw = json.dumps(dict(base, **{field: "@@"})).encode().replace(b"@@", b"\xff\xfe\xc0\xaf")
         st, _, js = call("POST", SYNC, raw, auth(), f"invalid UTF-8 in {field}")
-        t.ok(st == 400 and is_error(js, "invalid_request"), f"invalid UTF-8 bytes in {field} -> 400",
-             (st, js))
-        st, hd, js = call("POST", SYNC, jb(dict(base, **{field: "B" * 100000})), auth(),
+        t.ok(st == 400 and is_error_body(js, "invalid_request"),
+             f"invalid UTF-8 bytes in {field} -> 400", (st, js))
+        st, hd, js = call("POST", SYNC, json_body(dict(base, **{field: "B" * 100000})), auth(),
                           f"100 KB {field}")
-        t.ok(st == 413 and is_error(js, "payload_too_large"),
+        t.ok(st == 413 and is_error_body(js, "payload_too_large"),
              f"a 100 KB {field} -> 413 from nginx", (st, js))
 
     st, _, js = call("POST", SYNC, deep(10000), auth(), "depth 10000")
-    t.ok(st == 413 and is_error(js, "payload_too_large"), "JSON nested 10,000 deep (20 KB) -> 413",
+    t.ok(st == 413 and is_error_body(js, "payload_too_large"), "JSON nested 10,000 deep (20 KB) -> 413",
          (st, js))
     st, _, js = call("POST", SYNC, b'{"user_id":' + b"[" * 10000, auth(), "depth 10000 unclosed")
-    t.ok(st == 400 and is_error(js, "invalid_request"),
+    t.ok(st == 400 and is_error_body(js, "invalid_request"),
          "JSON opening 10,000 arrays (10 KB, reaches the responder) -> 400", (st, js))
     st, _, js = call("POST", SYNC, deep(9), auth(), "depth 9")
-    t.ok(st == 400 and is_error(js, "invalid_request") and "deep" in js["error"]["message"],
+    t.ok(st == 400 and is_error_body(js, "invalid_request") and "deep" in js["error"]["message"],
          "JSON nested 9 deep -> 400 (nesting too deep)", (st, js))
     st, _, js = call("POST", SYNC, deep(8), auth(), "depth 8")
-    t.ok(st == 404 and is_error(js, "not_found"),
+    t.ok(st == 404 and is_error_body(js, "not_found"),
          "control: nested 8 deep is parsed (-> 404 unknown user), so the limit is exactly 8", (st, js))
 
-    hostile_body = jb(dict(base, user_id="'; drop table user_settings; --"))
+    hostile_body = json_body(dict(base, user_id="'; drop table user_settings; --"))
     for desc, method, path, body, hdrs, want in (
             ("query string on the sync path, hostile body", "POST",
              f"{SYNC}?user_id={B}%27--&database_id=../../etc/passwd", hostile_body, auth(), 400),
@@ -865,7 +827,7 @@ def hostile():
             good = st == 200 and isinstance(js, dict) and (js.get("status") == "ok" or (
                 js.get("success") is True and str((js.get("run") or {}).get("run_id")) == str(RUN_A)))
         else:
-            good = st == want and is_error(js)
+            good = st == want and is_error_body(js)
         t.ok(good, f"{desc} -> {want}" + (" (the query is ignored)" if want == 200 else " JSON"),
              (st, js))
     # What nginx itself refuses: a clear 400, and JSON like every other answer
@@ -884,7 +846,7 @@ def hostile():
             ("a path above the root", [("Authorization", f"Bearer {NEW}")], "/../etc/passwd")):
         st, hd, js = call("POST", path, hostile_body, hdrs, f"nginx 400: {desc}", nginx_own=True)
         t.eq(st, 400, f"{desc} -> 400 from nginx")
-        t.ok(is_error(js), f"{desc}: the 400 body is JSON like the other answers", str(js)[:200])
+        t.ok(is_error_body(js), f"{desc}: the 400 body is JSON like the other answers", str(js)[:200])
     st, raw = h.https_raw(nginx.url, b"GET /api/notion/sync-to-postgres\xff\xfe/../x HTTP/1.1\r\n"
                           b"Host: a\r\nAuthorization: Bearer " + NEW.encode()
                           + b"\r\nConnection: close\r\n\r\n",
@@ -892,7 +854,7 @@ def hostile():
     t.ok(st == 404 and b'"not_found"' in raw, "invalid UTF-8 bytes in the path -> 404 JSON", raw[:300])
     st, _, js = call("GET", "/api/" + "a" * 20000, None, auth(), "20 KB URI", nginx_own=True)
     t.eq(st, 414, "a 20 KB request URI -> 414 from nginx")
-    t.ok(is_error(js), "a 20 KB request URI: the 414 body is JSON like the other answers",
+    t.ok(is_error_body(js), "a 20 KB request URI: the 414 body is JSON like the other answers",
          str(js)[:200])
     # Statuses nginx makes while reading the request line and headers, before
     # any location: 501 (a Transfer-Encoding other than chunked) and 505 (an
@@ -909,7 +871,7 @@ def hostile():
         except (ValueError, UnicodeDecodeError):
             js = None
         t.eq(st, want, f"{desc} -> {want} from nginx")
-        t.ok(is_error(js) and b"application/json" in raw.split(b"\r\n\r\n", 1)[0],
+        t.ok(is_error_body(js) and b"application/json" in raw.split(b"\r\n\r\n", 1)[0],
              f"{desc}: the {want} body is JSON like the other answers", raw[:300])
 
     t.ok(resp.alive(), "the responder process is alive after the hostile input")
@@ -965,7 +927,7 @@ def logs():
     no_hsts = [(a["label"], a["status"]) for a in ALL if not hsts_ok(a["headers"])]
     t.eq(no_hsts, [], f"every one of the {len(ALL)} HTTPS answers carries one HSTS header")
     not_json = [(a["label"], a["status"]) for a in ALL if a["status"] >= 400 and a["method"] != "HEAD"
-                and not a["nginx_own"] and not is_error(a["body"])]
+                and not a["nginx_own"] and not is_error_body(a["body"])]
     t.eq(not_json, [], "every other 4xx/5xx answer is {success:false, error:{code, message}} JSON")
     t.eq([a["label"] for a in ALL if a["status"] == 500], [], "no request answered 500")
 

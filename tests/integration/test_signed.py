@@ -21,7 +21,6 @@ no signature in any log; and notion_sync_signature() in PostgreSQL makes
 the very header Python and the responder compute (non-ASCII bodies and
 jsonb_build_object(...)::text included), and only its owner may call it.
 Prints TAP; the harness stops every process.
-Prints TAP; the harness stops every process.
 
 The TLS nginx and the responder are shared by every scenario; each scenario
 runs on its own PostgreSQL database (a copy of a migrated template holding
@@ -44,18 +43,10 @@ the user and its database), the responder restarted onto it
 import hashlib
 import hmac
 import json
-import os
-import socket
-import struct
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-TOP = os.environ.get("top_srcdir") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
 
 SYNC = "/api/notion/sync-to-postgres"
@@ -71,11 +62,8 @@ FINAL = ("success", "error", "skipped")
 
 t = h.Tap()
 STARTED = time.monotonic()
-t = h.Tap()
-STARTED = time.monotonic()
 
-TEMPLATE = h.Postgres()
-h.migrate(TEMPLATE)
+TEMPLATE = h.migrated_cluster(spares=False)   # spares once it holds the user, below
 TEMPLATE.psql(f"create role {SVC_LOGIN} login in role notion_sync_service")
 emu = h.Emulator()
 emu.control("POST", "/tokens", {"token": TOKEN, "integration_name": "signed", "databases": []})
@@ -86,29 +74,7 @@ emu.control("POST", "/generate", {"data_source_id": db["data_source_ids"][0], "c
 TEMPLATE.psql(f"insert into user_settings (user_id, notion_token) values ('{U}', '{TOKEN}')")
 TEMPLATE.psql(f"insert into notion_databases (user_id, database_id, database_name) "
               f"values ('{U}', '{D}', 'Characters')")
-
-
-class CopiesAhead:
-    """Copies of a template for the scenarios about to run, made one after the
-    other in a background thread (CREATE DATABASE takes 0.2-0.4 s on a busy
-    host), so that a scenario seldom waits for its own. take(name) returns the
-    copy named name, made now if it was not asked for ahead."""
-
-    def __init__(self, pg, names, template=None):
-        self.pg, self.template = pg, template
-        wanted = [n for n in names if not sys.argv[1:] or n.split("_", 1)[-1] in sys.argv[1:]]
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.ahead = {n: self.pool.submit(scenario.clone_database, pg, n, template)
-                      for n in wanted}
-
-    def take(self, name):
-        made = self.ahead.pop(name, None)
-        return made.result() if made else scenario.clone_database(self.pg, name, self.template)
-
-
-COPIES = CopiesAhead(TEMPLATE, [f"signed_{n}" for n in (
-    "accepted", "window", "tamper", "hexcase", "malformed", "bearer_only", "bearer", "sql",
-    "rotation")])
+h.keep_spares(TEMPLATE)
 
 
 def env_of(db, secret):
@@ -213,60 +179,26 @@ def lit(s):
     return "'" + s.replace("'", "''") + "'"
 
 
-# A raw FastCGI client: the responder's own answers, which nginx replaces
+# Straight to the responder (FastCGI): its own answers, which nginx replaces
 # with its 401 page when the auth_request subrequest refuses.
-def _record(rtype, content):
-    return struct.pack("!BBHHBx", 1, rtype, 1, len(content), 0) + content
-
-
-def _nv(name, value):
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
-    name, value = name.encode(), value.encode()
-    return length(len(name)) + length(len(value)) + name + value
-
-
 def fcgi(path, signature, body=b"", method="POST"):
     """(status, content type, parsed body) of one request straight to the responder."""
-    params = {"REQUEST_METHOD": method, "DOCUMENT_URI": path, "REQUEST_URI": path,
-              "SCRIPT_NAME": path, "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-              "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-              "HTTP_X_NOTION_SYNC_SIGNATURE": signature}
+    params = h.cgi_params(method, path, CONTENT_TYPE="application/json",
+                          CONTENT_LENGTH=str(len(body)), HTTP_X_NOTION_SYNC_SIGNATURE=signature)
     SIGNATURES.append(signature)
-    with socket.create_connection(("127.0.0.1", resp.port), timeout=15) as sock:
-        out = _record(1, struct.pack("!HB5x", 1, 0))
-        out += _record(4, b"".join(_nv(k, v) for k, v in params.items())) + _record(4, b"")
-        out += (_record(5, body) if body else b"") + _record(5, b"")
-        sock.sendall(out)
-        buf, stdout = b"", b""
-        while True:
-            while len(buf) < 8 or len(buf) < 8 + struct.unpack("!H", buf[4:6])[0] + buf[6]:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the responder closed the connection")
-                buf += chunk
-            _, rtype, _, clen, plen = struct.unpack("!BBHHB", buf[:7])
-            content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
-            if rtype == 6:
-                stdout += content
-            elif rtype == 3:
-                break
-    head, _, raw = stdout.partition(b"\r\n\r\n")
-    hdrs = {k.strip().lower(): v.strip() for k, _, v in
-            (ln.partition(":") for ln in head.decode("latin-1").split("\r\n"))}
+    st, hdrs, raw = h.fastcgi(resp.port, params, body, timeout=15)
     try:
         js = json.loads(raw)
     except ValueError:
         js = raw
-    return int(hdrs.get("status", "200").split()[0]), hdrs.get("content-type", ""), js
-
+    return st, hdrs.get("content-type", ""), js
 
 
 def on_its_own_database(name, fn, secret=f"{NEW},{OLD}"):
     """fn on a fresh copy of the template, the responder restarted onto it."""
     def run():
         global pg
-        pg = COPIES.take(f"signed_{name}")
+        pg = scenario.clone_database(TEMPLATE, f"signed_{name}")
         SCENARIO_DBS.append(pg)
         h.respawn(resp, env_of(pg, secret))
         fn()

@@ -36,9 +36,8 @@ import tempfile
 import time
 import urllib.request
 
-sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "lib"))
-import harness as h  # noqa: E402
-import scenario  # noqa: E402
+import harness as h
+import scenario
 
 SAMPLE = {"notion_characters_sync": 24, "notion_worlds_sync": 6, "notion_stories_sync": 12,
           "notion_chat_sessions_sync": 9}

@@ -101,12 +101,7 @@ def check_matches(d, kind, db, label, version="2025-09-03"):
 
 
 def make_db(kind, count, seed, sources=1):
-    db = emu.control("POST", "/databases", {
-        "title": kind, "token": TOKEN, "data_sources": [{} for _ in range(sources)]})
-    for i, ds in enumerate(db["data_source_ids"]):
-        emu.control("POST", "/generate", {"data_source_id": ds, "count": count, "seed": seed + i,
-                                          "kind": kind})
-    return db
+    return emu.make_database(kind, TOKEN, count, seed, sources=sources)
 
 
 # ==========================================================================================

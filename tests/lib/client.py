@@ -2,7 +2,10 @@
 how it reports.
 
   * request(): the one HTTP client, for http:// and https:// URLs alike,
-    and for bytes sent exactly as they are (raw_request=);
+    and for bytes sent exactly as they are (raw_request=); json_body() and
+    is_error_body() for the responder's JSON;
+  * fastcgi(): one request spoken to the responder directly, without nginx
+    (its own answers, which nginx would replace), with cgi_params();
   * psql(): the one way to run SQL on a cluster (rows, text, one value,
     JSON rows, or the bare exit code/stdout/stderr, as any role);
   * Tap / note(): the TAP stream automake's tap-driver reads.
@@ -16,6 +19,7 @@ import http.client
 import json
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -134,6 +138,90 @@ def _raw_exchange(parts, data, context, timeout, start):
     except Exception:  # whatever the server sent, .raw still has it
         hdrs = http.client.HTTPMessage()
     return Response(status, hdrs, _decode(payload), time.monotonic() - start, raw)
+
+
+def json_body(obj):
+    """obj as the bytes of a JSON request body."""
+    return json.dumps(obj).encode()
+
+
+def is_error_body(js, code=None):
+    """js is the responder's error answer: {"success": false, "error":
+    {"code": a non-empty string (code, when given), "message": a string}}."""
+    if not isinstance(js, dict) or js.get("success") is not False:
+        return False
+    e = js.get("error")
+    if not isinstance(e, dict) or not isinstance(e.get("code"), str) or not e["code"]:
+        return False
+    return isinstance(e.get("message"), str) and (code is None or e["code"] == code)
+
+
+# --- FastCGI, to the responder directly ------------------------------------
+
+FCGI_BEGIN, FCGI_END, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 3, 4, 5, 6
+FCGI_MAX_CONTENT = 65535   # one record's content at most
+
+
+def _fcgi_record(rtype, content):
+    return struct.pack("!BBHHBx", 1, rtype, 1, len(content), 0) + content
+
+
+def _fcgi_stream(rtype, data):
+    """data in records of at most FCGI_MAX_CONTENT bytes, then the empty one
+    that ends the stream."""
+    return b"".join(_fcgi_record(rtype, data[i:i + FCGI_MAX_CONTENT])
+                    for i in range(0, len(data), FCGI_MAX_CONTENT)) + _fcgi_record(rtype, b"")
+
+
+def _fcgi_nv(name, value):
+    def length(n):
+        return bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
+    name = name.encode()
+    value = value.encode() if isinstance(value, str) else value
+    return length(len(name)) + length(len(value)) + name + value
+
+
+def cgi_params(method, path, **extra):
+    """The CGI parameters of a request for path as nginx passes them (method,
+    URIs, script name, protocol, client address), then extra (e.g.
+    CONTENT_LENGTH, HTTP_AUTHORIZATION)."""
+    return dict({"REQUEST_METHOD": method, "DOCUMENT_URI": path, "REQUEST_URI": path,
+                 "SCRIPT_NAME": path, "SERVER_PROTOCOL": "HTTP/1.1",
+                 "REMOTE_ADDR": "127.0.0.1"}, **extra)
+
+
+def fastcgi(port, params, stdin=b"", timeout=30):
+    """One FastCGI request (role responder) to 127.0.0.1:port: params (a
+    dict, values str or bytes) and stdin, each in records of at most 64 KiB.
+    Returns (status, headers with lower-case names, body bytes). Raises
+    ConnectionError when the responder closes before its END_REQUEST, and
+    socket.timeout when the whole exchange takes over timeout seconds."""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(_fcgi_record(FCGI_BEGIN, struct.pack("!HB5x", 1, 0))
+                     + _fcgi_stream(FCGI_PARAMS, b"".join(_fcgi_nv(k, v)
+                                                          for k, v in params.items()))
+                     + _fcgi_stream(FCGI_STDIN, stdin))
+        buf, stdout = b"", b""
+        while True:
+            while len(buf) < 8 or len(buf) < 8 + struct.unpack("!H", buf[4:6])[0] + buf[6]:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("the responder closed the connection")
+                buf += chunk
+            _, rtype, _, clen, plen = struct.unpack("!BBHHB", buf[:7])
+            content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
+            if rtype == FCGI_STDOUT:
+                stdout += content
+            elif rtype == FCGI_END:
+                break
+    head, _, body = stdout.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n"):
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return int(headers.get("status", "200").split()[0]), headers, body
 
 
 # --- psql ------------------------------------------------------------------

@@ -39,8 +39,8 @@ def shared(pg, name, build):
 def run(tap, scenarios, argv=None, note=None, after=None):
     """Run the scenarios ((name, function) pairs, in order) named in argv
     (all when empty), then after() if given (checks over everything the
-    chosen scenarios did, e.g. that no log holds a secret), then close the
-    TAP stream. An unknown name prints the usage and exits 2."""
+    chosen scenarios did, e.g. that no log holds a secret, or a table of
+    what they measured), then close the TAP stream. An unknown name prints the usage and exits 2."""
     argv = sys.argv[1:] if argv is None else argv
     names = [n for n, _ in scenarios]
     unknown = [a for a in argv if a not in names]

@@ -9,7 +9,8 @@ or SIGINT):
     TCP, optionally pg_cron and the real pg_net preloaded), stopped and
     restarted on demand; migrated_cluster() migrates its database into the
     template that clone_database() copies, one database per scenario (a
-    spare copy made ahead in the background makes that a rename);
+    spare copy made ahead in the background, see keep_spares(), makes that
+    a rename);
   * the real pg_net (PgNet) and a psql session kept open (PsqlSession);
   * the Notion API emulator (tests/emulator) on a loopback port;
   * the CLI (run_cli, migrate), the FastCGI responder under spawn-fcgi
@@ -257,15 +258,27 @@ class Postgres:
 
 def migrated_cluster(spares=True, **kw):
     """A Postgres(**kw) whose own database is migrated: the template that
-    clone_database() copies for each scenario. spares: keep one copy of
-    each template clone_database() used made ahead, in the background, as
-    database nsync_spare_N (a clone then costs a rename)."""
+    clone_database() copies for each scenario. spares: keep_spares(pg) at
+    once; False for a template the test completes first (its roles, users,
+    registered databases), calling keep_spares(pg) when it is complete."""
     pg = Postgres(**kw)
     migrate(pg)
-    pg.spares = spares
+    pg.spares = False
     if spares:
-        _prefetch_spare(pg, pg.dbname)   # the first scenario's copy, made meanwhile
+        keep_spares(pg)
     return pg
+
+
+def keep_spares(pg, template=None):
+    """From now on clone_database(pg, ...) keeps one copy of each template
+    it used made ahead, in the background, as database nsync_spare_N (a
+    clone then costs a rename, not a CREATE DATABASE of 0.2-0.4 s on a busy
+    host); the first copy of template (pg's own database by default), for
+    the first scenario, is started now. A spare is a copy of its template
+    as it was when the copy was made: call this once the template is
+    complete."""
+    pg.spares = True
+    _prefetch_spare(pg, template or pg.dbname)
 
 
 def _admin_psql(pg, commands):
@@ -316,7 +329,7 @@ def clone_database(pg, name, template=None, sql=None):
     """A copy of pg (a Postgres) bound to a new database `name` made from
     `template` (pg's own database, migrated, by default): copying a
     template costs a fraction of a second, migrating costs seconds (with
-    pg.spares, see migrated_cluster(), a copy made ahead is renamed). An
+    pg.spares, see keep_spares(), a copy made ahead is renamed). An
     existing database `name` is dropped first; sql (e.g. a scenario's users)
     then runs in the new database, all in one psql process. PostgreSQL
     refuses to copy a database while any session is connected to it (a
@@ -499,7 +512,8 @@ class PsqlSession:
 class PortFileServer:
     """A Python test double of Notion (tests/emulator, tests/replay,
     tests/hostile: see serving.py) started as `script --port 0 --port-file F
-    --quiet args...`, on the loopback port it writes to F; .url, .log.
+    --quiet args...`, on the loopback port it writes to F (.port, .url; a
+    double that listens on more ports lists them all: .ports), .log.
 
     The constructor only starts the process: .port and .url wait for the
     port file when first read, so the double boots while the test goes on
@@ -510,20 +524,24 @@ class PortFileServer:
         self.dir = tempfile.mkdtemp(prefix=f"nsync-{name}-")
         on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
         self._port_file = os.path.join(self.dir, "port")
-        self._port = None
+        self._ports = None
         argv = [sys.executable, script, "--port", "0", "--port-file", self._port_file, "--quiet"]
         self.log = open(os.path.join(self.dir, f"{name}.log"), "w")
         self.proc = start_process(argv + list(args), stdout=self.log, stderr=self.log)
 
     @property
-    def port(self):
-        if self._port is None:
+    def ports(self):
+        if self._ports is None:
             wait_for(lambda: os.path.exists(self._port_file) or self.proc.poll() is not None,
                      what=f"the {self.name} to listen")
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: " + open(self.log.name).read()[-2000:])
-            self._port = int(open(self._port_file).read().strip())
-        return self._port
+            self._ports = tuple(int(p) for p in open(self._port_file).read().split())
+        return self._ports
+
+    @property
+    def port(self):
+        return self.ports[0]
 
     @property
     def url(self):
@@ -551,6 +569,30 @@ class Emulator(PortFileServer):
             return None
         # request() parsed it already; an answer that is no JSON raises here
         return json.loads(resp.raw) if isinstance(resp.body, str) else resp.body
+
+    def make_database(self, title, token=None, count=0, seed=1, kind=None, sources=1,
+                      **generate):
+        """A database titled title (shared with token, when given) with
+        `sources` data sources, and count pages (a list: one count per
+        source) generated in each, of kind (the title by default), from seed
+        plus the source's index; generate: more fields of /generate (e.g.
+        created_start). Returns {"database_id", "data_source_ids"}."""
+        spec = {"title": title, "data_sources": [{} for _ in range(sources)]}
+        if token:
+            spec["token"] = token
+        db = self.control("POST", "/databases", spec)
+        counts = count if isinstance(count, list) else [count] * sources
+        for i, (ds, n) in enumerate(zip(db["data_source_ids"], counts)):
+            if n:
+                self.control("POST", "/generate", dict({"data_source_id": ds, "count": n,
+                                                        "seed": seed + i, "kind": kind or title},
+                                                       **generate))
+        return db
+
+    def trash(self, page_ids):
+        """Move pages to the trash (as a user does in Notion)."""
+        for pid in page_ids:
+            self.control("POST", f"/pages/{pid}/trash", {})
 
     def requests(self):
         """The emulator's log of /v1 calls (never holds tokens)."""
@@ -678,7 +720,16 @@ def _kill_pid(pid):
         pass
 
 
-# The private nginx of a test: pid, logs and temporary files in {dir}.
+# The private nginx of a test: one worker in the foreground, its pid, logs
+# and temporary files in {dir}; each configuration adds its http block.
+NGINX_MAIN = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections {worker_connections}; }}
+"""
+
 NGINX_PRIVATE_PATHS = """    client_body_temp_path {dir}/body;
     fastcgi_temp_path {dir}/fastcgi;
     proxy_temp_path {dir}/proxy;
@@ -686,13 +737,7 @@ NGINX_PRIVATE_PATHS = """    client_body_temp_path {dir}/body;
     scgi_temp_path {dir}/scgi;
 """
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
+NGINX_CONF = NGINX_MAIN + """http {{
     access_log {dir}/access.log;
 """ + NGINX_PRIVATE_PATHS + """    server {{
         listen 127.0.0.1:{port};
@@ -707,52 +752,70 @@ http {{
 """
 
 
-class Nginx:
-    """A plain-HTTP nginx on loopback passing every path to the responder
-    (the production site config with TLS lives in nginx/)."""
+class _PrivateNginx:
+    """What Nginx and TlsNginx share: a private folder (.dir, removed at
+    exit) holding the configuration, the logs and nginx's stderr (.log);
+    the process (.proc), stopped at exit or by stop()."""
 
-    def __init__(self, fcgi_port, conf_template=NGINX_CONF, **fmt):
-        self.dir = tempfile.mkdtemp(prefix="nsync-nginx-")
+    def __init__(self, prefix):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
         on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
         os.chmod(self.dir, 0o755)
-        self.port = free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(conf_template.format(dir=self.dir, port=self.port, fcgi_port=fcgi_port, **fmt))
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.error_log = os.path.join(self.dir, "error.log")
+
+    def _start(self, ports, what):
+        """Start nginx on self.conf; return once it listens on every port."""
         self.log = open(os.path.join(self.dir, "stderr.log"), "w")
-        self.proc = start_process(["nginx", "-c", conf, "-p", self.dir], stdout=self.log,
+        self.proc = start_process(["nginx", "-c", self.conf, "-p", self.dir], stdout=self.log,
                                   stderr=self.log)
-        wait_for(self._listening, what="nginx to listen")
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._ports = [p for p in ports if p is not None]
+        wait_for(self._listening, what=what)
 
     def _listening(self):
         if self.proc.poll() is not None:
             raise RuntimeError("nginx exited: " + open(self.log.name).read())
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
+        for port in self._ports:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) != 0:
+                    return False
+        return True
+
+    def stop(self):
+        """Stop nginx now (its cleanup at exit is then a no-op)."""
+        _stop_process(self.proc)
 
     def logs(self):
         """The text of nginx's access and error logs (and its stderr)."""
         text = ""
-        for name in ("access.log", "error.log", "stderr.log"):
-            p = os.path.join(self.dir, name)
+        for p in (self.access_log, self.error_log, self.log.name):
             if os.path.exists(p):
                 with open(p, errors="replace") as f:
                     text += f.read()
         return text
 
 
-# server, the way nginx/notion-sync.conf and cli/quickstart.sh use it.
+class Nginx(_PrivateNginx):
+    """A plain-HTTP nginx on loopback passing every path to the responder
+    (the production site config with TLS lives in nginx/)."""
+
+    def __init__(self, fcgi_port, conf_template=NGINX_CONF, worker_connections=1024, **fmt):
+        super().__init__("nsync-nginx-")
+        self.port = free_port()
+        with open(self.conf, "w") as f:
+            f.write(conf_template.format(dir=self.dir, port=self.port, fcgi_port=fcgi_port,
+                                         worker_connections=worker_connections, **fmt))
+        self._start([self.port], "nginx to listen")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+
+# The production-shaped TLS server, the way nginx/notion-sync.conf and
+# cli/quickstart.sh use it.
 
 LOCATIONS_SNIPPET = os.path.join(SRCDIR, "nginx", "notion-sync-locations.conf")
 
-TLS_NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
+TLS_NGINX_CONF = NGINX_MAIN + """http {{
     include /etc/nginx/mime.types;
 """ + NGINX_PRIVATE_PATHS + """    # At http level: Debian's stock nginx.conf enables TLS 1.0/1.1 here.
     ssl_protocols {ssl_protocols};
@@ -761,9 +824,8 @@ http {{
     log_format notion_sync '$remote_addr [$time_local] "$request_method $uri $server_protocol" '
                            '$status $body_bytes_sent $request_time "$http_user_agent"';
     access_log {dir}/access.log notion_sync;
-    upstream notion_sync_responder {{ server 127.0.0.1:{fcgi_port}; }}
-    limit_req_zone $binary_remote_addr zone=notion_sync:1m rate={rate};
-    limit_req_zone $binary_remote_addr zone=notion_sync_webhooks:1m rate=200r/s;
+    upstream notion_sync_responder {{ server {upstream}; }}
+{limits}
     {extra_http}
     server {{
         listen 127.0.0.1:{http_port};
@@ -806,7 +868,7 @@ def make_self_signed_cert(directory, cn="localhost"):
     return cert, key
 
 
-class TlsNginx:
+class TlsNginx(_PrivateNginx):
     """nginx on loopback as production runs it: a TLS server (`listen ...
     ssl http2`, a self-signed certificate made afresh) that includes the
     repository's nginx/notion-sync-locations.conf, TLS 1.2/1.3 only at http
@@ -816,59 +878,58 @@ class TlsNginx:
     HTTPS. With pg_net_port=True also a plain-HTTP loopback server with the
     same snippet, at .pg_net_url, for pg_net (see TLS_NGINX_PG_NET_SERVER).
 
+    The responder (fcgi_port) is a loopback port, or a unix socket given as
+    "unix:/path". limits: http-level lines that define the zones notion_sync
+    and notion_sync_webhooks instead of plain limit_req_zones (notion_sync at
+    rate; e.g. nginx/notion-sync.conf's geo/map/limit_req_zone lines). cert: (certificate, key) files to serve instead
+    of a fresh pair (making one costs a fraction of a second).
+
     .url (https://127.0.0.1:port), .http_url (the redirecting plain port),
     .cert (the CA file for clients), .ssl_context(), .request() (HTTPS, see
     client.request()), .logs() (access + error log text), .set_upstream(port)
-    (point at another responder and reload). ssl_protocols / ssl_ciphers /
-    snippet / extra_http exist for negative controls and variants."""
+    (point at another responder and reload), .stop(). ssl_protocols /
+    ssl_ciphers / snippet / extra_http / worker_connections exist for
+    negative controls and variants."""
 
     def __init__(self, fcgi_port, rate="10r/s", ssl_protocols="TLSv1.2 TLSv1.3",
-                 ssl_ciphers=None, snippet=None, extra_http="", pg_net_port=False):
-        self.dir = tempfile.mkdtemp(prefix="nsync-tls-nginx-")
-        on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
-        os.chmod(self.dir, 0o755)
+                 ssl_ciphers=None, snippet=None, extra_http="", pg_net_port=False,
+                 limits=None, worker_connections=1024, cert=None):
+        super().__init__("nsync-tls-nginx-")
         self.https_port, self.http_port = free_port(), free_port()
         self.pg_net_port = free_port() if pg_net_port else None
-        self.cert, self.key = make_self_signed_cert(self.dir)
+        if cert:
+            self.cert, self.key = (shutil.copy(path, os.path.join(self.dir, name))
+                                   for path, name in zip(cert, ("cert.pem", "key.pem")))
+        else:
+            self.cert, self.key = make_self_signed_cert(self.dir)
         # The snippet includes fastcgi_params relative to the configuration.
         shutil.copy("/etc/nginx/fastcgi_params", os.path.join(self.dir, "fastcgi_params"))
-        self.conf = os.path.join(self.dir, "nginx.conf")
-        self.access_log = os.path.join(self.dir, "access.log")
-        self.error_log = os.path.join(self.dir, "error.log")
         self._fmt = dict(dir=self.dir, https_port=self.https_port, http_port=self.http_port,
                          rate=rate, ssl_protocols=ssl_protocols,
                          ssl_ciphers=f"ssl_ciphers {ssl_ciphers};" if ssl_ciphers else "",
-                         snippet=snippet or LOCATIONS_SNIPPET, extra_http=extra_http)
+                         snippet=snippet or LOCATIONS_SNIPPET, extra_http=extra_http,
+                         worker_connections=worker_connections,
+                         limits=limits or "    limit_req_zone $binary_remote_addr "
+                                          f"zone=notion_sync:1m rate={rate};\n"
+                                          "    limit_req_zone $binary_remote_addr "
+                                          "zone=notion_sync_webhooks:1m rate=200r/s;")
         self._fmt["pg_net_server"] = TLS_NGINX_PG_NET_SERVER.format(
             pg_net_port=self.pg_net_port, snippet=self._fmt["snippet"]) if pg_net_port else ""
         self._write_conf(fcgi_port)
-        self.log = open(os.path.join(self.dir, "stderr.log"), "w")
         test = subprocess.run(["nginx", "-t", "-q", "-c", self.conf, "-p", self.dir],
                               capture_output=True, text=True)
         if test.returncode != 0:
             raise RuntimeError("nginx -t failed: " + test.stderr)
-        self.proc = start_process(["nginx", "-c", self.conf, "-p", self.dir], stdout=self.log,
-                                  stderr=self.log)
-        wait_for(self._listening, what="nginx (TLS) to listen")
+        self._start([self.https_port, self.http_port, self.pg_net_port], "nginx (TLS) to listen")
         self.url = f"https://127.0.0.1:{self.https_port}"
         self.http_url = f"http://127.0.0.1:{self.http_port}"
         self.pg_net_url = f"http://127.0.0.1:{self.pg_net_port}" if pg_net_port else None
 
     def _write_conf(self, fcgi_port):
         self.fcgi_port = fcgi_port
+        upstream = fcgi_port if str(fcgi_port).startswith("unix:") else f"127.0.0.1:{fcgi_port}"
         with open(self.conf, "w") as f:
-            f.write(TLS_NGINX_CONF.format(fcgi_port=fcgi_port, **self._fmt))
-
-    def _listening(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError("nginx exited: " + open(self.log.name).read())
-        for port in (self.https_port, self.http_port, self.pg_net_port):
-            if port is None:
-                continue
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) != 0:
-                    return False
-        return True
+            f.write(TLS_NGINX_CONF.format(upstream=upstream, **self._fmt))
 
     def _worker_pids(self):
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
@@ -893,16 +954,6 @@ class TlsNginx:
         kw.setdefault("context", self.ssl_context())
         kw.setdefault("timeout", 60)
         return client.request(method, self.url + path, body, headers, **kw)
-
-    def logs(self):
-        """The text of nginx's access and error logs (and its stderr)."""
-        text = ""
-        for p in (self.access_log, self.error_log, self.log.name):
-            if os.path.exists(p):
-                with open(p, errors="replace") as f:
-                    text += f.read()
-        return text
-
 
 def stop_responder(responder):
     """Stop a single-process Responder (SIGTERM, then SIGKILL after 5 s)."""

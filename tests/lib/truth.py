@@ -10,7 +10,8 @@ computed from what Notion (the emulator) says, independently of the C code.
     normalize_files() / same_properties() (what Notion re-signs on every
     request);
   * PostgreSQL's side: table_rows() (one user's rows of a sync table) and
-    write_counters() (rows written since the cluster started).
+    write_counters() (rows written since the cluster started);
+  * the two compared: compare_rows() (rows against the ground truth).
 
 Standard library only.
 """
@@ -171,6 +172,42 @@ def table_rows(pg, table, user_id, extra_cols=()):
             "created_time": r[10], "last_edited_time": r[11], "extra": r[12:],
         }
     return rows
+
+
+def compare_rows(kind, rows, want, version="2025-09-03", times=False):
+    """How one database's rows (table_rows(); for Chat Sessions with
+    message_count as the extra column) differ from its ground truth want
+    (ground_truth()): (missing page ids, extra page ids, mismatches). A
+    mismatch is (page id, what, details...): the mapped columns, the
+    properties (the names that differ), the data source (none before
+    2025-09-03: version is the NOTION_VERSION synced with) and, with times,
+    the created and last edited times."""
+    missing = sorted(set(want) - set(rows))
+    extra = sorted(set(rows) - set(want))
+    bad = []
+    for pid, (ds, page) in want.items():
+        row = rows.get(pid)
+        if row is None:
+            continue
+        cols = expected_columns(kind, page["properties"])
+        got = {c: row[c] for c in cols if c in row}
+        if kind == "Chat Sessions":
+            got["message_count"] = int(row["extra"][0]) if row["extra"][0] is not None else None
+        if got != cols:
+            bad.append((pid, "columns", {k: str(v)[:80] for k, v in got.items()},
+                        {k: str(v)[:80] for k, v in cols.items()}))
+        if not same_properties(row["properties"], page["properties"]):
+            diff = sorted(k for k in set(row["properties"]) | set(page["properties"])
+                          if normalize_files(row["properties"].get(k)) !=
+                          normalize_files(page["properties"].get(k)))
+            bad.append((pid, "properties differ", diff))
+        want_ds = ds if version >= "2025-09-03" else None
+        if row["data_source_id"] != want_ds:
+            bad.append((pid, "data source", row["data_source_id"], want_ds))
+        if times and (row["created_time"], row["last_edited_time"]) != (
+                page["created_time"][:19], page["last_edited_time"][:19]):
+            bad.append((pid, "timestamps", row["created_time"], row["last_edited_time"]))
+    return missing, extra, bad
 
 
 def write_counters(pg, tables):
