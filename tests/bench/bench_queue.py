@@ -12,24 +12,15 @@ user and the workers are the bound, so it scales linearly), with the
 target beside it (10,000 users within one 15-minute tick). Measures; it
 does not fail on a miss.
 """
-import argparse
 import json
-import os
 import sys
 import threading
 import time
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--builddir", default=".")
-parser.add_argument("--srcdir", default=".")
-parser.add_argument("--users", type=int, default=1000)
-parser.add_argument("--workers", type=int, default=48)
-parser.add_argument("--per-user", type=int, default=2)
-parser.add_argument("--latency-ms", type=int, default=400)
-args = parser.parse_args()
-os.environ.setdefault("top_srcdir", os.path.abspath(args.srcdir))
-os.environ.setdefault("top_builddir", os.path.abspath(args.builddir))
-sys.path.insert(0, os.path.join(os.environ["top_srcdir"], "tests", "lib"))
+import benchlib
+
+args = benchlib.arguments(("--users", int, 1000), ("--workers", int, 48),
+                          ("--per-user", int, 2), ("--latency-ms", int, 400))
 import harness as h  # noqa: E402
 
 SECRET = "bench-queue-bearer-secret-77a0"

@@ -14,22 +14,13 @@ that memory does not grow with the database.
 Prints numbers and the targets of the sync engine issue beside them; it
 does not fail on a miss (benchmarks measure, tests assert).
 """
-import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--builddir", default=".")
-parser.add_argument("--srcdir", default=".")
-parser.add_argument("--pages", type=int, default=20000)
-parser.add_argument("--small", type=int, default=2000)
-args = parser.parse_args()
-os.environ.setdefault("top_srcdir", os.path.abspath(args.srcdir))
-os.environ.setdefault("top_builddir", os.path.abspath(args.builddir))
-sys.path.insert(0, os.path.join(os.environ["top_srcdir"], "tests", "lib"))
+import benchlib
+
+args = benchlib.arguments(("--pages", int, 20000), ("--small", int, 2000))
 import harness as h  # noqa: E402
 
 TOKEN = "secret_bench_token"

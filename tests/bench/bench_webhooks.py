@@ -12,23 +12,14 @@ edited page, the 429s Notion answered, and whether every row equals the
 emulator's truth; with the targets beside them. It measures, it does not
 fail on a miss.
 """
-import argparse
 import json
-import os
 import sys
 import time
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--builddir", default=".")
-parser.add_argument("--srcdir", default=".")
-parser.add_argument("--edits", type=int, default=200)
-parser.add_argument("--walk-pages", type=int, default=20000)
-parser.add_argument("--latency-ms", type=int, default=400)
-parser.add_argument("--edit-every", type=float, default=0.5)
-args = parser.parse_args()
-os.environ.setdefault("top_srcdir", os.path.abspath(args.srcdir))
-os.environ.setdefault("top_builddir", os.path.abspath(args.builddir))
-sys.path.insert(0, os.path.join(os.environ["top_srcdir"], "tests", "lib"))
+import benchlib
+
+args = benchlib.arguments(("--edits", int, 200), ("--walk-pages", int, 20000),
+                          ("--latency-ms", int, 400), ("--edit-every", float, 0.5))
 import harness as h  # noqa: E402
 
 USER = "b0000000-0000-4000-8000-0000000000b1"

@@ -30,7 +30,7 @@ LATENCY_MS = 600   # longer than the spacing: one request at a time would waste 
 t = h.Tap()
 TEMPLATE = h.migrated_cluster()
 emu = h.Emulator()
-SCOPE = []
+SCOPE = []  # what the running scenario started (objects with .stop())
 
 
 def make_user(pg, tag):
@@ -58,7 +58,7 @@ def walk_all(pg, tag, per_user, rate):
                      NOTION_MAX_ATTEMPTS=1)
     responder = h.Responder(env, processes=1)
     nginx = h.Nginx(responder.port)
-    SCOPE.append((responder, nginx))
+    SCOPE.extend([nginx, responder])
     emu.control("POST", "/config", {"latency_ms": LATENCY_MS})
     emu.control("POST", "/rate_limit", {"requests_per_second": RATE * 1.1, "burst": 1})
     emu.clear_requests()
@@ -115,18 +115,5 @@ def one(pg):
     t.eq(refused, 0, "... and nothing refused")
 
 
-def on_its_own_database(name, fn):
-    def run():
-        pg = scenario.clone_database(TEMPLATE, f"conc_{name}")
-        try:
-            fn(pg)
-        finally:
-            while SCOPE:
-                responder, nginx = SCOPE.pop()
-                h.stop_responder(responder)
-                h.stop_process(nginx.proc)
-    return name, run
-
-
-scenario.run(t, [on_its_own_database(n, f) for n, f in
+scenario.run(t, [scenario.on_own_database(TEMPLATE, "conc", n, f, SCOPE) for n, f in
                  [("together", together), ("unpaced", unpaced), ("one", one)]])

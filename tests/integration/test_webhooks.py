@@ -668,7 +668,7 @@ def delivery(pg):
     p = w.pages
     emu.control("PATCH", f"/pages/{p[0]}", {"properties": {"Name": "Delivered Zero"}})
     emu.control("PATCH", f"/pages/{p[0]}", {"properties": {"Description": "twice in a row"}})
-    created = w.add_page("Delivered New")
+    w.add_page("Delivered New")
     emu.control("POST", f"/pages/{p[1]}/trash", {})
     emu.control("POST", f"/pages/{p[2]}/trash", {})
     emu.control("PATCH", f"/pages/{p[2]}", {"in_trash": False})
@@ -731,21 +731,7 @@ def hygiene():
              and '"entity"' not in text, f"{name} log holds no token, signature or event body")
 
 
-def on_its_own_database(name, fn):
-    def run():
-        pg = scenario.clone_database(TEMPLATE, f"hooks_{name}")
-        try:
-            fn(pg)
-        finally:
-            while SCOPE:
-                try:
-                    SCOPE.pop().stop()
-                except Exception as exc:
-                    h.note(f"stopping a stack failed: {exc}")
-    return name, run
-
-
-scenario.run(t, [on_its_own_database(n, f) for n, f in [
+scenario.run(t, [scenario.on_own_database(TEMPLATE, "hooks", n, f, SCOPE) for n, f in [
     ("subscriptions", subscriptions), ("handshake", handshake), ("signatures", signatures),
     ("pages", pages), ("databases", databases), ("restart", restart), ("oauth", oauth),
     ("visible", visible), ("delivery", delivery)]] + [("hygiene", hygiene)])

@@ -36,6 +36,24 @@ def shared(pg, name, build):
     return _shared[name]
 
 
+def on_own_database(template, prefix, name, fn, scope):
+    """A (name, function) pair for run(): the function clones template into
+    database prefix_name, calls fn(db) and then stops every stack left in
+    scope (a list of objects with .stop(), emptied), also when fn fails; a
+    stack that fails to stop is noted and the others still stop."""
+    def scenario_run():
+        db = clone_database(template, f"{prefix}_{name}")
+        try:
+            fn(db)
+        finally:
+            while scope:
+                try:
+                    scope.pop().stop()
+                except Exception as exc:  # keep stopping the rest
+                    print(f"# stopping a stack failed: {exc}", flush=True)
+    return name, scenario_run
+
+
 def run(tap, scenarios, argv=None, note=None, after=None):
     """Run the scenarios ((name, function) pairs, in order) named in argv
     (all when empty), then after() if given (checks over everything the

@@ -696,6 +696,10 @@ class Responder:
         self.log.flush()
         return open(self.log_path, errors="replace").read()
 
+    def stop(self):
+        """stop_responder(self)."""
+        stop_responder(self)
+
 
 def pid_running(pid):
     """True while pid exists and is not a zombie: a responder forked by
