@@ -109,7 +109,7 @@ static void test_tampering(void **state)
 static void test_forms(void **state)
 {
 	const char *token = "secret_form_token", *body = "{}";
-	char header[80], odd[80];
+	char header[80], odd[96];
 
 	(void)state;
 	sign(token, body, 2, header);
