@@ -56,7 +56,7 @@ def postmaster_cpu():
     """Seconds of CPU of PostgreSQL: the postmaster, its live children, and
     the children it has reaped (cutime/cstime)."""
     tick = os.sysconf("SC_CLK_TCK")
-    master = int(open(os.path.join(pg.dir, "postmaster.pid")).readline())
+    master = int(open(os.path.join(pg.data, "postmaster.pid")).readline())
 
     def fields(pid):
         text = open(f"/proc/{pid}/stat").read()
