@@ -544,6 +544,16 @@ def databases(pg):
     stack.post(key, event("data_source.content_updated", w.source, "data_source"))
     t.ok(wait(lambda: len(runs()) == 4 and runs()[3]["status"] == "success"),
          "a data source event without its database: found through the sync state", runs())
+    # A new data source in the registered database: a sync brings its pages.
+    added = emu.control("POST", "/data_sources", {"database_id": w.database, "name": "More",
+                                                  "schema": {"Name": "title"}, "emit": False})
+    extra = emu.control("POST", "/pages", {"data_source_id": added["data_source_id"],
+                                           "properties": {"Name": "From the new source"},
+                                           "emit": False})["id"]
+    stack.post(key, event("data_source.created", added["data_source_id"], "data_source",
+                          parent={"id": w.database, "type": "database"}))
+    t.ok(wait(lambda: w.row(extra) is not None),
+         "data_source.created in a registered database: its pages arrive", runs())
     before = int(q(pg, f"select count(*) from notion_characters_sync where user_id = '{w.user}'"))
     stack.post(key, event("data_source.deleted", w.source, "data_source",
                           parent={"id": w.database, "type": "database"}))
@@ -555,7 +565,7 @@ def databases(pg):
     stack.post(key, event("data_source.schema_updated", str(uuid.uuid4()), "data_source",
                           parent={"id": other, "type": "database"}))
     settled(pg)
-    t.eq(len(runs()), 4, "an unregistered database's event queues nothing")
+    t.eq(len(runs()), 5, "an unregistered database's event queues nothing")
     t.eq(len(emu.requests()), 0, "... and asks Notion nothing")
 
 
