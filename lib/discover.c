@@ -8,8 +8,8 @@
 #include "credentials.h"
 #include "discover.h"
 #include "error.h"
-#include "pacer.h"
 #include "mapping.h"
+#include "pacer.h"
 
 /* Most databases one kind's search may name before discovery stops
  * reading them: each costs a request. */

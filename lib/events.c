@@ -15,6 +15,7 @@
 #include "credentials.h"
 #include "error.h"
 #include "events.h"
+#include "pagerows.h"
 #include "mapping.h"
 #include "queue.h"
 #include "sync.h"
@@ -86,190 +87,12 @@ static nsync_rc record(struct nsync_service *svc, const struct group *g, const s
 				4, done, err);
 }
 
-/* The kind of user's registered, enabled database_id, or NULL. */
-static nsync_rc registered(struct nsync_service *svc, const char *user_id, const char *database_id,
-			   const struct nsync_kind **kind, struct nsync_err *err)
-{
-	const char *params[] = {user_id, database_id};
-	PGresult *res;
-
-	*kind = NULL;
-	if (!database_id[0])
-		return NSYNC_OK;
-	res = nsync__store_exec(&svc->store, "reading the registry",
-				"select database_name from notion_databases where user_id = "
-				"$1::uuid"
-				" and database_id = $2::uuid and enabled",
-				2, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	if (PQntuples(res) == 1)
-		*kind = nsync__kind_find(PQgetvalue(res, 0, 0));
-	if (PQntuples(res) == 1 && !*kind)
-		*kind = nsync__kind_generic();
-	PQclear(res);
-	return NSYNC_OK;
-}
-
-/* Where the user's rows of a page are: up to 5 (kind, database) pairs. */
-struct row_place {
-	const struct nsync_kind *kind;
-	char database_id[37];
-	char source_id[37]; /* "" when the row has none (2022-06-28) */
-};
-
-static const struct nsync_kind *kind_index(size_t i)
-{
-	return i < 4 ? nsync__kind_at(i) : nsync__kind_generic();
-}
-
-static nsync_rc rows_of_page(struct nsync_service *svc, const char *user_id, const char *page_id,
-			     struct row_place places[5], size_t *n, struct nsync_err *err)
-{
-	const char *params[] = {user_id, page_id};
-	char sql[1400];
-	size_t i, used = 0;
-	PGresult *res;
-	int r;
-
-	*n = 0;
-	for (i = 0; i < 5; i++)
-		used += (size_t)
-			snprintf(sql + used, sizeof(sql) - used,
-				 "%sselect %zu, notion_database_id::text,"
-				 " coalesce(notion_data_source_id::text, '') from %s where user_id"
-				 " = $1::uuid and notion_page_id = $2::uuid",
-				 i ? " union all " : "", i, kind_index(i)->table);
-	res = nsync__store_exec(&svc->store, "finding a page's rows", sql, 2, params, err);
-	if (!res)
-		return NSYNC_ERR_DB;
-	for (r = 0; r < PQntuples(res) && *n < 5; r++) {
-		places[*n].kind = kind_index(strtoul(PQgetvalue(res, r, 0), NULL, 10));
-		snprintf(places[*n].database_id, 37, "%s", PQgetvalue(res, r, 1));
-		snprintf(places[*n].source_id, 37, "%s", PQgetvalue(res, r, 2));
-		(*n)++;
-	}
-	PQclear(res);
-	return NSYNC_OK;
-}
-
-/* Take the lock of (user, database) unless this session holds it already
- * (the walk this lane runs inside). *taken says whether to release it. */
-static nsync_rc lock_database(struct nsync_service *svc, const char *user_id,
-			      const char *database_id, int *taken, struct nsync_err *err)
-{
-	size_t i;
-
-	*taken = 0;
-	for (i = 0; i < svc->store.n_locks; i++)
-		if (strcmp(svc->store.locks[i].user_id, user_id) == 0 &&
-		    strcmp(svc->store.locks[i].database_id, database_id) == 0)
-			return NSYNC_OK;
-	if (nsync__store_lock(&svc->store, user_id, database_id, err) != NSYNC_OK)
-		return err ? err->code : NSYNC_ERR_BUSY;
-	*taken = 1;
-	return NSYNC_OK;
-}
-
-/* Delete the user's row of page_id in place (under that database's lock).
- * *deleted counts rows removed. */
-static nsync_rc delete_row(struct nsync_service *svc, const char *user_id, const char *page_id,
-			   const struct row_place *place, long *deleted, struct nsync_err *err)
-{
-	const char *params[] = {user_id, page_id, place->database_id};
-	char sql[300];
-	long n = 0;
-	int taken;
-	nsync_rc rc;
-
-	rc = lock_database(svc, user_id, place->database_id, &taken, err);
-	if (rc != NSYNC_OK)
-		return rc;
-	snprintf(sql, sizeof(sql),
-		 "with d as (delete from %s where user_id = $1::uuid and notion_page_id = $2::uuid"
-		 " and notion_database_id = $3::uuid returning 1) select count(*) from d",
-		 place->kind->table);
-	rc = nsync__store_long(&svc->store, "removing a page's row", sql, 3, params, &n, err);
-	*deleted += n;
-	if (taken)
-		nsync__store_unlock(&svc->store, user_id, place->database_id);
-	return rc;
-}
-
 static int member_true(struct json_object *obj, const char *key)
 {
 	struct json_object *v;
 
 	return obj && json_object_object_get_ex(obj, key, &v) &&
 	       json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
-}
-
-/* The database (and data source) a fetched page is in, or "" for none. */
-static void page_parent(struct json_object *page, char database_id[37], char source_id[37])
-{
-	struct json_object *parent = NULL;
-	const char *type, *db, *ds;
-
-	database_id[0] = source_id[0] = '\0';
-	json_object_object_get_ex(page, "parent", &parent);
-	type = nsync__json_string(parent, "type");
-	db = nsync__json_string(parent, "database_id");
-	ds = nsync__json_string(parent, "data_source_id");
-	if (!type || (strcmp(type, "data_source_id") && strcmp(type, "database_id")))
-		return;
-	if (!db || nsync_normalize_id(db, database_id, NULL) != NSYNC_OK)
-		database_id[0] = '\0';
-	if (ds && nsync_normalize_id(ds, source_id, NULL) != NSYNC_OK)
-		source_id[0] = '\0';
-}
-
-/* Remove the page's rows outside keep_database ("" = everywhere).
- * *kept_busy is set when a database was being synced (try again). */
-static nsync_rc remove_elsewhere(struct nsync_service *svc, const char *user_id,
-				 const char *page_id, const struct row_place *places, size_t n,
-				 const char *keep_database, long *deleted, struct nsync_err *err)
-{
-	size_t i;
-	nsync_rc rc;
-
-	for (i = 0; i < n; i++) {
-		if (strcmp(places[i].database_id, keep_database) == 0)
-			continue;
-		rc = delete_row(svc, user_id, page_id, &places[i], deleted, err);
-		if (rc != NSYNC_OK)
-			return rc;
-	}
-	return NSYNC_OK;
-}
-
-/* Write the fetched page into its registered database's table. */
-static nsync_rc write_page(struct nsync_service *svc, const char *user_id,
-			   const struct nsync_notion_ctx *ctx, const struct nsync_kind *kind,
-			   const char *database_id, const char *source_id,
-			   const struct nsync_query_page *qp, struct nsync_stats *stats,
-			   char *first_error, size_t first_error_size, struct nsync_err *err)
-{
-	struct nsync_sync_job job;
-	int taken;
-	nsync_rc rc;
-
-	rc = lock_database(svc, user_id, database_id, &taken, err);
-	if (rc != NSYNC_OK)
-		return rc;
-	memset(&job, 0, sizeof(job));
-	job.cfg = &svc->cfg;
-	job.store = &svc->store;
-	job.notion = svc->notion;
-	job.nctx = *ctx;
-	job.nctx.stats = stats;
-	job.kind = kind;
-	job.user_id = user_id;
-	job.database_id = database_id;
-	rc = nsync__sync_pages(&job, source_id[0] ? source_id : database_id, qp, err);
-	snprintf(first_error, first_error_size, "%s", job.first_page_error);
-	if (taken)
-		nsync__store_unlock(&svc->store, user_id, database_id);
-	return rc;
 }
 
 /* A Notion failure: retried later, failed after MAX_TRIES. */
@@ -289,7 +112,7 @@ static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
 			    struct verdict *v, struct nsync_err *err)
 {
 	const struct nsync_kind *kind = NULL;
-	struct row_place places[5];
+	struct nsync_row_place places[5];
 	struct nsync_query_page qp;
 	struct nsync_stats stats;
 	struct nsync_err nerr;
@@ -302,9 +125,9 @@ static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
 
 	memset(&stats, 0, sizeof(stats));
 	c.stats = &stats;
-	rc = rows_of_page(svc, user_id, g->target, places, &n_places, err);
+	rc = nsync__page_rows(svc, user_id, g->target, places, &n_places, err);
 	if (rc == NSYNC_OK && g->parent_known)
-		rc = registered(svc, user_id, g->parent, &kind, err);
+		rc = nsync__registered_kind(svc, user_id, g->parent, &kind, err);
 	if (rc != NSYNC_OK)
 		return rc;
 	/* The event shows a parent nobody registered, and no row of this
@@ -338,7 +161,8 @@ static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
 					  strcmp(info.sources[k], places[i].source_id) == 0;
 			nsync__database_info_clear(&info);
 			if (listed) {
-				rc = delete_row(svc, user_id, g->target, &places[i], &deleted, err);
+				rc = nsync__page_row_delete(svc, user_id, g->target, &places[i],
+							    &deleted, err);
 				if (rc == NSYNC_ERR_BUSY)
 					goto busy;
 				if (rc != NSYNC_OK)
@@ -375,7 +199,8 @@ static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
 	}
 	page = json_object_array_get_idx(qp.results, 0);
 	if (member_true(page, "in_trash") || member_true(page, "archived")) {
-		rc = remove_elsewhere(svc, user_id, g->target, places, n_places, "", &deleted, err);
+		rc = nsync__page_rows_remove(svc, user_id, g->target, places, n_places, "",
+					     &deleted, err);
 		nsync__query_page_clear(&qp);
 		if (rc == NSYNC_ERR_BUSY)
 			goto busy;
@@ -385,11 +210,11 @@ static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
 					: "the page is in the trash and had no row");
 		return rc;
 	}
-	page_parent(page, database_id, source_id);
-	rc = registered(svc, user_id, database_id, &kind, err);
+	nsync__page_parent(page, database_id, source_id);
+	rc = nsync__registered_kind(svc, user_id, database_id, &kind, err);
 	if (rc == NSYNC_OK)
-		rc = remove_elsewhere(svc, user_id, g->target, places, n_places,
-				      kind ? database_id : "", &deleted, err);
+		rc = nsync__page_rows_remove(svc, user_id, g->target, places, n_places,
+					     kind ? database_id : "", &deleted, err);
 	if (rc == NSYNC_OK && !kind) {
 		nsync__query_page_clear(&qp);
 		verdict(v, deleted ? "processed" : "ignored",
@@ -399,8 +224,8 @@ static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
 	}
 	if (rc == NSYNC_OK) {
 		first_error[0] = '\0';
-		rc = write_page(svc, user_id, &c, kind, database_id, source_id, &qp, &stats,
-				first_error, sizeof(first_error), &nerr);
+		rc = nsync__page_write(svc, user_id, &c, kind, database_id, source_id, &qp, &stats,
+				       first_error, sizeof(first_error), &nerr);
 		if (rc == NSYNC_ERR_DB && err)
 			*err = nerr;
 	}
@@ -475,7 +300,7 @@ static nsync_rc handle_database(struct nsync_service *svc, const char *user_id,
 			return NSYNC_OK;
 		}
 	}
-	rc = registered(svc, user_id, database_id, &kind, err);
+	rc = nsync__registered_kind(svc, user_id, database_id, &kind, err);
 	if (rc != NSYNC_OK)
 		return rc;
 	if (!kind) {

@@ -202,7 +202,8 @@ static nsync_rc wait_refused(const struct nsync_http *h, long status, double ret
 /* Wait for this request's start slot. */
 static void pace(struct nsync_pacer *pacer, double rate, struct nsync_stats *stats)
 {
-	double wait = nsync__pacer_reserve(pacer, rate);
+	double slot = nsync__pacer_reserve(pacer, rate);
+	double wait = slot > 0 ? slot - nsync__monotonic() : 0;
 
 	if (wait <= 0)
 		return;

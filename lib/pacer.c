@@ -51,5 +51,5 @@ double nsync__pacer_reserve(struct nsync_pacer *pacer, double rate)
 	slot = pacer->next_at > now ? pacer->next_at : now;
 	pacer->next_at = slot + 1.0 / rate;
 	pthread_mutex_unlock(&table_lock);
-	return slot - now;
+	return slot;
 }

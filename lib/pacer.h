@@ -21,8 +21,9 @@ struct nsync_pacer;
 struct nsync_pacer *nsync__pacer_get(const char *token);
 
 /* nsync__pacer_reserve - reserve the next start slot of pacer at rate
- * (requests per second; <= 0: unpaced) and return the seconds to wait
- * before sending (0 when the slot is now). Thread-safe; pacer may be NULL. */
+ * (requests per second) and return it: the monotonic time (clock.h) at
+ * which the request may be sent, now or later. 0 when unpaced (rate <= 0
+ * or pacer NULL). Thread-safe. */
 double nsync__pacer_reserve(struct nsync_pacer *pacer, double rate);
 
 #endif
