@@ -41,9 +41,12 @@ for i in range(args.users):
         registry.append(f"('{user}', '{db['database_id']}', '{kind}')")
     settings.append(f"('{user}', '{token}')")
     users.append(user)
-pg.psql("insert into user_settings (user_id, notion_token) values " + ", ".join(settings))
-pg.psql("insert into notion_databases (user_id, database_id, database_name) values "
-        + ", ".join(registry))
+for i in range(0, len(settings), 500):  # one statement per 500 rows: argv has a limit
+    pg.psql("insert into user_settings (user_id, notion_token) values "
+            + ", ".join(settings[i:i + 500]))
+for i in range(0, len(registry), 500):
+    pg.psql("insert into notion_databases (user_id, database_id, database_name) values "
+            + ", ".join(registry[i:i + 500]))
 
 env = h.base_env(pg, emu, NOTION_SYNC_SECRET=SECRET, NOTION_SYNC_WORKERS=args.workers,
                  NOTION_SYNC_PER_USER=args.per_user, NOTION_RATE_LIMIT=3)
