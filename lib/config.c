@@ -46,7 +46,7 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 {
 	const char *s;
 	double batch = 200, timeout = 60000, connect = 10000, attempts = 6;
-	double max_wait = 600, workers = 2, per_user = 2;
+	double max_wait = 600, workers = 2, per_user = 2, split = 2000;
 	nsync_rc rc;
 
 	if (!cfg)
@@ -64,6 +64,7 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	cfg->full_interval = 86400;
 	cfg->workers = 2;
 	cfg->per_user = 2;
+	cfg->split_walk_pages = 2000;
 	cfg->stale_after = 120;
 	if ((rc = set_string(&cfg->notion_api_url, "https://api.notion.com", err)) ||
 	    (rc = set_string(&cfg->notion_version, "2025-09-03", err)))
@@ -97,7 +98,8 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 			     err)) ||
 	    (rc = env_number("NOTION_SYNC_WORKERS", 0, 256, &workers, err)) ||
 	    (rc = env_number("NOTION_SYNC_STALE_AFTER", 1, 86400, &cfg->stale_after, err)) ||
-	    (rc = env_number("NOTION_SYNC_PER_USER", 1, 16, &per_user, err)))
+	    (rc = env_number("NOTION_SYNC_PER_USER", 1, 16, &per_user, err)) ||
+	    (rc = env_number("NOTION_SYNC_SPLIT_WALK", 0, 1e9, &split, err)))
 		return rc;
 	cfg->batch_size = (int)batch;
 	cfg->request_timeout_ms = (long)timeout;
@@ -106,6 +108,7 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	cfg->max_retry_wait = max_wait;
 	cfg->workers = (int)workers;
 	cfg->per_user = (int)per_user;
+	cfg->split_walk_pages = (long)split;
 	if (cfg->max_request_wait < max_wait)
 		cfg->max_request_wait = max_wait;
 	return NSYNC_OK;

@@ -44,7 +44,9 @@ nsync_rc nsync__events_process(struct nsync_service *svc, const char *user_id, c
 
 /* nsync__events_interject - the sync job's interject callback (data is a
  * struct nsync_event_lane): at most every 0.2 s, process the user's due
- * events. Fails only as nsync__events_process does with NSYNC_ERR_DB. */
+ * events. Always NSYNC_OK: what fails stays with the events (they are
+ * retried), and a lost PostgreSQL is left to the walk's heartbeat, which
+ * reconnects and proves its locks before anything more is written. */
 nsync_rc nsync__events_interject(void *lane, struct nsync_err *err);
 
 /* nsync__events_note_workspace - for a user with an OAuth token whose

@@ -18,6 +18,7 @@
 #include "canonhash.h"
 #include "complete.h"
 #include "error.h"
+#include "farwalk.h"
 #include "fnv.h"
 #include "http.h"
 #include "jsonslice.h"
@@ -68,8 +69,11 @@ struct walker {
 	struct row *rows;
 	size_t n_rows, cap_rows;
 	struct nsync_slice slices[PAGE_SIZE];
-	long cleaned;          /* pages whose text had to be repaired */
-	double last_heartbeat; /* monotonic seconds */
+	long cleaned;              /* pages whose text had to be repaired */
+	double last_heartbeat;     /* monotonic seconds */
+	struct nsync_farwalk *far; /* the descending end of this source's walk, or NULL */
+	char far_low[40];          /* created_time of the oldest page it handed over and we took */
+	int met;                   /* the two ends crossed: every page was seen */
 };
 
 /* Heartbeat when one is due. Its failure stops the walk: the lock may be
@@ -470,6 +474,45 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 	return complete_deferred(w, source_id, qp->results, err);
 }
 
+/* Take the far end's answers that wait and handle their pages like our
+ * own. The sort position and window count of our own end are kept. */
+static nsync_rc take_far(struct walker *w, const char *source_id, struct nsync_err *err)
+{
+	struct nsync_query_page qp;
+	char *raw, saved[sizeof(w->last_value)];
+	long saved_new = w->new_in_window;
+	nsync_rc rc = NSYNC_OK;
+
+	memcpy(saved, w->last_value, sizeof(saved));
+	while (rc == NSYNC_OK && nsync__farwalk_take(w->far, &qp, &raw, 0)) {
+		const char *low = nsync__farwalk_last_created(&qp);
+		rc = take_page_of_results(w, source_id, &qp, err);
+		if (rc == NSYNC_OK && low && strlen(low) < sizeof(w->far_low))
+			strcpy(w->far_low, low);
+		nsync__query_page_clear(&qp);
+		free(raw);
+	}
+	memcpy(w->last_value, saved, sizeof(saved));
+	w->new_in_window = saved_new;
+	return rc;
+}
+
+/* After our answer: take the far end's, and tell whether the two ends met.
+ * They met when our newest created_time is past the far end's oldest (a
+ * strict order: every page is older than one or newer than the other),
+ * or when the far end reached the start and all it sent was taken. */
+static nsync_rc meet_far(struct walker *w, const char *source_id, struct nsync_err *err)
+{
+	int whole = nsync__farwalk_whole(w->far); /* before taking: then all is taken */
+	nsync_rc rc = take_far(w, source_id, err);
+
+	nsync__farwalk_near(w->far, w->last_value);
+	if (rc == NSYNC_OK &&
+	    (whole || (w->far_low[0] && w->last_value[0] && strcmp(w->last_value, w->far_low) > 0)))
+		w->met = 1;
+	return rc;
+}
+
 /* 400 validation_error on a request that carried a start_cursor: the
  * cursor expired or became invalid. */
 static int is_bad_cursor(const struct nsync_err *e)
@@ -534,11 +577,13 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 			rc = beat(w, &qerr);
 		if (rc == NSYNC_OK && job->interject && qp.has_more && !qp.incomplete)
 			rc = interject(w, &qerr);
+		if (rc == NSYNC_OK && w->far)
+			rc = meet_far(w, source_id, &qerr);
 		free(cursor);
 		cursor = NULL;
 		if (rc == NSYNC_OK && qp.incomplete)
 			*capped = 1;
-		if (rc != NSYNC_OK || !qp.has_more || qp.incomplete) {
+		if (rc != NSYNC_OK || w->met || !qp.has_more || qp.incomplete) {
 			nsync__query_page_clear(&qp);
 			break;
 		}
@@ -605,7 +650,7 @@ static nsync_rc walk_source(struct walker *w, const char *source_id, const char 
 		w->last_value[0] = '\0';
 		rc = walk_window(w, source_id, window_start[0] ? filter : NULL, sorts, &capped,
 				 err);
-		if (rc != NSYNC_OK || !capped)
+		if (rc != NSYNC_OK || w->met || !capped)
 			return rc;
 		/* No new page in a full window: more rows share one timestamp
 		 * than one query can return, and no filter can split them. */
@@ -713,7 +758,24 @@ static nsync_rc sync_source(struct walker *w, const char *source_id, const char 
 
 	w->restarted = 0;
 	w->newest_edit[0] = '\0';
+	w->far_low[0] = '\0';
+	w->met = 0;
+	/* A large full walk also goes from the other end (farwalk.h), sized by
+	 * the rows the last walks stored. */
+	if (full && job->cfg->split_walk_pages > 0 && job->info->n_sources &&
+	    (long)(w->map.count / job->info->n_sources) >= job->cfg->split_walk_pages)
+		w->far =
+			nsync__farwalk_start(job->cfg, job->nctx.token, job->nctx.pacer, source_id);
 	rc = walk_source(w, source_id, since, err);
+	if (w->far) {
+		/* What it sent after we finished is taken too: pages seen twice
+		 * are skipped by id. */
+		nsync__farwalk_stop(w->far, rc == NSYNC_OK ? 5.0 : 0);
+		if (rc == NSYNC_OK)
+			rc = take_far(w, source_id, err);
+		nsync__farwalk_free(w->far, w->stats);
+		w->far = NULL;
+	}
 	/* The watermark may move only once every page up to it is stored. */
 	if (rc == NSYNC_OK)
 		rc = flush(w, err);

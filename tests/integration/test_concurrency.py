@@ -12,7 +12,13 @@ Scenarios:
              burst of two);
   unpaced    the negative control: the same walks without pacing are
              refused (429) by the same emulator, so the check above can fail;
-  one        per-user concurrency 1: the runs follow one another.
+  one        per-user concurrency 1: the runs follow one another;
+  split      a full walk of a 25,000-page data source (past the 10,000-row
+             cap from both ends) goes from both ends of created_time at
+             once: descending queries are sent, the two ends meet (no more
+             queries than one end alone would send, plus the few in flight
+             when they meet), the table equals the truth, and pages trashed
+             meanwhile are deleted (the meeting proves the walk complete).
 Prints TAP; every process is stopped by the harness's cleanups.
 """
 
@@ -118,5 +124,44 @@ def one(pg):
     t.eq(refused, 0, "... and nothing refused")
 
 
+def split(pg):
+    user, token = str(uuid.uuid4()), f"secret_concurrency_split_{uuid.uuid4().hex[:6]}"
+    emu.control("POST", "/tokens", {"token": token, "integration_name": "conc-split",
+                                    "databases": []})
+    db = emu.control("POST", "/databases", {"title": "Stories", "token": token})
+    ds = db["data_source_ids"][0]
+    emu.control("POST", "/generate", {"data_source_id": ds, "count": 25000, "seed": 77,
+                                      "kind": "Stories"})
+    emu.control("POST", "/prerender", {"data_source_id": ds})
+    pg.psql(f"insert into user_settings (user_id, notion_token) values ('{user}', '{token}')")
+    env = h.base_env(pg, emu, NOTION_SYNC_SPLIT_WALK=2000)
+    code, js, out, err = h.run_cli(["sync", "--user", user, "--database", db["database_id"],
+                                    "--name", "Stories", "--quiet"], env)
+    t.ok(code == 0 and js["inserted"] == 25000, "first sync (one end: nothing stored yet)",
+         out + err)
+    one_end = [r for r in emu.requests() if r["path"].endswith("/query")]
+    trashed = [p["id"] for p in emu.control("GET", f"/pages?data_source_id={ds}")["results"][
+        ::5000]]
+    for pid in trashed:
+        emu.control("POST", f"/pages/{pid}/trash", {"emit": False})
+    emu.clear_requests()
+    code, js, out, err = h.run_cli(["sync", "--user", user, "--database", db["database_id"],
+                                    "--full", "--quiet"], env)
+    t.ok(code == 0 and js.get("mode") == "full", "the full walk succeeds", out + err)
+    queries = [r for r in emu.requests() if r["path"].endswith("/query")]
+    down = [q for q in queries if "descending" in json.dumps(q.get("body"))]
+    t.ok(len(down) >= 10, "it walks from the other end too (descending created_time)",
+         len(down))
+    t.ok(len(queries) <= len(one_end) + 4, "the two ends meet: no more queries than one end"
+         " alone, but the few in flight when they meet", (len(queries), len(one_end)))
+    t.eq(js.get("deleted"), len(trashed), "the pages trashed before the walk are deleted (the"
+         " meeting proves the walk complete)")
+    truth = h.ground_truth(emu, db)
+    stored = {r["id"] for r in h.json_rows(pg, "select notion_page_id::text as id from"
+                                              f" notion_stories_sync where user_id = '{user}'")}
+    t.eq(stored == set(truth), True, "the table equals the emulator's truth after the split walk")
+
+
 scenario.run(t, [scenario.on_own_database(TEMPLATE, "conc", n, f, SCOPE) for n, f in
-                 [("together", together), ("unpaced", unpaced), ("one", one)]])
+                 [("together", together), ("unpaced", unpaced), ("one", one),
+                  ("split", split)]])

@@ -143,6 +143,12 @@ def q1(sql):
 
 
 def env_for(role, **extra):
+    # One end per walk (NOTION_SYNC_SPLIT_WALK=0): the stalls below hold up
+    # "the walk" at its (skip+1)th query, which a second, descending end
+    # could take instead. That end only reads Notion and hands its answers
+    # to the walk, which alone writes, under the locks these scenarios
+    # test; test_concurrency.py checks walks from both ends.
+    extra.setdefault("NOTION_SYNC_SPLIT_WALK", 0)
     env = h.base_env(pg, emu, **extra)
     env["DATABASE_URL"] = f"host={pg.dir} dbname={pg.dbname} user={role}"
     env.pop("NOTION_SYNC_FULL_INTERVAL", None)
