@@ -437,7 +437,7 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 			continue; /* repeated at a window boundary or after a restart */
 		w->stats->pages_seen++;
 		w->new_in_window++;
-		rc = nsync__content_hash(props, edited, hash, err);
+		rc = nsync__content_hash_tree(props, edited, hash, err);
 		if (rc != NSYNC_OK)
 			return rc;
 		nsync__hex_to_bytes(hash, digest, 16); /* 32 hex digits: cannot fail */
