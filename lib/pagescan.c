@@ -44,23 +44,32 @@ static inline void skip_ws(struct scanner *sc)
 		sc->p++;
 }
 
+/* Double the tape; 0 when out of memory. Out of line: push runs for
+ * every value and should stay small. */
+static __attribute__((noinline)) int grow_tape(struct scanner *sc)
+{
+	struct nsync_scan *s = sc->s;
+	size_t cap = s->cap_nodes ? s->cap_nodes * 2 : 4096;
+	struct nsync_node *grown =
+		cap < NSYNC_NO_NODE ? realloc(s->nodes, cap * sizeof(*grown)) : NULL;
+
+	if (!grown) {
+		sc->nomem = 1;
+		return 0;
+	}
+	s->nodes = grown;
+	s->cap_nodes = cap;
+	return 1;
+}
+
 /* A new node of type at the end of the tape; NSYNC_NO_NODE when out of memory. */
 static inline uint32_t push(struct scanner *sc, uint8_t type)
 {
 	struct nsync_scan *s = sc->s;
 	struct nsync_node *n;
 
-	if (s->n_nodes == s->cap_nodes) {
-		size_t cap = s->cap_nodes ? s->cap_nodes * 2 : 4096;
-		struct nsync_node *grown =
-			cap < NSYNC_NO_NODE ? realloc(s->nodes, cap * sizeof(*grown)) : NULL;
-		if (!grown) {
-			sc->nomem = 1;
-			return NSYNC_NO_NODE;
-		}
-		s->nodes = grown;
-		s->cap_nodes = cap;
-	}
+	if (s->n_nodes == s->cap_nodes && !grow_tape(sc))
+		return NSYNC_NO_NODE;
 	n = &s->nodes[s->n_nodes];
 	n->type = type;
 	n->s = sc->p;
@@ -111,8 +120,10 @@ static char *put_utf8(char *o, unsigned cp)
 }
 
 /* Decode the escapes of a string from q (just past its plain head, which
- * is copied first) into the arena. Returns 0 on malformed text. */
-static int decode_string(struct scanner *sc, const char *head, const char *q, struct nsync_node *n)
+ * is copied first) into the arena. Returns 0 on malformed text. Out of
+ * line, as check_utf8: few strings need it, and scan_string stays small. */
+static __attribute__((noinline)) int decode_string(struct scanner *sc, const char *head,
+						   const char *q, struct nsync_node *n)
 {
 	struct nsync_scan *s = sc->s;
 	char *start = s->arena + s->arena_used, *o = start;
@@ -229,7 +240,7 @@ static inline const char *string_stop(const char *q, const char *end, int *high)
 
 /* Note a string's raw bytes (from p, n bytes) that are not UTF-8: the
  * result's text must then be repaired on its way to PostgreSQL. */
-static void check_utf8(struct scanner *sc, const char *p, size_t n)
+static __attribute__((noinline)) void check_utf8(struct scanner *sc, const char *p, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)p;
 	size_t i = 0, k;

@@ -288,11 +288,26 @@ static nsync_rc append_row(struct walker *w, const char *page_id, const uint8_t 
 
 	rc = nsync__buf_addc(b, w->n_rows ? ',' : '[');
 	off = b->len;
+	/* Ids and hashes are plain ASCII: no escaping, and no printf per page. */
 	if (rc == NSYNC_OK)
-		rc = nsync__buf_printf(b, "{\"p\":\"%s\",\"h\":\"%s\",\"s\":", page_id, hash);
+		rc = nsync__buf_adds(b, "{\"p\":\"");
 	if (rc == NSYNC_OK)
-		rc = source_id ? nsync__buf_printf(b, "\"%s\"", source_id)
-			       : nsync__buf_adds(b, "null");
+		rc = nsync__buf_adds(b, page_id);
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_adds(b, "\",\"h\":\"");
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_adds(b, hash);
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_adds(b, "\",\"s\":");
+	if (rc == NSYNC_OK && source_id) {
+		rc = nsync__buf_addc(b, '"');
+		if (rc == NSYNC_OK)
+			rc = nsync__buf_adds(b, source_id);
+		if (rc == NSYNC_OK)
+			rc = nsync__buf_addc(b, '"');
+	} else if (rc == NSYNC_OK) {
+		rc = nsync__buf_adds(b, "null");
+	}
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_adds(b, ",\"c\":");
 	if (rc == NSYNC_OK)
@@ -484,6 +499,15 @@ static nsync_rc complete_deferred(struct walker *w, const char *source_id, struc
 	return rc;
 }
 
+/* Copy src to dst (size bytes), cut to fit: snprintf "%s" without printf. */
+static void copy_capped(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* Mark a page seen (inserting it with no hash when it is new): its stored
  * row, if any, is kept, never deleted. */
 static nsync_rc mark_seen(struct walker *w, const uint8_t id[16])
@@ -511,10 +535,10 @@ static nsync_rc take_result(struct walker *w, const char *source_id,
 	nsync_rc rc;
 
 	if (sort_value)
-		snprintf(w->last_value, sizeof(w->last_value), "%s", sort_value);
+		copy_capped(w->last_value, sizeof(w->last_value), sort_value);
 	/* Same format throughout (ISO 8601 UTC), so text order is time order. */
 	if (r->edited && strcmp(r->edited, w->newest_edit) > 0)
-		snprintf(w->newest_edit, sizeof(w->newest_edit), "%s", r->edited);
+		copy_capped(w->newest_edit, sizeof(w->newest_edit), r->edited);
 	memset(&page_err, 0, sizeof(page_err));
 	identified = r->id && nsync_normalize_id(r->id, norm, NULL) == NSYNC_OK &&
 		     nsync__hex_to_bytes(norm, id, 16);
