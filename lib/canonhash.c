@@ -31,21 +31,30 @@ static void flush_to_md5(struct hasher *h)
 	h->used = 0;
 }
 
-static void feed(struct hasher *h, const void *p, size_t n)
+/* Feed what does not fit in the buffer. */
+static __attribute__((noinline)) void feed_full(struct hasher *h, const void *p, size_t n)
+{
+	flush_to_md5(h);
+	if (n > sizeof(h->buf)) {
+		if (EVP_DigestUpdate(h->md, p, n) != 1)
+			h->failed = 1;
+		return;
+	}
+	memcpy(h->buf, p, n);
+	h->used = n;
+}
+
+static inline void feed(struct hasher *h, const void *p, size_t n)
 {
 	if (h->used + n > sizeof(h->buf)) {
-		flush_to_md5(h);
-		if (n > sizeof(h->buf)) {
-			if (EVP_DigestUpdate(h->md, p, n) != 1)
-				h->failed = 1;
-			return;
-		}
+		feed_full(h, p, n);
+		return;
 	}
 	memcpy(h->buf + h->used, p, n);
 	h->used += n;
 }
 
-static void feed_tagged(struct hasher *h, char tag, const char *s, size_t n)
+static inline void feed_tagged(struct hasher *h, char tag, const char *s, size_t n)
 {
 	/* Little-endian on every host, so stored hashes do not depend on the CPU. */
 	unsigned char head[5] = {(unsigned char)tag, (unsigned char)n, (unsigned char)(n >> 8),
@@ -182,7 +191,7 @@ struct key_ref {
 	uint32_t val;
 };
 
-static int key_cmp(const struct key_ref *a, const struct key_ref *b)
+static inline int key_cmp(const struct key_ref *a, const struct key_ref *b)
 {
 	uint32_t n = a->len < b->len ? a->len : b->len;
 	int c = n ? (unsigned char)a->key[0] - (unsigned char)b->key[0] : 0;
