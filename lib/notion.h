@@ -3,7 +3,9 @@
  * retrieve a database (and its data sources), query a data source one page
  * of results at a time, and search. Knows the differences between API
  * versions (2022-06-28 queries databases, 2025-09-03 and later query data
- * sources). Each answer is parsed once with json-c.
+ * sources). Each answer is parsed once: with json-c, or, for a query
+ * answer read lean, by the scanner (pagescan.h) with json-c for its
+ * envelope only.
  */
 #ifndef NSYNC_NOTION_H
 #define NSYNC_NOTION_H
@@ -76,15 +78,15 @@ struct nsync_query_page {
 					is set) */
 	struct json_object *results; /* borrowed from root: the results array (empty when
 					scan is set) */
-	/* borrowed: when set, the results are read from this tape (pagescan.h)
-	 * instead; valid, like raw, until the next call on the client */
-	const struct nsync_scan *scan;
-	const char *raw; /* borrowed: the answer's text, valid until the next call */
+	const char *raw;             /* borrowed: the answer's text, valid until the next call */
 	size_t raw_len;
 	const char *next_cursor; /* borrowed from root, NULL at the end */
 	int has_more;
 	int incomplete; /* request_status.type == "incomplete" (result cap hit) */
 	char *owned;    /* owned: the text raw points into when it is not the HTTP buffer */
+	/* borrowed: when set, the results are read from this tape (pagescan.h)
+	 * instead; valid, like raw, until the next call on the client */
+	const struct nsync_scan *scan;
 };
 
 /* nsync__notion_query - POST one query for source_id (a data source, or a
