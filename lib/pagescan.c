@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "complete.h"
 #include "pagescan.h"
 #include "text.h"
@@ -693,4 +695,112 @@ int nsync__scan_props_may_be_truncated(const struct nsync_scan *s, uint32_t prop
 		if (value_may_be_truncated(s, k + 1))
 			return 1;
 	return 0;
+}
+
+/* A NUL-terminated copy of string node v: in buf (size bytes) when it
+ * fits, else newly allocated (*heap, to free). NULL when out of memory. */
+static const char *c_string(const struct nsync_node *v, char *buf, size_t size, char **heap)
+{
+	char *copy = v->len < size ? buf : (*heap = malloc((size_t)v->len + 1));
+
+	if (!copy)
+		return NULL;
+	memcpy(copy, v->s, v->len);
+	copy[v->len] = '\0';
+	return copy;
+}
+
+static int build_tree(const struct nsync_scan *s, uint32_t v, struct json_object **out);
+
+static int build_members(const struct nsync_scan *s, uint32_t v, struct json_object *obj)
+{
+	uint32_t k, m;
+
+	for (k = v + 1, m = 0; m < s->nodes[v].len; m++, k = s->nodes[k + 1].next) {
+		struct json_object *value = NULL;
+		char buf[256], *heap = NULL;
+		const char *key = c_string(&s->nodes[k], buf, sizeof(buf), &heap);
+		int added = key && build_tree(s, k + 1, &value) &&
+			    json_object_object_add(obj, key, value) == 0;
+
+		free(heap);
+		if (!added) {
+			json_object_put(value);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int build_elements(const struct nsync_scan *s, uint32_t v, struct json_object *arr)
+{
+	uint32_t e, m;
+
+	for (e = v + 1, m = 0; m < s->nodes[v].len; m++, e = s->nodes[e].next) {
+		struct json_object *value;
+		if (!build_tree(s, e, &value))
+			return 0;
+		if (json_object_array_add(arr, value) != 0) {
+			json_object_put(value);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* json-c's parser makes: JSON null as NULL, an integer as int64 (uint64
+ * above INT64_MAX), a double with its text kept for printing, members
+ * added in text order. */
+static int build_tree(const struct nsync_scan *s, uint32_t v, struct json_object **out)
+{
+	const struct nsync_node *n = &s->nodes[v];
+	struct nsync_number num;
+	char text[64];
+
+	*out = NULL;
+	switch (n->type) {
+	case NSYNC_NODE_NULL:
+		return 1;
+	case NSYNC_NODE_TRUE:
+	case NSYNC_NODE_FALSE:
+		*out = json_object_new_boolean(n->type == NSYNC_NODE_TRUE);
+		break;
+	case NSYNC_NODE_INT:
+		if (!nsync__scan_number(s, v, &num))
+			return 0;
+		*out = num.kind == NSYNC_NUM_UINT64 ? json_object_new_uint64(num.u)
+						    : json_object_new_int64(num.i);
+		break;
+	case NSYNC_NODE_DOUBLE:
+		/* Read, so shorter than text (not on a page the tape did not vouch for). */
+		if (!nsync__scan_number(s, v, &num))
+			return 0;
+		memcpy(text, n->s, n->len);
+		text[n->len] = '\0';
+		*out = json_object_new_double_s(num.d, text);
+		break;
+	case NSYNC_NODE_STRING:
+		*out = json_object_new_string_len(n->s, (int)n->len);
+		break;
+	case NSYNC_NODE_ARRAY:
+		*out = json_object_new_array_ext((int)n->len);
+		if (*out && !build_elements(s, v, *out)) {
+			json_object_put(*out);
+			*out = NULL;
+		}
+		break;
+	case NSYNC_NODE_OBJECT:
+		*out = json_object_new_object();
+		if (*out && !build_members(s, v, *out)) {
+			json_object_put(*out);
+			*out = NULL;
+		}
+		break;
+	}
+	return *out != NULL;
+}
+
+int nsync__scan_tree(const struct nsync_scan *s, uint32_t v, struct json_object **out)
+{
+	return build_tree(s, v, out);
 }

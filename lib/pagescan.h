@@ -32,6 +32,8 @@
 
 #include "notionsync.h"
 
+struct json_object;
+
 /* Deepest nesting read, counting the answer object as 1 (a Notion page
  * nests about 8 levels). */
 #define NSYNC_SCAN_MAX_DEPTH 64
@@ -67,11 +69,12 @@ struct nsync_node {
 
 /* One element of "results". */
 struct nsync_scan_result {
-	uint32_t node;                              /* the result's OBJECT node */
-	uint32_t member[NSYNC_SCAN_MAX_MEMBERS];    /* value node of each name asked for */
-	const char *string[NSYNC_SCAN_MAX_MEMBERS]; /* the same value, NUL-terminated, when
-						       a string; else NULL */
-	int twice;                                  /* one of the names asked for appears twice */
+	uint32_t node;                           /* the result's OBJECT node */
+	uint32_t member[NSYNC_SCAN_MAX_MEMBERS]; /* value node of each name asked for */
+	/* The same value, NUL-terminated, when a string, else NULL: copies in
+	 * the arena, valid until the next scan even once the text is gone. */
+	const char *string[NSYNC_SCAN_MAX_MEMBERS];
+	int twice;    /* one of the names asked for appears twice */
 	int odd;      /* holds \u0000 or a lone surrogate escape: read it with json-c */
 	int bad_utf8; /* a string holds bytes that are not UTF-8 (json-c keeps them) */
 };
@@ -125,6 +128,12 @@ struct nsync_number {
  * text is too long to read here (over 63 bytes: never in Notion's
  * answers), else 1. */
 int nsync__scan_number(const struct nsync_scan *s, uint32_t v, struct nsync_number *out);
+
+/* nsync__scan_tree - *out = node v as the json-c tree json-c's parser
+ * builds from its text (NULL for JSON null), new (put it). For the
+ * results of an answer, not odd, whose hash the tape vouched for (no key
+ * twice; numbers under 64 bytes). 0 when out of memory. */
+int nsync__scan_tree(const struct nsync_scan *s, uint32_t v, struct json_object **out);
 
 /* nsync__scan_props_may_be_truncated - nsync__props_may_be_truncated
  * (complete.h) on the properties object at node props. */

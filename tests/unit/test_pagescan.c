@@ -8,7 +8,8 @@
  * the two must agree byte for byte: the content hash
  * (nsync__content_hash_scan vs nsync__content_hash_tree), the three mapped
  * columns of every kind with their count of repaired texts (nsync__add_*_scan
- * vs nsync__add_*), the truncation check, the id/created_time/
+ * vs nsync__add_*), the truncation check, the json-c tree built from the
+ * tape (nsync__scan_tree, printed and compared), the id/created_time/
  * last_edited_time strings and the raw slice of "properties" (vs
  * lib/jsonslice.c). A page the tape does not vouch for (a key twice) or
  * marks odd (\u0000, lone surrogates) is counted, and each test asserts how
@@ -153,6 +154,24 @@ static char *columns(const struct nsync_kind *kind, struct json_object *props, u
 	return nsync__buf_take(&b);
 }
 
+/* The json-c tree built from node v is the one json-c's parser built:
+ * equal, and printed the same. */
+static void compare_trees(const char *label, struct json_object *value, uint32_t v)
+{
+	const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+	struct json_object *built = NULL;
+	char *printed;
+
+	assert_true(nsync__scan_tree(&scan, v, &built));
+	printed = strdup(json_object_to_json_string_ext(built, flags));
+	assert_non_null(printed);
+	same_string(label, "tree printed", json_object_to_json_string_ext(value, flags), printed);
+	if (!json_object_equal(value, built))
+		fail_with(label, "tree", "", "");
+	free(printed);
+	json_object_put(built);
+}
+
 /* Hash (and, for an object, map) node v as properties: the tape against
  * the tree value. Returns 1 compared, 2 compared and may be truncated, 0
  * not vouched by the tape. */
@@ -171,6 +190,7 @@ static int compare_value(const char *label, struct json_object *value, uint32_t 
 	same_string(label, "content hash", tree_hash, tape_hash);
 	if (v == NSYNC_NO_NODE || scan.nodes[v].type != NSYNC_NODE_OBJECT)
 		return 1;
+	compare_trees(label, value, v);
 	for (k = 0; k < 5; k++) {
 		const struct nsync_kind *kind = k < 4 ? nsync__kind_at(k) : nsync__kind_generic();
 		long tree_cleaned, tape_cleaned;
