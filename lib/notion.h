@@ -85,7 +85,8 @@ struct nsync_query_page {
 	int incomplete; /* request_status.type == "incomplete" (result cap hit) */
 	char *owned;    /* owned: the text raw points into when it is not the HTTP buffer */
 	/* borrowed: when set, the results are read from this tape (pagescan.h)
-	 * instead; valid, like raw, until the next call on the client */
+	 * instead; its nodes are valid, like raw, until the next call on the
+	 * client, the strings of its results until the next query read lean */
 	const struct nsync_scan *scan;
 };
 

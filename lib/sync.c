@@ -52,8 +52,9 @@ struct row {
  * answer is handled, because fetching them reuses the HTTP buffer that the
  * raw slices of the other pages point into. */
 struct deferred {
-	struct json_object *page; /* owned when parsed for it alone, else borrowed */
-	struct json_object *own;
+	struct json_object *props;    /* its properties, to complete */
+	struct json_object *own;      /* what to put after: props or the page holding them */
+	const char *created, *edited; /* borrowed: from the tree, or the tape's copies */
 	uint8_t id[16];
 	char norm[37];
 	char hash[NSYNC_HASH_HEX];
@@ -466,7 +467,10 @@ static nsync_rc complete_deferred(struct walker *w, const char *source_id, struc
 		struct result r;
 		const char *text;
 
-		result_of_tree(&r, d->page, NULL, 0);
+		memset(&r, 0, sizeof(r));
+		r.props = d->props;
+		r.created = d->created;
+		r.edited = d->edited;
 		memset(&page_err, 0, sizeof(page_err));
 		rc = nsync__complete_props(job->notion, &job->nctx, d->norm, r.props,
 					   &w->stats->property_requests, &page_err);
@@ -580,18 +584,26 @@ static nsync_rc take_result(struct walker *w, const char *source_id,
 	}
 	/* The hash is of the page as the query shows it (truncated or
 	 * not), so an unchanged page never costs a property request. The
-	 * values are completed after the whole answer is handled, on
-	 * json-c's tree of the page, read now: the property requests reuse
-	 * the buffer the answer's text is in. */
+	 * values are completed after the whole answer is handled, on a
+	 * json-c tree of the properties made now: the property requests
+	 * reuse the buffer the answer's text is in. */
 	if (r->scan ? nsync__scan_props_may_be_truncated(r->scan, r->props_node)
 		    : nsync__props_may_be_truncated(r->props)) {
 		struct deferred *d = &w->deferred[w->n_deferred];
 
-		if (r->scan && (rc = result_parsed(w, qp, i, r, err)) != NSYNC_OK)
-			return rc;
-		d->page = r->page;
-		d->own = r->own;
-		r->own = NULL;
+		/* The tape's strings are copies that outlive the answer's text;
+		 * its properties become a json-c tree of their own. */
+		d->created = r->created;
+		d->edited = r->edited;
+		if (!r->scan) {
+			d->props = r->props;
+			d->own = r->own;
+			r->own = NULL;
+		} else if (nsync__scan_tree(r->scan, r->props_node, &d->props)) {
+			d->own = d->props;
+		} else {
+			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+		}
 		w->n_deferred++;
 		memcpy(d->id, id, 16);
 		memcpy(d->norm, norm, sizeof(norm));
