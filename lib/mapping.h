@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "buf.h"
+#include "pagescan.h"
 
 /* Longest title stored in the indexed title column: at most this many
  * characters and at most this many bytes, whichever is shorter. The full
@@ -83,6 +84,28 @@ nsync_rc nsync__add_text(struct nsync_buf *b, const struct nsync_kind *kind,
  * "null" when absent, empty or not a finite number. */
 nsync_rc nsync__add_count(struct nsync_buf *b, const struct nsync_kind *kind,
 			  struct json_object *properties);
+
+/* Buffers the text columns of tape pages are built in, reused from page to
+ * page: zero-initialise, release with nsync__text_scratch_free. */
+struct nsync_text_scratch {
+	struct nsync_buf joined; /* the pieces of a value's text, joined */
+	struct nsync_buf clean;  /* the same, cleaned to storable UTF-8 */
+};
+
+void nsync__text_scratch_free(struct nsync_text_scratch *t);
+
+/* nsync__add_title_scan, nsync__add_text_scan, nsync__add_count_scan - the
+ * same columns from the properties object at node props of the scanner's
+ * tape (pagescan.h), byte for byte what the functions above append for the
+ * json-c tree of the same JSON. For a page whose hash the tape vouched for
+ * (canonhash.h): no key appears twice in it. */
+nsync_rc nsync__add_title_scan(struct nsync_buf *b, const struct nsync_scan *s, uint32_t props,
+			       struct nsync_text_scratch *t, long *cleaned);
+nsync_rc nsync__add_text_scan(struct nsync_buf *b, const struct nsync_kind *kind,
+			      const struct nsync_scan *s, uint32_t props,
+			      struct nsync_text_scratch *t, long *cleaned);
+nsync_rc nsync__add_count_scan(struct nsync_buf *b, const struct nsync_kind *kind,
+			       const struct nsync_scan *s, uint32_t props);
 
 /* nsync__plain_text - append the plain text of a property value to b raw
  * (not escaped): title and rich_text pieces joined in order (plain_text, or

@@ -14,6 +14,7 @@
 #include "jsonslice.h"
 #include "mapping.h"
 #include "notion.h"
+#include "pagescan.h"
 #include "text.h"
 
 /* json-c's default depth (32) is too shallow for some rollup values. */
@@ -25,6 +26,7 @@ struct nsync_notion {
 	json_tokener *tok;
 	int legacy;
 	struct nsync_buf envelope; /* a fetched page as a list of one (get_page) */
+	struct nsync_scan scan; /* the tape of the last query answer read lean */
 };
 
 struct nsync_notion *nsync__notion_new(const struct nsync_config *cfg, struct nsync_err *err)
@@ -57,6 +59,7 @@ void nsync__notion_free(struct nsync_notion *n)
 	if (n->tok)
 		json_tokener_free(n->tok);
 	nsync__buf_free(&n->envelope);
+	nsync__scan_free(&n->scan);
 	free(n);
 }
 
@@ -424,15 +427,15 @@ static nsync_rc read_list(struct nsync_query_page *page, const char *what, struc
 	return NSYNC_OK;
 }
 
-/* Parse the list answer in page->raw into page. One result nesting too
- * deeply must not hide the others: it becomes a stand-in (see
- * NSYNC_UNPARSED_MEMBER). */
-static nsync_rc parse_list(struct nsync_notion *n, struct nsync_query_page *page, const char *what,
-			   struct nsync_err *err)
+/* Read a query answer with json-c: the whole tree, or, when a result nests
+ * too deeply, the envelope and each result on its own. */
+static nsync_rc read_tree(struct nsync_notion *n, struct nsync_query_page *page, const char *what,
+			  struct nsync_err *err)
 {
 	int deep;
 
 	page->root = parse(n, page->raw, page->raw_len, what, &deep, err);
+	/* One page nesting too deeply must not hide the others. */
 	if (!page->root && deep)
 		page->root = parse_results_apart(n, page->raw, page->raw_len, what, err);
 	if (!page->root)
@@ -440,10 +443,64 @@ static nsync_rc parse_list(struct nsync_notion *n, struct nsync_query_page *page
 	return read_list(page, what, err);
 }
 
-nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
-			     const char *source_id, const char *cursor, const char *filter_json,
-			     const char *sorts_json, struct nsync_query_page *page,
-			     struct nsync_err *err)
+/* Parse the envelope of a list answer: its text with the results array,
+ * from off for len bytes, read as []. Fed to json-c in three pieces, so
+ * nothing is copied. NULL when json-c does not read it as an object. */
+static struct json_object *parse_envelope(struct nsync_notion *n, const char *text, size_t len,
+					  size_t off, size_t results_len)
+{
+	struct json_object *root = NULL;
+	const char *const pieces[] = {text, "[]", text + off + results_len};
+	const size_t sizes[] = {off, 2, len - off - results_len};
+	size_t i;
+
+	json_tokener_reset(n->tok);
+	for (i = 0; i < 3 && !root; i++) {
+		root = json_tokener_parse_ex(n->tok, pieces[i], (int)sizes[i]);
+		if (!root && json_tokener_get_error(n->tok) != json_tokener_continue)
+			return NULL;
+	}
+	if (root && !json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* The members of a query result the walk reads (enum nsync_result_member). */
+static const char *const result_members[NSYNC_RESULT_MEMBERS] = {"id", "created_time",
+								 "last_edited_time", "properties",
+								 NSYNC_UNPARSED_MEMBER};
+
+/* Read a query answer lean: the scanner's tape for the results, json-c
+ * for the envelope only. An answer the scanner declines, or one with more
+ * results than asked for or a result with a member read twice, is read as
+ * a tree, which reports what is wrong with it as it always did. */
+static nsync_rc read_lean(struct nsync_notion *n, struct nsync_query_page *page, const char *what,
+			  struct nsync_err *err)
+{
+	struct nsync_scan *scan = &n->scan;
+	int read = nsync__scan_answer(scan, page->raw, page->raw_len, result_members,
+				      NSYNC_RESULT_MEMBERS);
+	size_t i;
+
+	if (read < 0)
+		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory reading Notion's answer");
+	for (i = 0; read && i < scan->n_results; i++)
+		read = !scan->results[i].twice;
+	if (read && scan->n_results <= NSYNC_PAGE_SIZE)
+		page->root = parse_envelope(n, page->raw, page->raw_len, scan->results_off,
+					    scan->results_len);
+	if (!page->root)
+		return read_tree(n, page, what, err);
+	page->scan = scan;
+	return read_list(page, what, err);
+}
+
+static nsync_rc query(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+		      const char *source_id, const char *cursor, const char *filter_json,
+		      const char *sorts_json, int lean, struct nsync_query_page *page,
+		      struct nsync_err *err)
 {
 	char path[112];
 	struct nsync_buf body;
@@ -474,7 +531,32 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 	nsync__buf_free(&body);
 	if (rc != NSYNC_OK)
 		return rc;
-	return parse_list(n, page, "query", err);
+	return lean ? read_lean(n, page, "query", err) : read_tree(n, page, "query", err);
+}
+
+nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+			     const char *source_id, const char *cursor, const char *filter_json,
+			     const char *sorts_json, struct nsync_query_page *page,
+			     struct nsync_err *err)
+{
+	return query(n, ctx, source_id, cursor, filter_json, sorts_json, 0, page, err);
+}
+
+nsync_rc nsync__notion_query_lean(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+				  const char *source_id, const char *cursor,
+				  const char *filter_json, const char *sorts_json,
+				  struct nsync_query_page *page, struct nsync_err *err)
+{
+	return query(n, ctx, source_id, cursor, filter_json, sorts_json, 1, page, err);
+}
+
+struct json_object *nsync__query_page_result(struct nsync_notion *n,
+					     const struct nsync_query_page *page, size_t i,
+					     struct nsync_err *err)
+{
+	const struct nsync_node *node = &page->scan->nodes[page->scan->results[i].node];
+
+	return parse(n, node->s, node->span, "query", NULL, err);
 }
 
 nsync_rc nsync__notion_get_page(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
@@ -503,7 +585,7 @@ nsync_rc nsync__notion_get_page(struct nsync_notion *n, const struct nsync_notio
 		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory reading a page");
 	page->raw = n->envelope.data;
 	page->raw_len = n->envelope.len;
-	rc = parse_list(n, page, "retrieve page", err);
+	rc = read_tree(n, page, "retrieve page", err);
 	if (rc == NSYNC_OK &&
 	    (json_object_array_length(page->results) != 1 ||
 	     !json_object_is_type(json_object_array_get_idx(page->results, 0), json_type_object)))

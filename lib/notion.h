@@ -3,7 +3,9 @@
  * retrieve a database (and its data sources), query a data source one page
  * of results at a time, and search. Knows the differences between API
  * versions (2022-06-28 queries databases, 2025-09-03 and later query data
- * sources). Each answer is parsed once with json-c.
+ * sources). Each answer is parsed once: with json-c, or, for a query
+ * answer read lean, by the scanner (pagescan.h) with json-c for its
+ * envelope only.
  */
 #ifndef NSYNC_NOTION_H
 #define NSYNC_NOTION_H
@@ -61,15 +63,34 @@ nsync_rc nsync__notion_get_database(struct nsync_notion *n, const struct nsync_n
 				    struct nsync_err *err);
 void nsync__database_info_clear(struct nsync_database_info *info);
 
+/* The members of a query result found on the scanner's tape, in
+ * struct nsync_scan_result's member[] and string[]. */
+enum nsync_result_member {
+	NSYNC_RESULT_ID,
+	NSYNC_RESULT_CREATED,  /* created_time */
+	NSYNC_RESULT_EDITED,   /* last_edited_time */
+	NSYNC_RESULT_PROPS,    /* properties */
+	NSYNC_RESULT_UNPARSED, /* NSYNC_UNPARSED_MEMBER, which only a stand-in should have */
+	NSYNC_RESULT_MEMBERS
+};
+
+struct nsync_scan;
+
 /* One page of query results. */
 struct nsync_query_page {
-	struct json_object *root;    /* owned: the parsed answer */
-	struct json_object *results; /* borrowed from root: the results array */
+	struct json_object *root;    /* owned: the parsed answer (its envelope only, when scan
+					is set) */
+	struct json_object *results; /* borrowed from root: the results array (empty when
+					scan is set) */
 	const char *raw;             /* borrowed: the answer's text, valid until the next call */
 	size_t raw_len;
 	const char *next_cursor; /* borrowed from root, NULL at the end */
 	int has_more;
 	int incomplete; /* request_status.type == "incomplete" (result cap hit) */
+	/* borrowed: when set, the results are read from this tape (pagescan.h)
+	 * instead; its nodes are valid, like raw, until the next call on the
+	 * client, the strings of its results until the next query read lean */
+	const struct nsync_scan *scan;
 };
 
 /* nsync__notion_query - POST one query for source_id (a data source, or a
@@ -85,6 +106,23 @@ nsync_rc nsync__notion_query(struct nsync_notion *n, const struct nsync_notion_c
 			     const char *sorts_json, struct nsync_query_page *page,
 			     struct nsync_err *err);
 void nsync__query_page_clear(struct nsync_query_page *page);
+
+/* nsync__notion_query_lean - the same query, its results not parsed by
+ * json-c: page->scan holds them (and page->results is empty), unless the
+ * scanner declined the answer (pagescan.h), which is then read as
+ * nsync__notion_query reads it (page->scan NULL). Same failures. */
+nsync_rc nsync__notion_query_lean(struct nsync_notion *n, const struct nsync_notion_ctx *ctx,
+				  const char *source_id, const char *cursor,
+				  const char *filter_json, const char *sorts_json,
+				  struct nsync_query_page *page, struct nsync_err *err);
+
+/* nsync__query_page_result - result i of a page read lean (page->scan
+ * set), parsed alone by json-c: for a result the tape is not used for, or
+ * whose values are completed. A new object (put it), or NULL with err
+ * filled. Call it before the next call on the client. */
+struct json_object *nsync__query_page_result(struct nsync_notion *n,
+					     const struct nsync_query_page *page, size_t i,
+					     struct nsync_err *err);
 
 /* nsync__notion_get_page - GET /v1/pages/{id}, filled in as a query page
  * of one result (page->results[0] is the page; raw, in a buffer of n,

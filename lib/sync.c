@@ -1,10 +1,15 @@
 /*
  * sync.c - the per-database sync pipeline (see sync.h).
  *
- * Cost per page is kept to one json-c parse of the Notion answer (shared by
- * all pages in it), one canonical hash walk, a hash-table probe, and, for
- * changed pages only, a copy of the raw properties text into the batch
- * document. No per-page round trip to PostgreSQL.
+ * Cost per page is kept to one strict scan of the Notion answer into a
+ * tape of reused memory (pagescan.h; json-c reads only its envelope), one
+ * canonical hash walk over the tape, a hash-table probe, and, for changed
+ * pages only, the mapped columns and a copy of the raw properties text
+ * into the batch document. No per-page allocation on that path, and no
+ * per-page round trip to PostgreSQL. Pages the tape is not used for (an
+ * answer the scanner declined, a page fetched alone, a result holding what
+ * json-c decodes its own way, values to complete) are read from json-c's
+ * tree, with the same hash and columns.
  *
  * Longer than most files on purpose: it is one pipeline (answers, pages,
  * batches, windows, cursors, deletions, watermarks) whose steps share the
@@ -23,6 +28,7 @@
 #include "http.h"
 #include "jsonslice.h"
 #include "pagemap.h"
+#include "pagescan.h"
 #include "sync.h"
 #include "syncstate.h"
 #include "text.h"
@@ -47,7 +53,9 @@ struct row {
  * answer is handled, because fetching them reuses the HTTP buffer that the
  * raw slices of the other pages point into. */
 struct deferred {
-	size_t index; /* in the answer's results */
+	struct json_object *props;    /* its properties, to complete */
+	struct json_object *own;      /* what to put after: props or the page holding them */
+	const char *created, *edited; /* borrowed: from the tree, or the tape's copies */
 	uint8_t id[16];
 	char norm[37];
 	char hash[NSYNC_HASH_HEX];
@@ -61,6 +69,7 @@ struct walker {
 	long new_in_window;     /* pages not seen before in this window */
 	int restarted;          /* this source's walk restarted after a bad cursor */
 	long unidentified;      /* results without a usable id: deleting is unsafe */
+	int by_created;         /* sort_field is created_time */
 	struct deferred deferred[PAGE_SIZE];
 	size_t n_deferred;
 	struct nsync_stats *stats;
@@ -68,12 +77,29 @@ struct walker {
 	struct nsync_buf batch; /* "[row,row,..." (closed on flush) */
 	struct row *rows;
 	size_t n_rows, cap_rows;
-	struct nsync_slice slices[PAGE_SIZE];
-	long cleaned;              /* pages whose text had to be repaired */
-	double last_heartbeat;     /* monotonic seconds */
+	struct nsync_slice slices[PAGE_SIZE]; /* of an answer read as a json-c tree */
+	struct nsync_text_scratch text;       /* the text columns of tape pages */
+	long cleaned;                         /* pages whose text had to be repaired */
+	double last_heartbeat;                /* monotonic seconds */
 	struct nsync_farwalk *far; /* the descending end of this source's walk, or NULL */
 	char far_low[40];          /* created_time of the oldest page it handed over and we took */
 	int met;                   /* the two ends crossed: every page was seen */
+};
+
+/* One result of an answer as the walker reads it: from the scanner's tape
+ * (scan set), or from json-c's tree (page set). */
+struct result {
+	const char *id, *created, *edited; /* NULL when absent or not strings */
+	int unparsed;                      /* a stand-in for a page too deep to read */
+	const char *why;                   /* its reason */
+	int has_props;                     /* "properties" is an object */
+	const char *props_text;            /* its JSON text */
+	size_t props_len;
+	int storable; /* props_text is valid UTF-8 without escapes jsonb refuses */
+	const struct nsync_scan *scan;
+	uint32_t props_node;
+	struct json_object *page, *props;
+	struct json_object *own; /* page, when parsed for this result alone */
 };
 
 /* Heartbeat when one is due. Its failure stops the walk: the lock may be
@@ -224,55 +250,84 @@ static const char *string_member(struct json_object *obj, const char *key)
 	return json_object_get_string(v);
 }
 
-/* Append ,"key": and then s as a JSON string, or null when s is NULL. */
-static nsync_rc add_string_member(struct nsync_buf *b, const char *key, const char *s)
+/* Append a string member (NULL: null) to the batch. */
+static nsync_rc add_string_or_null(struct nsync_buf *b, const char *s)
 {
-	nsync_rc rc = nsync__buf_printf(b, ",\"%s\":", key);
-
-	if (rc == NSYNC_OK)
-		rc = s ? nsync__json_add_string(b, s, strlen(s), NULL) : nsync__buf_adds(b, "null");
-	return rc;
+	return s ? nsync__json_add_string(b, s, strlen(s), NULL) : nsync__buf_adds(b, "null");
 }
 
-/* Append one changed page to the batch document; props_text is the JSON
- * text of its properties (raw from Notion, or re-serialised after
- * completion). */
-static nsync_rc append_row(struct walker *w, const char *page_id, const uint8_t id[16],
-			   const char *source_id, struct json_object *page,
-			   struct json_object *props, const char *props_text, size_t props_len,
-			   const char *hash)
+/* The mapped columns of r: from the tape or the tree. */
+static nsync_rc add_columns(struct walker *w, const struct result *r)
 {
 	struct nsync_buf *b = &w->batch;
 	const struct nsync_kind *kind = w->job->kind;
+	nsync_rc rc = nsync__buf_adds(b, ",\"n\":");
+
+	if (rc == NSYNC_OK)
+		rc = r->scan ? nsync__add_title_scan(b, r->scan, r->props_node, &w->text,
+						     &w->cleaned)
+			     : nsync__add_title(b, kind, r->props, &w->cleaned);
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_adds(b, ",\"x\":");
+	if (rc == NSYNC_OK)
+		rc = r->scan ? nsync__add_text_scan(b, kind, r->scan, r->props_node, &w->text,
+						    &w->cleaned)
+			     : nsync__add_text(b, kind, r->props, &w->cleaned);
+	if (rc == NSYNC_OK)
+		rc = nsync__buf_adds(b, ",\"m\":");
+	if (rc == NSYNC_OK)
+		rc = r->scan ? nsync__add_count_scan(b, kind, r->scan, r->props_node)
+			     : nsync__add_count(b, kind, r->props);
+	return rc;
+}
+
+/* Append one changed page to the batch document; r->props_text is the JSON
+ * text of its properties (raw from Notion, or re-serialised after
+ * completion). */
+static nsync_rc append_row(struct walker *w, const char *page_id, const uint8_t id[16],
+			   const char *source_id, const struct result *r, const char *hash)
+{
+	struct nsync_buf *b = &w->batch;
 	size_t off;
 	nsync_rc rc;
 
 	rc = nsync__buf_addc(b, w->n_rows ? ',' : '[');
 	off = b->len;
+	/* Ids and hashes are plain ASCII: no escaping, and no printf per page. */
 	if (rc == NSYNC_OK)
-		rc = nsync__buf_printf(b, "{\"p\":\"%s\",\"h\":\"%s\"", page_id, hash);
+		rc = nsync__buf_adds(b, "{\"p\":\"");
 	if (rc == NSYNC_OK)
-		rc = add_string_member(b, "s", source_id);
+		rc = nsync__buf_adds(b, page_id);
 	if (rc == NSYNC_OK)
-		rc = add_string_member(b, "c", string_member(page, "created_time"));
+		rc = nsync__buf_adds(b, "\",\"h\":\"");
 	if (rc == NSYNC_OK)
-		rc = add_string_member(b, "e", string_member(page, "last_edited_time"));
+		rc = nsync__buf_adds(b, hash);
 	if (rc == NSYNC_OK)
-		rc = nsync__buf_adds(b, ",\"n\":");
+		rc = nsync__buf_adds(b, "\",\"s\":");
+	if (rc == NSYNC_OK && source_id) {
+		rc = nsync__buf_addc(b, '"');
+		if (rc == NSYNC_OK)
+			rc = nsync__buf_adds(b, source_id);
+		if (rc == NSYNC_OK)
+			rc = nsync__buf_addc(b, '"');
+	} else if (rc == NSYNC_OK) {
+		rc = nsync__buf_adds(b, "null");
+	}
 	if (rc == NSYNC_OK)
-		rc = nsync__add_title(b, kind, props, &w->cleaned);
+		rc = nsync__buf_adds(b, ",\"c\":");
 	if (rc == NSYNC_OK)
-		rc = nsync__buf_adds(b, ",\"x\":");
+		rc = add_string_or_null(b, r->created);
 	if (rc == NSYNC_OK)
-		rc = nsync__add_text(b, kind, props, &w->cleaned);
+		rc = nsync__buf_adds(b, ",\"e\":");
 	if (rc == NSYNC_OK)
-		rc = nsync__buf_adds(b, ",\"m\":");
+		rc = add_string_or_null(b, r->edited);
 	if (rc == NSYNC_OK)
-		rc = nsync__add_count(b, kind, props);
+		rc = add_columns(w, r);
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_adds(b, ",\"props\":");
 	if (rc == NSYNC_OK)
-		rc = nsync__json_add_raw(b, props_text, props_len, &w->cleaned);
+		rc = r->storable ? nsync__buf_add(b, r->props_text, r->props_len)
+				 : nsync__json_add_raw(b, r->props_text, r->props_len, &w->cleaned);
 	if (rc == NSYNC_OK)
 		rc = nsync__buf_addc(b, '}');
 	if (rc == NSYNC_OK)
@@ -284,9 +339,8 @@ static nsync_rc append_row(struct walker *w, const char *page_id, const uint8_t 
  * already queued (one statement cannot update a row twice) and after when
  * the batch is full. */
 static nsync_rc queue_page(struct walker *w, const char *norm, const uint8_t id[16],
-			   const char *source_id, struct json_object *page,
-			   struct json_object *props, const char *props_text, size_t props_len,
-			   const char *hash, struct nsync_err *err)
+			   const char *source_id, const struct result *r, const char *hash,
+			   struct nsync_err *err)
 {
 	struct nsync_sync_job *job = w->job;
 	struct nsync_pagemap_slot *slot = nsync__pagemap_find(&w->map, id);
@@ -296,8 +350,7 @@ static nsync_rc queue_page(struct walker *w, const char *norm, const uint8_t id[
 	if (slot && slot->queued && (rc = flush(w, err)) != NSYNC_OK)
 		return rc;
 	/* Under 2022-06-28 the "source" is the database itself. */
-	rc = append_row(w, norm, id, nsync__notion_legacy(job->notion) ? NULL : source_id, page,
-			props, props_text, props_len, hash);
+	rc = append_row(w, norm, id, nsync__notion_legacy(job->notion) ? NULL : source_id, r, hash);
 	if (rc == NSYNC_OK) {
 		nsync__hex_to_bytes(hash, digest, 16); /* 32 hex digits: cannot fail */
 		slot = nsync__pagemap_set(&w->map, id, digest);
@@ -313,61 +366,268 @@ static nsync_rc queue_page(struct walker *w, const char *norm, const uint8_t id[
 	return NSYNC_OK;
 }
 
+/* r as read from json-c's tree page; props_text/props_len the text of its
+ * properties, when found. */
+static void result_of_tree(struct result *r, struct json_object *page, const char *props_text,
+			   size_t props_len)
+{
+	memset(r, 0, sizeof(*r));
+	r->page = page;
+	r->id = string_member(page, "id");
+	r->created = string_member(page, "created_time");
+	r->edited = string_member(page, "last_edited_time");
+	if (json_object_object_get_ex(page, NSYNC_UNPARSED_MEMBER, NULL)) {
+		r->unparsed = 1;
+		r->why = string_member(page, NSYNC_UNPARSED_MEMBER);
+	}
+	r->has_props = json_object_object_get_ex(page, "properties", &r->props) &&
+		       json_object_is_type(r->props, json_type_object) && props_len > 0;
+	r->props_text = props_text;
+	r->props_len = props_len;
+}
+
+/* Result i of an answer read lean, parsed by json-c for itself. */
+static nsync_rc result_parsed(struct walker *w, const struct nsync_query_page *qp, size_t i,
+			      struct result *r, struct nsync_err *err)
+{
+	const struct nsync_scan *scan = qp->scan;
+	uint32_t props = scan->results[i].member[NSYNC_RESULT_PROPS];
+	struct json_object *page = nsync__query_page_result(w->job->notion, qp, i, err);
+
+	if (!page)
+		return err && err->code ? err->code : NSYNC_ERR_PROTOCOL;
+	if (props != NSYNC_NO_NODE && scan->nodes[props].type == NSYNC_NODE_OBJECT)
+		result_of_tree(r, page, scan->nodes[props].s, scan->nodes[props].span);
+	else
+		result_of_tree(r, page, NULL, 0);
+	r->own = page;
+	return NSYNC_OK;
+}
+
+/* Result i of the answer qp. */
+static nsync_rc result_at(struct walker *w, const struct nsync_query_page *qp, size_t i,
+			  struct result *r, struct nsync_err *err)
+{
+	const struct nsync_scan_result *sr;
+	uint32_t props;
+
+	if (!qp->scan) {
+		result_of_tree(r, json_object_array_get_idx(qp->results, i),
+			       qp->raw + w->slices[i].off, w->slices[i].len);
+		return NSYNC_OK;
+	}
+	sr = &qp->scan->results[i];
+	/* A member named as a stand-in's is json-c's to judge, as before. */
+	if (sr->odd || sr->member[NSYNC_RESULT_UNPARSED] != NSYNC_NO_NODE)
+		return result_parsed(w, qp, i, r, err);
+	memset(r, 0, sizeof(*r));
+	r->scan = qp->scan;
+	r->id = sr->string[NSYNC_RESULT_ID];
+	r->created = sr->string[NSYNC_RESULT_CREATED];
+	r->edited = sr->string[NSYNC_RESULT_EDITED];
+	props = r->props_node = sr->member[NSYNC_RESULT_PROPS];
+	if (props != NSYNC_NO_NODE && qp->scan->nodes[props].type == NSYNC_NODE_OBJECT) {
+		r->has_props = 1;
+		r->props_text = qp->scan->nodes[props].s;
+		r->props_len = qp->scan->nodes[props].span;
+		/* Not odd: no \u0000 or lone surrogate, so nothing to repair
+		 * unless a string is not UTF-8 (what nsync__json_add_raw fixes). */
+		r->storable = !sr->bad_utf8;
+	}
+	return NSYNC_OK;
+}
+
+/* The content hash of r. A page whose hash the tape does not vouch for is
+ * read again, by json-c, and hashed from its tree. */
+static nsync_rc hash_result(struct walker *w, const struct nsync_query_page *qp, size_t i,
+			    struct result *r, char hash[NSYNC_HASH_HEX], struct nsync_err *err)
+{
+	int vouched = 0;
+	nsync_rc rc;
+
+	if (r->scan) {
+		rc = nsync__content_hash_scan(r->scan, r->props_node, r->edited, hash, &vouched,
+					      err);
+		if (rc != NSYNC_OK || vouched)
+			return rc;
+		if ((rc = result_parsed(w, qp, i, r, err)) != NSYNC_OK)
+			return rc;
+	}
+	return nsync__content_hash_tree(r->props, r->edited, hash, err);
+}
+
 /* Fetch the complete values of the deferred pages and queue them. A value
  * that cannot be fetched is a page error: the page is not written, so its
  * stored row (if any) keeps the old hash and the next sync tries again. */
-static nsync_rc complete_deferred(struct walker *w, const char *source_id,
-				  struct json_object *results, struct nsync_err *err)
+static nsync_rc complete_deferred(struct walker *w, const char *source_id, struct nsync_err *err)
 {
 	struct nsync_sync_job *job = w->job;
+	nsync_rc rc = NSYNC_OK;
 	size_t i;
-	nsync_rc rc;
 
-	for (i = 0; i < w->n_deferred; i++) {
+	for (i = 0; i < w->n_deferred && rc == NSYNC_OK; i++) {
 		const struct deferred *d = &w->deferred[i];
-		struct json_object *page = json_object_array_get_idx(results, d->index), *props;
 		struct nsync_err page_err;
+		struct result r;
 		const char *text;
 
-		json_object_object_get_ex(page, "properties", &props);
+		memset(&r, 0, sizeof(r));
+		r.props = d->props;
+		r.created = d->created;
+		r.edited = d->edited;
 		memset(&page_err, 0, sizeof(page_err));
-		rc = nsync__complete_props(job->notion, &job->nctx, d->norm, props,
+		rc = nsync__complete_props(job->notion, &job->nctx, d->norm, r.props,
 					   &w->stats->property_requests, &page_err);
 		if (rc == NSYNC_ERR_NOMEM || rc == NSYNC_ERR_NOTION_AUTH) {
 			if (err)
 				*err = page_err;
-			return rc;
+			break;
 		}
 		if (rc != NSYNC_OK) {
 			note_page_error(w, d->norm, &page_err);
+			rc = NSYNC_OK;
 			continue;
 		}
-		text = json_object_to_json_string_ext(props,
+		text = json_object_to_json_string_ext(r.props,
 						      JSON_C_TO_STRING_PLAIN |
 							      JSON_C_TO_STRING_NOSLASHESCAPE);
-		if (!text)
-			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
-		rc = queue_page(w, d->norm, d->id, source_id, page, props, text, strlen(text),
-				d->hash, err);
+		if (!text) {
+			rc = nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+			break;
+		}
+		r.props_text = text;
+		r.props_len = strlen(text);
+		rc = queue_page(w, d->norm, d->id, source_id, &r, d->hash, err);
 		if (rc == NSYNC_OK)
 			rc = beat(w, err);
-		if (rc != NSYNC_OK)
-			return rc;
 	}
+	for (i = 0; i < w->n_deferred; i++)
+		json_object_put(w->deferred[i].own);
 	w->n_deferred = 0;
+	return rc;
+}
+
+/* Copy src to dst (size bytes), cut to fit: snprintf "%s" without printf. */
+static void copy_capped(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* Mark a page seen (inserting it with no hash when it is new): its stored
+ * row, if any, is kept, never deleted. */
+static nsync_rc mark_seen(struct walker *w, const uint8_t id[16])
+{
+	static const uint8_t never[16];
+	struct nsync_pagemap_slot *slot = nsync__pagemap_find(&w->map, id);
+
+	if (!slot && !(slot = nsync__pagemap_set(&w->map, id, never)))
+		return NSYNC_ERR_NOMEM;
+	slot->seen = 1;
 	return NSYNC_OK;
 }
 
-/* Handle every page of one Notion answer. */
-static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
-				     const struct nsync_query_page *qp, struct nsync_err *err)
+/* Handle result i of an answer, read as r. */
+static nsync_rc take_result(struct walker *w, const char *source_id,
+			    const struct nsync_query_page *qp, size_t i, struct result *r,
+			    struct nsync_err *err)
 {
-	size_t i, count = json_object_array_length(qp->results);
-	long sliced;
+	const char *sort_value = w->by_created ? r->created : r->edited;
+	char hash[NSYNC_HASH_HEX], norm[37];
+	struct nsync_pagemap_slot *slot;
+	struct nsync_err page_err;
+	uint8_t id[16], digest[16];
+	int identified;
 	nsync_rc rc;
 
-	sliced = nsync__slice_results_member(qp->raw, qp->raw_len, "properties", w->slices,
-					     PAGE_SIZE);
+	if (sort_value)
+		copy_capped(w->last_value, sizeof(w->last_value), sort_value);
+	/* Same format throughout (ISO 8601 UTC), so text order is time order. */
+	if (r->edited && strcmp(r->edited, w->newest_edit) > 0)
+		copy_capped(w->newest_edit, sizeof(w->newest_edit), r->edited);
+	memset(&page_err, 0, sizeof(page_err));
+	identified = r->id && nsync_normalize_id(r->id, norm, NULL) == NSYNC_OK &&
+		     nsync__hex_to_bytes(norm, id, 16);
+	if (r->unparsed) {
+		/* Too deep to read: an error for this page alone. Seen, so
+		 * its stored row (if any) is kept, never deleted. */
+		w->stats->pages_seen++;
+		if (!identified)
+			w->unidentified++;
+		else if (mark_seen(w, id) != NSYNC_OK)
+			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+		nsync__err(&page_err, NSYNC_ERR_PROTOCOL, "%s",
+			   r->why ? r->why : "unreadable page");
+		note_page_error(w, r->id ? r->id : "(no id)", &page_err);
+		return NSYNC_OK;
+	}
+	if (!identified || !r->has_props) {
+		w->stats->pages_seen++;
+		w->unidentified++;
+		nsync__err(&page_err, NSYNC_ERR_PROTOCOL,
+			   "result has no id or no properties (does the integration have "
+			   "read-content capability?)");
+		note_page_error(w, r->id ? r->id : "(no id)", &page_err);
+		return NSYNC_OK;
+	}
+	slot = nsync__pagemap_find(&w->map, id);
+	if (slot && slot->seen)
+		return NSYNC_OK; /* repeated at a window boundary or after a restart */
+	w->stats->pages_seen++;
+	w->new_in_window++;
+	rc = hash_result(w, qp, i, r, hash, err);
+	if (rc != NSYNC_OK)
+		return rc;
+	nsync__hex_to_bytes(hash, digest, 16); /* 32 hex digits: cannot fail */
+	if (slot && !slot->queued && memcmp(slot->hash, digest, 16) == 0) {
+		w->stats->unchanged++;
+		slot->seen = 1;
+		return NSYNC_OK;
+	}
+	/* The hash is of the page as the query shows it (truncated or
+	 * not), so an unchanged page never costs a property request. The
+	 * values are completed after the whole answer is handled, on a
+	 * json-c tree of the properties made now: the property requests
+	 * reuse the buffer the answer's text is in. */
+	if (r->scan ? nsync__scan_props_may_be_truncated(r->scan, r->props_node)
+		    : nsync__props_may_be_truncated(r->props)) {
+		struct deferred *d = &w->deferred[w->n_deferred];
+
+		/* The tape's strings are copies that outlive the answer's text;
+		 * its properties become a json-c tree of their own. */
+		d->created = r->created;
+		d->edited = r->edited;
+		if (!r->scan) {
+			d->props = r->props;
+			d->own = r->own;
+			r->own = NULL;
+		} else if (nsync__scan_tree(r->scan, r->props_node, &d->props)) {
+			d->own = d->props;
+		} else {
+			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+		}
+		w->n_deferred++;
+		memcpy(d->id, id, 16);
+		memcpy(d->norm, norm, sizeof(norm));
+		memcpy(d->hash, hash, sizeof(hash));
+		if (mark_seen(w, id) != NSYNC_OK)
+			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+		return NSYNC_OK;
+	}
+	return queue_page(w, norm, id, source_id, r, hash, err);
+}
+
+/* Check the answer read as a json-c tree against the raw slices of its
+ * results' properties, which go to PostgreSQL as Notion sent them. */
+static nsync_rc slice_tree(struct walker *w, const char *source_id,
+			   const struct nsync_query_page *qp, struct nsync_err *err)
+{
+	size_t count = json_object_array_length(qp->results);
+	long sliced = nsync__slice_results_member(qp->raw, qp->raw_len, "properties", w->slices,
+						  PAGE_SIZE);
+
 	if (sliced == NSYNC_SLICE_DUPLICATE) {
 		struct nsync_slice whole;
 		int twice = nsync__slice_member(qp->raw, qp->raw_len, "results", &whole) ==
@@ -385,93 +645,34 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 				  "Notion's query answer for data source %s could not be read "
 				  "consistently: its JSON has %zu results, its text %ld",
 				  source_id, count, sliced);
+	return NSYNC_OK;
+}
+
+/* Handle every page of one Notion answer. */
+static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
+				     const struct nsync_query_page *qp, struct nsync_err *err)
+{
+	size_t i, count = qp->scan ? qp->scan->n_results : json_object_array_length(qp->results);
+	nsync_rc rc = qp->scan ? NSYNC_OK : slice_tree(w, source_id, qp, err);
+
 	w->n_deferred = 0;
-	for (i = 0; i < count; i++) {
-		struct json_object *page = json_object_array_get_idx(qp->results, i);
-		struct json_object *props = NULL;
-		const char *page_id = string_member(page, "id");
-		const char *edited = string_member(page, "last_edited_time");
-		const char *sort_value = string_member(page, w->sort_field);
-		char hash[NSYNC_HASH_HEX], norm[37];
-		const char *why;
-		struct nsync_pagemap_slot *slot;
-		struct nsync_err page_err;
-		uint8_t id[16], digest[16];
+	w->by_created = strcmp(w->sort_field, "created_time") == 0;
+	for (i = 0; i < count && rc == NSYNC_OK; i++) {
+		struct result r;
 
-		if (sort_value)
-			snprintf(w->last_value, sizeof(w->last_value), "%s", sort_value);
-		/* Same format throughout (ISO 8601 UTC), so text order is time order. */
-		if (edited && strcmp(edited, w->newest_edit) > 0)
-			snprintf(w->newest_edit, sizeof(w->newest_edit), "%s", edited);
-		memset(&page_err, 0, sizeof(page_err));
-		if (json_object_object_get_ex(page, NSYNC_UNPARSED_MEMBER, NULL)) {
-			/* Too deep to read: an error for this page alone. Seen, so
-			 * its stored row (if any) is kept, never deleted. */
-			w->stats->pages_seen++;
-			if (!page_id || nsync_normalize_id(page_id, norm, NULL) != NSYNC_OK ||
-			    !nsync__hex_to_bytes(norm, id, 16)) {
-				w->unidentified++;
-			} else if (!(slot = nsync__pagemap_find(&w->map, id))) {
-				static const uint8_t never[16];
-				if (!(slot = nsync__pagemap_set(&w->map, id, never)))
-					return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
-				slot->seen = 1;
-			} else {
-				slot->seen = 1;
-			}
-			why = string_member(page, NSYNC_UNPARSED_MEMBER);
-			nsync__err(&page_err, NSYNC_ERR_PROTOCOL, "%s",
-				   why ? why : "unreadable page");
-			note_page_error(w, page_id ? page_id : "(no id)", &page_err);
-			continue;
-		}
-		if (!page_id || nsync_normalize_id(page_id, norm, NULL) != NSYNC_OK ||
-		    !nsync__hex_to_bytes(norm, id, 16) ||
-		    !json_object_object_get_ex(page, "properties", &props) ||
-		    !json_object_is_type(props, json_type_object) || w->slices[i].len == 0) {
-			w->stats->pages_seen++;
-			w->unidentified++;
-			nsync__err(&page_err, NSYNC_ERR_PROTOCOL,
-				   "result has no id or no properties (does the integration have "
-				   "read-content capability?)");
-			note_page_error(w, page_id ? page_id : "(no id)", &page_err);
-			continue;
-		}
-		slot = nsync__pagemap_find(&w->map, id);
-		if (slot && slot->seen)
-			continue; /* repeated at a window boundary or after a restart */
-		w->stats->pages_seen++;
-		w->new_in_window++;
-		rc = nsync__content_hash(props, edited, hash, err);
-		if (rc != NSYNC_OK)
-			return rc;
-		nsync__hex_to_bytes(hash, digest, 16); /* 32 hex digits: cannot fail */
-		if (slot && !slot->queued && memcmp(slot->hash, digest, 16) == 0) {
-			w->stats->unchanged++;
-			slot->seen = 1;
-			continue;
-		}
-		/* The hash is of the page as the query shows it (truncated or
-		 * not), so an unchanged page never costs a property request. */
-		if (nsync__props_may_be_truncated(props)) {
-			struct deferred *d = &w->deferred[w->n_deferred++];
-			static const uint8_t never[16];
-
-			d->index = i;
-			memcpy(d->id, id, 16);
-			memcpy(d->norm, norm, sizeof(norm));
-			memcpy(d->hash, hash, sizeof(hash));
-			if (!slot && !(slot = nsync__pagemap_set(&w->map, id, never)))
-				return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
-			slot->seen = 1;
-			continue;
-		}
-		rc = queue_page(w, norm, id, source_id, page, props, qp->raw + w->slices[i].off,
-				w->slices[i].len, hash, err);
-		if (rc != NSYNC_OK)
-			return rc;
+		memset(&r, 0, sizeof(r));
+		rc = result_at(w, qp, i, &r, err);
+		if (rc == NSYNC_OK)
+			rc = take_result(w, source_id, qp, i, &r, err);
+		json_object_put(r.own);
 	}
-	return complete_deferred(w, source_id, qp->results, err);
+	if (rc != NSYNC_OK) {
+		for (i = 0; i < w->n_deferred; i++)
+			json_object_put(w->deferred[i].own);
+		w->n_deferred = 0;
+		return rc;
+	}
+	return complete_deferred(w, source_id, err);
 }
 
 /* Take the far end's answers that wait and handle their pages like our
@@ -542,8 +743,8 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 		struct nsync_query_page qp;
 		unsigned long h;
 
-		rc = nsync__notion_query(job->notion, &job->nctx, source_id, cursor, filter, sorts,
-					 &qp, &qerr);
+		rc = nsync__notion_query_lean(job->notion, &job->nctx, source_id, cursor, filter,
+					      sorts, &qp, &qerr);
 		if (rc != NSYNC_OK && cursor && is_bad_cursor(&qerr)) {
 			nsync__query_page_clear(&qp);
 			free(cursor);
@@ -787,6 +988,15 @@ static nsync_rc sync_source(struct walker *w, const char *source_id, const char 
 				 err);
 }
 
+static void walker_free(struct walker *w)
+{
+	nsync__pagemap_free(&w->map);
+	nsync__buf_free(&w->batch);
+	nsync__text_scratch_free(&w->text);
+	free(w->rows);
+	free(w);
+}
+
 nsync_rc nsync__sync_pages(struct nsync_sync_job *job, const char *source_id,
 			   const struct nsync_query_page *qp, struct nsync_err *err)
 {
@@ -805,10 +1015,7 @@ nsync_rc nsync__sync_pages(struct nsync_sync_job *job, const char *source_id,
 	rc = take_page_of_results(w, source_id, qp, err);
 	if (rc == NSYNC_OK)
 		rc = flush(w, err);
-	nsync__pagemap_free(&w->map);
-	nsync__buf_free(&w->batch);
-	free(w->rows);
-	free(w);
+	walker_free(w);
 	return rc;
 }
 
@@ -860,10 +1067,7 @@ nsync_rc nsync__sync_walk(struct nsync_sync_job *job, struct nsync_err *err)
 		if (rc == NSYNC_OK)
 			rc = frc;
 	}
-	nsync__pagemap_free(&w->map);
-	nsync__buf_free(&w->batch);
-	free(w->rows);
-	free(w);
+	walker_free(w);
 	free(states);
 	return rc;
 }

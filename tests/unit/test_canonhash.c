@@ -1,5 +1,5 @@
 /*
- * test_canonhash.c - unit tests for lib/canonhash.c (nsync__content_hash).
+ * test_canonhash.c - unit tests for lib/canonhash.c (the content hash).
  *
  * Covers: the hash is 32 lowercase hex digits; key order does not matter
  * at any nesting level (including objects of more than 32 members, which
@@ -9,7 +9,10 @@
  * nothing outside a "file" member is normalised. Known-answer tests
  * rebuild the canonical byte stream described in canonhash.c by hand
  * (tag byte, 32-bit little-endian length, bytes; '{' '}' '[' ']' 'n' 't'
- * 'f' bare) and hash it with OpenSSL's MD5 here in the test.
+ * 'f' bare) and hash it with OpenSSL's MD5 here in the test. Every hash of
+ * a JSON text is made twice, from json-c's tree (nsync__content_hash_tree)
+ * and from the scanner's tape (nsync__content_hash_scan), and the two must
+ * be equal (tests/unit/test_pagescan.c compares them on many more pages).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +26,7 @@
 #include <openssl/evp.h>
 
 #include "canonhash.h"
+#include "pagescan.h"
 
 static struct json_object *parse(const char *text)
 {
@@ -32,15 +36,29 @@ static struct json_object *parse(const char *text)
 	return o;
 }
 
-/* The hash of a JSON text (properties) and last_edited. */
+/* The hash of a JSON text (properties) and last_edited, from json-c's tree;
+ * the same hash from the scanner's tape of an answer holding it. */
 static void hash_text(const char *props, const char *last_edited, char hex[NSYNC_HASH_HEX])
 {
+	static const char *const members[] = {"properties"};
 	struct json_object *o = props ? parse(props) : NULL;
+	char answer[4096], tape_hex[NSYNC_HASH_HEX];
+	struct nsync_scan scan = {0};
 	struct nsync_err err;
+	int vouched = 0;
 
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(nsync__content_hash(o, last_edited, hex, &err), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(o, last_edited, hex, &err), NSYNC_OK);
 	json_object_put(o);
+	assert_true((size_t)snprintf(answer, sizeof(answer), "{\"results\":[{\"properties\":%s}]}",
+				     props ? props : "null") < sizeof(answer));
+	assert_int_equal(nsync__scan_answer(&scan, answer, strlen(answer), members, 1), 1);
+	assert_int_equal(nsync__content_hash_scan(&scan, scan.results[0].member[0], last_edited,
+						  tape_hex, &vouched, &err),
+			 NSYNC_OK);
+	assert_true(vouched);
+	assert_string_equal(tape_hex, hex);
+	nsync__scan_free(&scan);
 }
 
 static void assert_same(const char *a, const char *b)
@@ -162,7 +180,7 @@ static void hash_is_32_lowercase_hex(void **state)
 	for (i = 0; i < 32; i++)
 		assert_true((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f'));
 	/* err may be NULL. */
-	assert_int_equal(nsync__content_hash(NULL, NULL, hex, NULL), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(NULL, NULL, hex, NULL), NSYNC_OK);
 	assert_int_equal(strlen(hex), 32);
 }
 
@@ -224,9 +242,9 @@ static void known_answer_null_properties(void **state)
 	(void)state;
 	pieces_md5_hex(stream, sizeof(stream) / sizeof(stream[0]), want);
 	/* properties NULL is hashed as null, last_edited NULL as "". */
-	assert_int_equal(nsync__content_hash(NULL, NULL, got, NULL), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(NULL, NULL, got, NULL), NSYNC_OK);
 	assert_string_equal(got, want);
-	assert_int_equal(nsync__content_hash(NULL, "", got2, NULL), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(NULL, "", got2, NULL), NSYNC_OK);
 	assert_string_equal(got2, want);
 }
 
@@ -390,20 +408,20 @@ static void many_keys_order_independent(void **state)
 		hw2[NSYNC_HASH_HEX];
 
 	(void)state;
-	assert_int_equal(nsync__content_hash(asc, "t", ha, NULL), NSYNC_OK);
-	assert_int_equal(nsync__content_hash(desc, "t", hd, NULL), NSYNC_OK);
-	assert_int_equal(nsync__content_hash(changed, "t", hc, NULL), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(asc, "t", ha, NULL), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(desc, "t", hd, NULL), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(changed, "t", hc, NULL), NSYNC_OK);
 	assert_string_equal(ha, hd);
 	assert_string_not_equal(ha, hc);
 
 	/* Nested below another object as well. */
 	wrap = json_object_new_object();
 	json_object_object_add(wrap, "inner", json_object_get(asc));
-	assert_int_equal(nsync__content_hash(wrap, "t", hw1, NULL), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(wrap, "t", hw1, NULL), NSYNC_OK);
 	json_object_put(wrap);
 	wrap = json_object_new_object();
 	json_object_object_add(wrap, "inner", json_object_get(desc));
-	assert_int_equal(nsync__content_hash(wrap, "t", hw2, NULL), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(wrap, "t", hw2, NULL), NSYNC_OK);
 	json_object_put(wrap);
 	assert_string_equal(hw1, hw2);
 	assert_string_not_equal(hw1, ha);
@@ -427,8 +445,8 @@ static void long_values(void **state)
 	big[9999] = 'y';
 	b = json_object_new_object();
 	json_object_object_add(b, "t", json_object_new_string(big));
-	assert_int_equal(nsync__content_hash(a, "t", ha, NULL), NSYNC_OK);
-	assert_int_equal(nsync__content_hash(b, "t", hb, NULL), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(a, "t", ha, NULL), NSYNC_OK);
+	assert_int_equal(nsync__content_hash_tree(b, "t", hb, NULL), NSYNC_OK);
 	assert_string_not_equal(ha, hb);
 	json_object_put(a);
 	json_object_put(b);
