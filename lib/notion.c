@@ -26,7 +26,7 @@ struct nsync_notion {
 	json_tokener *tok;
 	int legacy;
 	struct nsync_buf envelope; /* a fetched page as a list of one (get_page) */
-	struct nsync_scan scan; /* the tape of the last query answer read lean */
+	struct nsync_scan scan;    /* the tape of the last query answer read lean */
 };
 
 struct nsync_notion *nsync__notion_new(const struct nsync_config *cfg, struct nsync_err *err)
