@@ -6,6 +6,11 @@
  * doubling and is kept for the next answer; strings without escapes point
  * into the text, the others are decoded into the arena, which is sized
  * before the scan so that nothing pointing into it moves.
+ *
+ * Over 500 lines because it is one reader: values, strings (escapes,
+ * surrogates, UTF-8 checks), numbers as json-c reads them, and the walk
+ * over an answer's results share the scanner's state and its rules for
+ * what it declines; each part is small.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -80,27 +85,6 @@ static inline uint32_t push(struct scanner *sc, uint8_t type)
 	return (uint32_t)s->n_nodes++;
 }
 
-static int hex4(const char *p, unsigned *out)
-{
-	unsigned v = 0;
-	int i;
-
-	for (i = 0; i < 4; i++) {
-		unsigned char c = (unsigned char)p[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return 0;
-	}
-	*out = v;
-	return 1;
-}
-
 static char *put_utf8(char *o, unsigned cp)
 {
 	if (cp < 0x80) {
@@ -170,10 +154,11 @@ static __attribute__((noinline)) int decode_string(struct scanner *sc, const cha
 			*o++ = '\t';
 			break;
 		case 'u':
-			if (end - q < 6 || !hex4(q + 2, &u))
+			if (end - q < 6 || !nsync__hex4(q + 2, &u))
 				return 0;
 			if (u >= 0xD800 && u <= 0xDBFF && end - q >= 12 && q[6] == '\\' &&
-			    q[7] == 'u' && hex4(q + 8, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+			    q[7] == 'u' && nsync__hex4(q + 8, &lo) && lo >= 0xDC00 &&
+			    lo <= 0xDFFF) {
 				o = put_utf8(o, 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00));
 				q += 12;
 				continue;

@@ -11,9 +11,10 @@
  * json-c decodes its own way, values to complete) are read from json-c's
  * tree, with the same hash and columns.
  *
- * Longer than most files on purpose: it is one pipeline (answers, pages,
- * batches, windows, cursors, deletions, watermarks) whose steps share the
- * walker's state; split, each part would need the whole struct anyway.
+ * Longer than most files on purpose: it is one pipeline (answers read from
+ * the tape or the tree, pages, batches, windows, cursors, the far end of a
+ * two-ended walk, deletions, watermarks) whose steps share the walker's
+ * state; split, each part would need the whole struct anyway.
  */
 #include <stdio.h>
 #include <stdlib.h>

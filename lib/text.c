@@ -164,13 +164,13 @@ nsync_rc nsync__json_add_string(struct nsync_buf *b, const char *s, size_t len, 
 	return rc;
 }
 
-static int hex4(const unsigned char *p, unsigned *out)
+int nsync__hex4(const char *p, unsigned *out)
 {
 	unsigned v = 0;
 	int i;
 
 	for (i = 0; i < 4; i++) {
-		unsigned char c = p[i];
+		unsigned char c = (unsigned char)p[i];
 		v <<= 4;
 		if (c >= '0' && c <= '9')
 			v |= c - '0';
@@ -198,13 +198,14 @@ nsync_rc nsync__json_add_raw(struct nsync_buf *b, const char *s, size_t len, lon
 		size_t n;
 
 		if (c == '\\' && i + 1 < len) {
-			if (p[i + 1] != 'u' || i + 6 > len || !hex4(p + i + 2, &u)) {
+			if (p[i + 1] != 'u' || i + 6 > len ||
+			    !nsync__hex4((const char *)p + i + 2, &u)) {
 				i += 2; /* a two-byte escape such as \" or \\ */
 				continue;
 			}
 			if (u >= 0xD800 && u <= 0xDBFF && i + 12 <= len && p[i + 6] == '\\' &&
-			    p[i + 7] == 'u' && hex4(p + i + 8, &lo) && lo >= 0xDC00 &&
-			    lo <= 0xDFFF) {
+			    p[i + 7] == 'u' && nsync__hex4((const char *)p + i + 8, &lo) &&
+			    lo >= 0xDC00 && lo <= 0xDFFF) {
 				i += 12; /* a proper surrogate pair */
 				continue;
 			}

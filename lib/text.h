@@ -27,6 +27,10 @@ nsync_rc nsync__json_add_string(struct nsync_buf *b, const char *s, size_t len, 
  * syntactically valid JSON (it was parsed before). */
 nsync_rc nsync__json_add_raw(struct nsync_buf *b, const char *s, size_t len, long *cleaned);
 
+/* nsync__hex4 - the value of the 4 hex digits at p (either case) into
+ * *out, as a JSON \\u escape spells it: 1, or 0 when one is no hex digit. */
+int nsync__hex4(const char *p, unsigned *out);
+
 /* nsync__utf8_clean - append s (len bytes) to b as raw text (not JSON):
  * NUL bytes dropped, each invalid UTF-8 sequence replaced by U+FFFD.
  * *cleaned (may be NULL) is incremented once if anything changed. */
