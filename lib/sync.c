@@ -85,6 +85,7 @@ struct walker {
 	struct nsync_farwalk *far; /* the descending end of this source's walk, or NULL */
 	char far_low[40];          /* created_time of the oldest page it handed over and we took */
 	int met;                   /* the two ends crossed: every page was seen */
+	int may_split;             /* a far end may start (large full walk, not started) */
 };
 
 /* One result of an answer as the walker reads it: from the scanner's tape
@@ -744,8 +745,20 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 		struct nsync_query_page qp;
 		unsigned long h;
 
+		double asked = nsync__monotonic(), paced = w->stats->pacing_seconds;
+
 		rc = nsync__notion_query_lean(job->notion, &job->nctx, source_id, cursor, filter,
 					      sorts, &qp, &qerr);
+		/* An answer slower than the pace's spacing (waits for the pace
+		 * not counted) leaves the pace unused: the other end goes too,
+		 * two requests in flight. */
+		if (rc == NSYNC_OK && w->may_split && !w->far && job->cfg->rate_per_token > 0 &&
+		    nsync__monotonic() - asked - (w->stats->pacing_seconds - paced) >
+			    1.0 / job->cfg->rate_per_token) {
+			w->far = nsync__farwalk_start(job->cfg, job->nctx.token, job->nctx.pacer,
+						      source_id);
+			w->may_split = 0;
+		}
 		if (rc != NSYNC_OK && cursor && is_bad_cursor(&qerr)) {
 			nsync__query_page_clear(&qp);
 			free(cursor);
@@ -962,12 +975,11 @@ static nsync_rc sync_source(struct walker *w, const char *source_id, const char 
 	w->newest_edit[0] = '\0';
 	w->far_low[0] = '\0';
 	w->met = 0;
-	/* A large full walk also goes from the other end (farwalk.h), sized by
-	 * the rows the last walks stored. */
-	if (full && job->cfg->split_walk_pages > 0 && job->info->n_sources &&
-	    (long)(w->map.count / job->info->n_sources) >= job->cfg->split_walk_pages)
-		w->far =
-			nsync__farwalk_start(job->cfg, job->nctx.token, job->nctx.pacer, source_id);
+	/* A large full walk may also go from the other end (farwalk.h), sized
+	 * by the rows the last walks stored; walk_window starts it once Notion's
+	 * first answer shows its latency wasting the pace. */
+	w->may_split = full && job->cfg->split_walk_pages > 0 && job->info->n_sources &&
+		       (long)(w->map.count / job->info->n_sources) >= job->cfg->split_walk_pages;
 	rc = walk_source(w, source_id, since, err);
 	if (w->far) {
 		/* What it sent after we finished is taken too: pages seen twice

@@ -14,8 +14,8 @@ Scenarios:
              refused (429) by the same emulator, so the check above can fail;
   one        per-user concurrency 1: the runs follow one another;
   split      a full walk of a 25,000-page data source (past the 10,000-row
-             cap from both ends) goes from both ends of created_time at
-             once: descending queries are sent, the two ends meet (no more
+             cap from both ends) whose answers are slower than the pace's
+             spacing goes from both ends of created_time at once: descending queries are sent, the two ends meet (no more
              queries than one end alone would send, plus the few in flight
              when they meet), the table equals the truth, and pages trashed
              meanwhile are deleted (the meeting proves the walk complete).
@@ -145,8 +145,13 @@ def split(pg):
     for pid in trashed:
         emu.control("POST", f"/pages/{pid}/trash", {"emit": False})
     emu.clear_requests()
+    # Answers slower than the pace's spacing (50 ms against 20 ms): the
+    # walk starts its other end after the first answer.
+    emu.control("POST", "/config", {"latency_ms": 50})
+    env["NOTION_RATE_LIMIT"] = "50"
     code, js, out, err = h.run_cli(["sync", "--user", user, "--database", db["database_id"],
                                     "--full", "--quiet"], env)
+    emu.control("POST", "/config", {"latency_ms": 0})
     t.ok(code == 0 and js.get("mode") == "full", "the full walk succeeds", out + err)
     queries = [r for r in emu.requests() if r["path"].endswith("/query")]
     down = [q for q in queries if "descending" in json.dumps(q.get("body"))]
