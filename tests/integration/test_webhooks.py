@@ -453,12 +453,12 @@ def pages(pg):
     emu.control("PATCH", f"/pages/{p3}", {"properties": {"Name": "Busy Three"}})
     # Five events stored while no worker can take the user (its lock is held here).
     lock = h.PsqlSession(pg)
-    lock.send(f"select pg_advisory_lock(notion_sync_user_lock_key('{w.user}'))")
-    time.sleep(0.3)
+    lock.send(f"select pg_advisory_lock(notion_sync_user_lock_key('{w.user}'));")
+    lock.wait_state("idle", "pg_advisory_lock")  # held: no worker can take the user now
     for _ in range(5):
         deliver("page.properties_updated", p3)
     emu.clear_requests()
-    lock.send(f"select pg_advisory_unlock(notion_sync_user_lock_key('{w.user}'))")
+    lock.send(f"select pg_advisory_unlock(notion_sync_user_lock_key('{w.user}'));")
     lock.finish()
     t.ok(wait(lambda: (w.row(p3) or {}).get("name") == "Busy Three"),
          "five events for one page: the row converges")
@@ -640,12 +640,12 @@ def visible(pg):
             " now() - interval '40 days')")
     pg.psql("update notion_webhook_events set status = 'received' where type = 'page.created'")
     lock = h.PsqlSession(pg)
-    lock.send(f"select pg_advisory_lock(notion_sync_user_lock_key('{w.user}'))")
-    time.sleep(0.2)
+    lock.send(f"select pg_advisory_lock(notion_sync_user_lock_key('{w.user}'));")
+    lock.wait_state("idle", "pg_advisory_lock")
     pg.psql("select prune_notion_sync_history()")
     t.eq(q(pg, "select string_agg(status, ',') from notion_webhook_events"), "received",
          "pruning forgets old finished events and keeps the pending one")
-    lock.send(f"select pg_advisory_unlock(notion_sync_user_lock_key('{w.user}'))")
+    lock.send(f"select pg_advisory_unlock(notion_sync_user_lock_key('{w.user}'));")
     lock.finish()
 
 
