@@ -19,18 +19,36 @@ void nsync__secret_free(char *secret)
 }
 
 nsync_rc nsync__store_user_token(struct nsync_store *s, const char *user_id, char **token,
-				 struct nsync_err *err)
+				 int *unplaced, struct nsync_err *err)
 {
 	const char *params[] = {user_id};
+	PGresult *res;
 	int found;
-	nsync_rc rc;
 
-	rc = nsync__store_text(s, "reading the user's token",
-			       "select notion_sync_token(u) from user_settings u where user_id = "
-			       "$1::uuid",
-			       1, params, &found, token, err);
-	if (rc != NSYNC_OK)
-		return rc;
+	*token = NULL;
+	if (unplaced)
+		*unplaced = 0;
+	res = nsync__store_exec(s, "reading the user's token",
+				"select notion_sync_token(u), u.notion_access_token is not null and"
+				" u.notion_workspace_id is null from user_settings u where user_id "
+				"="
+				" $1::uuid",
+				1, params, err);
+	if (!res)
+		return NSYNC_ERR_DB;
+	found = PQntuples(res) == 1;
+	if (found && !PQgetisnull(res, 0, 0)) {
+		char *value = PQgetvalue(res, 0, 0);
+		*token = strdup(value);
+		explicit_bzero(value, strlen(value));
+		if (!*token) {
+			PQclear(res);
+			return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+		}
+	}
+	if (found && unplaced)
+		*unplaced = PQgetvalue(res, 0, 1)[0] == 't';
+	PQclear(res);
 	if (!found)
 		return nsync__err(err, NSYNC_ERR_NOT_FOUND, "unknown user %s", user_id);
 	if (!*token)

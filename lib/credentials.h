@@ -11,9 +11,11 @@
 
 /* nsync__store_user_token - the token of user_id: notion_access_token when
  * set, else notion_token. *token is new (free with nsync__secret_free).
+ * *unplaced (may be NULL) is set when the token is an OAuth one whose
+ * workspace is not recorded yet (events.h), read in the same statement.
  * NSYNC_ERR_NOT_FOUND if the user is unknown or has no token. */
 nsync_rc nsync__store_user_token(struct nsync_store *s, const char *user_id, char **token,
-				 struct nsync_err *err);
+				 int *unplaced, struct nsync_err *err);
 
 /* nsync__secret_free - wipe and free a secret string. Accepts NULL. */
 void nsync__secret_free(char *secret);

@@ -133,7 +133,7 @@ nsync_rc nsync__discover(struct nsync_service *svc, const char *user_id, struct 
 	nsync_rc rc;
 
 	memset(d, 0, sizeof(*d));
-	rc = nsync__store_user_token(&svc->store, user_id, &token, err);
+	rc = nsync__store_user_token(&svc->store, user_id, &token, NULL, err);
 	if (rc != NSYNC_OK)
 		return rc;
 	ctx.token = token;

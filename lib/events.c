@@ -469,20 +469,13 @@ nsync_rc nsync__events_interject(void *data, struct nsync_err *err)
 	return NSYNC_OK;
 }
 
-nsync_rc nsync__events_note_workspace(struct nsync_service *svc, const char *user_id,
-				      const struct nsync_notion_ctx *ctx, struct nsync_err *err)
+nsync_rc nsync__events_record_workspace(struct nsync_service *svc, const char *user_id,
+					const struct nsync_notion_ctx *ctx, struct nsync_err *err)
 {
 	const char *params[2] = {user_id, NULL};
 	char workspace[37];
-	long wanted = 0;
 	nsync_rc rc;
 
-	rc = nsync__store_long(&svc->store, "reading a user's workspace",
-			       "select count(*) from user_settings where user_id = $1::uuid and"
-			       " notion_access_token is not null and notion_workspace_id is null",
-			       1, params, &wanted, err);
-	if (rc != NSYNC_OK || !wanted)
-		return rc;
 	rc = nsync__notion_workspace(svc->notion, ctx, workspace, err);
 	if (rc != NSYNC_OK)
 		return rc;

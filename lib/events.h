@@ -49,11 +49,11 @@ nsync_rc nsync__events_process(struct nsync_service *svc, const char *user_id, c
  * reconnects and proves its locks before anything more is written. */
 nsync_rc nsync__events_interject(void *lane, struct nsync_err *err);
 
-/* nsync__events_note_workspace - for a user with an OAuth token whose
- * workspace is not recorded yet, read it (GET /v1/users/me) and record it,
- * so that the OAuth subscription's events reach this user. Failures are
- * returned but harmless to the caller's sync. */
-nsync_rc nsync__events_note_workspace(struct nsync_service *svc, const char *user_id,
-				      const struct nsync_notion_ctx *ctx, struct nsync_err *err);
+/* nsync__events_record_workspace - read the workspace of user_id's OAuth
+ * token (GET /v1/users/me) and record it, so that the OAuth subscription's
+ * events reach this user. For a token nsync__store_user_token reports
+ * unplaced. Failures are returned but harmless to the caller's sync. */
+nsync_rc nsync__events_record_workspace(struct nsync_service *svc, const char *user_id,
+					const struct nsync_notion_ctx *ctx, struct nsync_err *err);
 
 #endif

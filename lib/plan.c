@@ -58,7 +58,7 @@ nsync_rc nsync__plan_check(struct nsync_store *s, const struct nsync_request *re
 static nsync_rc has_token(struct nsync_store *s, const char *user_id, struct nsync_err *err)
 {
 	char *token = NULL;
-	nsync_rc rc = nsync__store_user_token(s, user_id, &token, err);
+	nsync_rc rc = nsync__store_user_token(s, user_id, &token, NULL, err);
 
 	nsync__secret_free(token);
 	return rc;

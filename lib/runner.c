@@ -90,7 +90,7 @@ static void sync_one(struct nsync_service *svc, const struct nsync_job *j, const
 	const struct nsync_kind *kind = NULL;
 	char *token = NULL;
 	double start = nsync__monotonic();
-	int locked = 0;
+	int locked = 0, unplaced = 0;
 
 	memset(&info, 0, sizeof(info));
 	o->name = name_hint && *name_hint ? name_hint : NULL;
@@ -100,7 +100,7 @@ static void sync_one(struct nsync_service *svc, const struct nsync_job *j, const
 		o->name = NULL;
 		goto out;
 	}
-	o->rc = nsync__store_user_token(&svc->store, user_id, &token, &o->err);
+	o->rc = nsync__store_user_token(&svc->store, user_id, &token, &unplaced, &o->err);
 	if (o->rc != NSYNC_OK)
 		goto out;
 	o->rc = nsync__store_lock(&svc->store, user_id, database_id, &o->err);
@@ -123,11 +123,11 @@ static void sync_one(struct nsync_service *svc, const struct nsync_job *j, const
 	job.nctx.token = token;
 	job.nctx.pacer = nsync__pacer_get(token);
 	job.nctx.stats = &o->stats;
-	if (strcmp(trigger, "webhook") != 0) {
+	if (unplaced) {
 		/* Where an OAuth user's webhook events come from; best effort. */
 		struct nsync_err ws_err;
 		memset(&ws_err, 0, sizeof(ws_err));
-		if (nsync__events_note_workspace(svc, user_id, &job.nctx, &ws_err) != NSYNC_OK &&
+		if (nsync__events_record_workspace(svc, user_id, &job.nctx, &ws_err) != NSYNC_OK &&
 		    svc->cfg.log) {
 			char line[NSYNC_ERR_MSG_MAX + 80];
 			snprintf(line, sizeof(line), "workspace user=%s not recorded: %s", user_id,

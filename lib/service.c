@@ -340,7 +340,7 @@ nsync_rc nsync_service_prune_orphans(struct nsync_service *svc, const char *user
 				uid, did);
 	free(targets);
 	if (rc == NSYNC_OK)
-		rc = nsync__store_user_token(&svc->store, uid, &token, err);
+		rc = nsync__store_user_token(&svc->store, uid, &token, NULL, err);
 	if (rc == NSYNC_OK && (rc = nsync__store_lock(&svc->store, uid, did, err)) == NSYNC_OK)
 		locked = 1;
 	if (rc == NSYNC_OK) {

@@ -33,7 +33,7 @@ static nsync_rc process_events(struct nsync_service *svc, const char *user_id, l
 
 	*handled = 0;
 	memset(&token_err, 0, sizeof(token_err));
-	rc = nsync__store_user_token(&svc->store, user_id, &token, &token_err);
+	rc = nsync__store_user_token(&svc->store, user_id, &token, NULL, &token_err);
 	if (rc == NSYNC_ERR_NOT_FOUND) {
 		/* They would wait forever, and keep this user first in line. */
 		const char *params[] = {user_id};

@@ -595,6 +595,18 @@ def oauth(pg):
     w = World(pg, "oauth", pages=2, oauth=True, workspace=workspace)
     t.eq(q(pg, f"select notion_workspace_id::text from user_settings where user_id ="
                f" '{w.user}'"), workspace, "a sync records the OAuth user's workspace (users/me)")
+
+    def settings_reads():
+        return int(q(pg, "select seq_scan + coalesce(idx_scan, 0) from pg_stat_user_tables"
+                         " where relname = 'user_settings'"))
+    before = settings_reads()
+    cli(pg, "sync", "--user", w.user, "--database", w.database, "--quiet")
+    # The request's check of the user's token and the run's read of it (which
+    # also tells whether the workspace is still to be recorded): no third
+    # statement per database synced. The CLI's backend flushes its counts
+    # when it exits.
+    t.eq(settings_reads() - before, 2, "a sync reads user_settings twice, the workspace check"
+         " folded into the token read")
     stack = Stack(pg, "oauth")
     _, js, _, _ = cli(pg, "webhook", "create", "--oauth")
     key = js["key"]
