@@ -395,7 +395,6 @@ nsync_rc nsync_webhook_receive(struct nsync_service *svc, const char *key, const
 	const char *handshake_token;
 	char *token = NULL;
 	int verified, woke = 0;
-	PGresult *res;
 	nsync_rc rc;
 
 	REQUIRE(svc);
@@ -414,24 +413,21 @@ nsync_rc nsync_webhook_receive(struct nsync_service *svc, const char *key, const
 	    strlen(key) < 22)
 		return answer(404, "not_found", "no webhook subscription has this key", http_status,
 			      response_json, err);
-	rc = find_subscription(svc, key,
-			       "select verification_token from notion_webhook_subscriptions"
-			       " where key = $1",
-			       &res, err);
-	if (rc == NSYNC_ERR_NOT_FOUND)
-		return answer(404, "not_found", "no webhook subscription has this key", http_status,
-			      response_json, err);
-	if (rc != NSYNC_OK)
-		return rc;
-	verified = !PQgetisnull(res, 0, 0);
-	if (verified && !(token = strdup(PQgetvalue(res, 0, 0)))) {
-		PQclear(res);
-		return nsync__err(err, NSYNC_ERR_NOMEM, "out of memory");
+	{
+		const char *params[] = {key};
+		int found = 0;
+		/* The token is copied and wiped from libpq's result. */
+		rc = nsync__store_text(&svc->store, "reading a webhook subscription",
+				       "select verification_token from notion_webhook_subscriptions"
+				       " where key = $1",
+				       1, params, &found, &token, err);
+		if (rc != NSYNC_OK)
+			return rc;
+		if (!found)
+			return answer(404, "not_found", "no webhook subscription has this key",
+				      http_status, response_json, err);
 	}
-	/* libpq's copy of the token goes with the result. */
-	if (verified)
-		memset(PQgetvalue(res, 0, 0), 0, strlen(token));
-	PQclear(res);
+	verified = token != NULL;
 
 	if (len > 0 && len < 0x7fffffff) {
 		json_tokener *tok = json_tokener_new_ex(16);
