@@ -441,12 +441,23 @@ nsync_rc nsync__events_process(struct nsync_service *svc, const char *user_id, c
 	return rc;
 }
 
+nsync_rc nsync__events_due(struct nsync_store *store, const char *user_id, long *due,
+			   struct nsync_err *err)
+{
+	const char *params[] = {user_id};
+
+	return nsync__store_long(store, "checking for webhook events",
+				 "select count(*) from (select 1 from notion_webhook_events where"
+				 " user_id = $1::uuid and status = 'received' and (not_before is"
+				 " null or not_before <= clock_timestamp()) limit 1) e",
+				 1, params, due, err);
+}
+
 nsync_rc nsync__events_interject(void *data, struct nsync_err *err)
 {
 	struct nsync_event_lane *lane = data;
 	struct nsync_store *store = &lane->svc->store;
 	double now = nsync__monotonic();
-	const char *params[] = {lane->user_id};
 	long due = 0, handled = 0;
 	nsync_rc rc;
 
@@ -454,11 +465,7 @@ nsync_rc nsync__events_interject(void *data, struct nsync_err *err)
 	if (now < lane->next_check)
 		return NSYNC_OK;
 	lane->next_check = now + LANE_EVERY;
-	rc = nsync__store_long(store, "checking for webhook events",
-			       "select count(*) from (select 1 from notion_webhook_events where"
-			       " user_id = $1::uuid and status = 'received' and (not_before is"
-			       " null or not_before <= clock_timestamp()) limit 1) e",
-			       1, params, &due, NULL);
+	rc = nsync__events_due(store, lane->user_id, &due, NULL);
 	if (rc == NSYNC_OK && due)
 		rc = nsync__events_process(lane->svc, lane->user_id, lane->token, lane->pacer,
 					   &handled, NULL);

@@ -42,6 +42,11 @@ struct nsync_event_lane {
 nsync_rc nsync__events_process(struct nsync_service *svc, const char *user_id, const char *token,
 			       struct nsync_pacer *pacer, long *handled, struct nsync_err *err);
 
+/* nsync__events_due - *due: 1 when user_id has an event due now (an
+ * indexed lookup of one row), else 0. NSYNC_ERR_DB. */
+nsync_rc nsync__events_due(struct nsync_store *store, const char *user_id, long *due,
+			   struct nsync_err *err);
+
 /* nsync__events_interject - the sync job's interject callback (data is a
  * struct nsync_event_lane): at most every 0.2 s, process the user's due
  * events. Always NSYNC_OK: what fails stays with the events (they are

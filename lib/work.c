@@ -29,9 +29,14 @@ static nsync_rc process_events(struct nsync_service *svc, const char *user_id, l
 {
 	char *token = NULL;
 	struct nsync_err token_err;
+	long due = 0;
 	nsync_rc rc;
 
 	*handled = 0;
+	/* Most turns of a worker find no event: then the token is not read. */
+	rc = nsync__events_due(&svc->store, user_id, &due, err);
+	if (rc != NSYNC_OK || !due)
+		return rc;
 	memset(&token_err, 0, sizeof(token_err));
 	rc = nsync__store_user_token(&svc->store, user_id, &token, NULL, &token_err);
 	if (rc == NSYNC_ERR_NOT_FOUND) {

@@ -607,6 +607,15 @@ def oauth(pg):
     # when it exits.
     t.eq(settings_reads() - before, 2, "a sync reads user_settings twice, the workspace check"
          " folded into the token read")
+    pg.psql("insert into notion_sync_runs (user_id, database_id, database_name, trigger, status,"
+            f" queued_at, full_walk) values ('{w.user}', '{w.database}', 'Characters', 'http',"
+            " 'queued', now(), false)")
+    before = settings_reads()
+    code, _, out, err = cli(pg, "worker", "--once", "--workers", "1")
+    # The run's token read only: a worker's turns that find no webhook event
+    # due do not read the token for them.
+    t.ok(code == 0 and settings_reads() - before == 1, "a queued run with no event due reads"
+         " user_settings once", (code, settings_reads() - before, err[-300:]))
     stack = Stack(pg, "oauth")
     _, js, _, _ = cli(pg, "webhook", "create", "--oauth")
     key = js["key"]
