@@ -46,7 +46,8 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 {
 	const char *s;
 	double batch = 200, timeout = 60000, connect = 10000, attempts = 6;
-	double max_wait = 600, workers = 2, per_user = 2, split = 2000;
+	double max_wait = 600, workers = 2, per_user = 2, split = 2000,
+	       ranges = NSYNC_MAX_SPLIT_RANGES;
 	nsync_rc rc;
 
 	if (!cfg)
@@ -65,6 +66,7 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	cfg->workers = 2;
 	cfg->per_user = 2;
 	cfg->split_walk_pages = 2000;
+	cfg->split_ranges = NSYNC_MAX_SPLIT_RANGES;
 	cfg->stale_after = 120;
 	if ((rc = set_string(&cfg->notion_api_url, "https://api.notion.com", err)) ||
 	    (rc = set_string(&cfg->notion_version, "2025-09-03", err)))
@@ -99,7 +101,8 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	    (rc = env_number("NOTION_SYNC_WORKERS", 0, 256, &workers, err)) ||
 	    (rc = env_number("NOTION_SYNC_STALE_AFTER", 1, 86400, &cfg->stale_after, err)) ||
 	    (rc = env_number("NOTION_SYNC_PER_USER", 1, 16, &per_user, err)) ||
-	    (rc = env_number("NOTION_SYNC_SPLIT_WALK", 0, 1e9, &split, err)))
+	    (rc = env_number("NOTION_SYNC_SPLIT_WALK", 0, 1e9, &split, err)) ||
+	    (rc = env_number("NOTION_SYNC_SPLIT_RANGES", 1, NSYNC_MAX_SPLIT_RANGES, &ranges, err)))
 		return rc;
 	cfg->batch_size = (int)batch;
 	cfg->request_timeout_ms = (long)timeout;
@@ -109,6 +112,7 @@ nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err)
 	cfg->workers = (int)workers;
 	cfg->per_user = (int)per_user;
 	cfg->split_walk_pages = (long)split;
+	cfg->split_ranges = (int)ranges;
 	if (cfg->max_request_wait < max_wait)
 		cfg->max_request_wait = max_wait;
 	return NSYNC_OK;

@@ -107,14 +107,19 @@ struct nsync_config {
 	void *progress_data;
 	int per_user; /* runs of one user a worker walks at once, sharing its token's pace */
 	long split_walk_pages; /* full walks of sources this large go from both ends; 0 = never */
+	int split_ranges;      /* created_time ranges a split walk is cut into at most (two
+				  ends each, 2 × ranges − 1 threads); 1 = both ends only */
 };
+
+/* The most created_time ranges a split full walk is cut into. */
+#define NSYNC_MAX_SPLIT_RANGES 4
 
 /* nsync_config_from_env - defaults, then the environment: DATABASE_URL,
  * NOTION_API_URL, NOTION_VERSION, NOTION_RATE_LIMIT, NOTION_SYNC_BATCH_SIZE,
  * NOTION_TIMEOUT_MS, NOTION_CONNECT_TIMEOUT_MS, NOTION_MAX_ATTEMPTS,
  * NOTION_MAX_RETRY_WAIT, NOTION_BACKOFF_BASE, NOTION_SYNC_FULL_INTERVAL,
  * NOTION_SYNC_WORKERS, NOTION_SYNC_STALE_AFTER, NOTION_SYNC_PER_USER,
- * NOTION_SYNC_SPLIT_WALK. Returns NSYNC_ERR_CONFIG naming the variable when a
+ * NOTION_SYNC_SPLIT_WALK, NOTION_SYNC_SPLIT_RANGES. Returns NSYNC_ERR_CONFIG naming the variable when a
  * value does not parse; cfg is then still usable (defaults) and must be
  * cleared by the caller either way. */
 NSYNC_MUST_CHECK nsync_rc nsync_config_from_env(struct nsync_config *cfg, struct nsync_err *err);

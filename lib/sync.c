@@ -82,10 +82,10 @@ struct walker {
 	struct nsync_text_scratch text;       /* the text columns of tape pages */
 	long cleaned;                         /* pages whose text had to be repaired */
 	double last_heartbeat;                /* monotonic seconds */
-	struct nsync_farwalk *far; /* the descending end of this source's walk, or NULL */
-	char far_low[40];          /* created_time of the oldest page it handed over and we took */
-	int met;                   /* the two ends crossed: every page was seen */
-	int may_split;             /* a far end may start (large full walk, not started) */
+	struct nsync_farwalk *far; /* the other ends of this source's split walk, or NULL */
+	int met;                   /* the ends' spans cover every page: every page was seen */
+	int parked;                /* our end reached another's span: nothing left to walk now */
+	int may_split;             /* the walk may split (large full walk, not split yet) */
 };
 
 /* One result of an answer as the walker reads it: from the scanner's tape
@@ -677,9 +677,11 @@ static nsync_rc take_page_of_results(struct walker *w, const char *source_id,
 	return complete_deferred(w, source_id, err);
 }
 
-/* Take the far end's answers that wait and handle their pages like our
- * own. The sort position and window count of our own end are kept. */
-static nsync_rc take_far(struct walker *w, const char *source_id, struct nsync_err *err)
+/* Take the other ends' answers that wait (the first after up to wait
+ * seconds) and handle their pages like our own. The sort position and
+ * window count of our own end are kept. */
+static nsync_rc take_far(struct walker *w, const char *source_id, double wait,
+			 struct nsync_err *err)
 {
 	struct nsync_query_page qp;
 	char *raw, saved[sizeof(w->last_value)];
@@ -687,33 +689,83 @@ static nsync_rc take_far(struct walker *w, const char *source_id, struct nsync_e
 	nsync_rc rc = NSYNC_OK;
 
 	memcpy(saved, w->last_value, sizeof(saved));
-	while (rc == NSYNC_OK && nsync__farwalk_take(w->far, &qp, &raw, 0)) {
-		const char *low = nsync__farwalk_last_created(&qp);
+	while (rc == NSYNC_OK && nsync__farwalk_take(w->far, &qp, &raw, wait)) {
 		rc = take_page_of_results(w, source_id, &qp, err);
-		if (rc == NSYNC_OK && low && strlen(low) < sizeof(w->far_low))
-			strcpy(w->far_low, low);
 		nsync__query_page_clear(&qp);
 		free(raw);
+		wait = 0;
 	}
 	memcpy(w->last_value, saved, sizeof(saved));
 	w->new_in_window = saved_new;
 	return rc;
 }
 
-/* After our answer: take the far end's, and tell whether the two ends met.
- * They met when our newest created_time is past the far end's oldest (a
- * strict order: every page is older than one or newer than the other),
- * or when the far end reached the start and all it sent was taken. */
+/* After our answer: take the other ends' answers, and tell whether the
+ * spans walked cover every page (met), or else whether ours reached
+ * another end's (parked). The spans meet strictly: pages created at the
+ * very instant where two ends met may be on either side. */
 static nsync_rc meet_far(struct walker *w, const char *source_id, struct nsync_err *err)
 {
-	int whole = nsync__farwalk_whole(w->far); /* before taking: then all is taken */
-	nsync_rc rc = take_far(w, source_id, err);
+	nsync_rc rc = take_far(w, source_id, 0, err);
 
 	nsync__farwalk_near(w->far, w->last_value);
-	if (rc == NSYNC_OK &&
-	    (whole || (w->far_low[0] && w->last_value[0] && strcmp(w->last_value, w->far_low) > 0)))
-		w->met = 1;
+	if (rc == NSYNC_OK) {
+		w->met = nsync__farwalk_covered(w->far);
+		w->parked = !w->met && nsync__farwalk_parked(w->far);
+	}
 	return rc;
+}
+
+/* Parked: take the other ends' answers as they come, keeping the lock's
+ * heartbeat and the priority lane going, until the spans cover every page
+ * or no end is left walking (one failed: the walker walks its gap). */
+static nsync_rc wait_far(struct walker *w, const char *source_id, struct nsync_err *err)
+{
+	struct nsync_sync_job *job = w->job;
+	nsync_rc rc = NSYNC_OK;
+
+	while (rc == NSYNC_OK && !w->met && nsync__farwalk_busy(w->far)) {
+		rc = take_far(w, source_id, 1.0, err);
+		if (rc == NSYNC_OK && job->cfg->progress)
+			job->cfg->progress(job->cfg->progress_data, job->kind->name,
+					   w->stats->pages_seen);
+		if (rc == NSYNC_OK)
+			rc = beat(w, err);
+		if (rc == NSYNC_OK && job->interject)
+			rc = interject(w, err);
+		if (rc == NSYNC_OK)
+			w->met = nsync__farwalk_covered(w->far);
+	}
+	return rc;
+}
+
+/* Split the walk of source_id whose first answer took latency seconds.
+ * Requests in flight = latency × rate keep the pace busy; with a quarter
+ * more ends than that (answers vary), two per range, the ranges cut at
+ * quantiles of the created_time of the rows the last walks stored, at
+ * least split_walk_pages rows a range. Without quantiles (the store could
+ * not say) the walk still goes from both ends. */
+static void split(struct walker *w, const char *source_id, double latency)
+{
+	struct nsync_sync_job *job = w->job;
+	char pivots[NSYNC_FARWALK_MAX_RANGES - 1][NSYNC_FARWALK_TIME];
+	long rows = (long)(w->map.count / job->info->n_sources);
+	long ranges = (long)(1.25 * job->cfg->rate_per_token * latency / 2 + 0.999);
+	size_t n_pivots = 0;
+	struct nsync_err qerr;
+
+	if (ranges > job->cfg->split_ranges)
+		ranges = job->cfg->split_ranges;
+	if (ranges > rows / job->cfg->split_walk_pages)
+		ranges = rows / job->cfg->split_walk_pages;
+	memset(&qerr, 0, sizeof(qerr));
+	if (ranges > 1 &&
+	    nsync__store_created_quantiles(job->store, job->kind, job->user_id, job->database_id,
+					   source_id, (int)ranges, pivots[0], sizeof(pivots[0]),
+					   &n_pivots, &qerr) != NSYNC_OK)
+		n_pivots = 0;
+	w->far = nsync__farwalk_start(job->cfg, job->nctx.token, job->nctx.pacer, source_id,
+				      (const char(*)[NSYNC_FARWALK_TIME])pivots, n_pivots);
 }
 
 /* 400 validation_error on a request that carried a start_cursor: the
@@ -750,13 +802,13 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 		rc = nsync__notion_query_lean(job->notion, &job->nctx, source_id, cursor, filter,
 					      sorts, &qp, &qerr);
 		/* An answer slower than the pace's spacing (waits for the pace
-		 * not counted) leaves the pace unused: the other end goes too,
-		 * two requests in flight. */
-		if (rc == NSYNC_OK && w->may_split && !w->far && job->cfg->rate_per_token > 0 &&
-		    nsync__monotonic() - asked - (w->stats->pacing_seconds - paced) >
-			    1.0 / job->cfg->rate_per_token) {
-			w->far = nsync__farwalk_start(job->cfg, job->nctx.token, job->nctx.pacer,
-						      source_id);
+		 * not counted) leaves the pace unused: the walk splits. */
+		if (rc == NSYNC_OK && w->may_split && !w->far && job->cfg->rate_per_token > 0) {
+			double latency =
+				nsync__monotonic() - asked - (w->stats->pacing_seconds - paced);
+
+			if (latency > 1.0 / job->cfg->rate_per_token)
+				split(w, source_id, latency);
 			w->may_split = 0;
 		}
 		if (rc != NSYNC_OK && cursor && is_bad_cursor(&qerr)) {
@@ -798,7 +850,7 @@ static nsync_rc walk_window(struct walker *w, const char *source_id, const char 
 		cursor = NULL;
 		if (rc == NSYNC_OK && qp.incomplete)
 			*capped = 1;
-		if (rc != NSYNC_OK || w->met || !qp.has_more || qp.incomplete) {
+		if (rc != NSYNC_OK || w->met || w->parked || !qp.has_more || qp.incomplete) {
 			nsync__query_page_clear(&qp);
 			break;
 		}
@@ -865,7 +917,18 @@ static nsync_rc walk_source(struct walker *w, const char *source_id, const char 
 		w->last_value[0] = '\0';
 		rc = walk_window(w, source_id, window_start[0] ? filter : NULL, sorts, &capped,
 				 err);
-		if (rc != NSYNC_OK || w->met || !capped)
+		if (rc == NSYNC_OK && w->parked)
+			rc = wait_far(w, source_id, err);
+		if (rc != NSYNC_OK || w->met)
+			return rc;
+		if (w->parked) {
+			/* An end stopped short: walk on from the lowest page no
+			 * span covers (pages seen twice are skipped by id). */
+			w->parked = 0;
+			nsync__farwalk_gap(w->far, window_start);
+			continue;
+		}
+		if (!capped)
 			return rc;
 		/* No new page in a full window: more rows share one timestamp
 		 * than one query can return, and no filter can split them. */
@@ -973,11 +1036,11 @@ static nsync_rc sync_source(struct walker *w, const char *source_id, const char 
 
 	w->restarted = 0;
 	w->newest_edit[0] = '\0';
-	w->far_low[0] = '\0';
 	w->met = 0;
-	/* A large full walk may also go from the other end (farwalk.h), sized
-	 * by the rows the last walks stored; walk_window starts it once Notion's
-	 * first answer shows its latency wasting the pace. */
+	w->parked = 0;
+	/* A large full walk may split (farwalk.h), sized by the rows the last
+	 * walks stored; walk_window splits it once Notion's first answer shows
+	 * its latency wasting the pace. */
 	w->may_split = full && job->cfg->split_walk_pages > 0 && job->info->n_sources &&
 		       (long)(w->map.count / job->info->n_sources) >= job->cfg->split_walk_pages;
 	rc = walk_source(w, source_id, since, err);
@@ -986,7 +1049,7 @@ static nsync_rc sync_source(struct walker *w, const char *source_id, const char 
 		 * are skipped by id. */
 		nsync__farwalk_stop(w->far, rc == NSYNC_OK ? 5.0 : 0);
 		if (rc == NSYNC_OK)
-			rc = take_far(w, source_id, err);
+			rc = take_far(w, source_id, 0, err);
 		nsync__farwalk_free(w->far, w->stats);
 		w->far = NULL;
 	}

@@ -51,6 +51,48 @@ nsync_rc nsync__store_load_hashes(struct nsync_store *s, const struct nsync_kind
 	return rc;
 }
 
+nsync_rc nsync__store_created_quantiles(struct nsync_store *s, const struct nsync_kind *kind,
+					const char *user_id, const char *database_id,
+					const char *source_id, int ranges, char *pivots,
+					size_t width, size_t *n_pivots, struct nsync_err *err)
+{
+	char sql[768], fractions[128] = "{";
+	const char *params[] = {user_id, database_id, source_id, fractions};
+	PGresult *res;
+	int i, n;
+
+	*n_pivots = 0;
+	for (i = 1; i < ranges && i < 16; i++)
+		snprintf(fractions + strlen(fractions), sizeof(fractions) - strlen(fractions),
+			 "%s%.6f", i > 1 ? "," : "", (double)i / ranges);
+	strcat(fractions, "}");
+	/* Rows of 2022-06-28 walks carry no data source: the database is it. */
+	snprintf(sql, sizeof(sql),
+		 "select distinct to_char(q at time zone 'UTC',"
+		 " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as q"
+		 " from unnest((select percentile_disc($4::float8[]) within group"
+		 " (order by notion_created_time) from %s"
+		 " where user_id = $1::uuid and notion_database_id = $2::uuid"
+		 " and (notion_data_source_id = $3::uuid or notion_data_source_id is null)"
+		 " and notion_created_time is not null)) q"
+		 " where q is not null order by 1",
+		 kind->table);
+	if (!(res = nsync__store_exec(s, "reading the created_time quantiles", sql, 4, params,
+				      err)))
+		return NSYNC_ERR_DB;
+	n = PQntuples(res);
+	for (i = 0; i < n && i < ranges - 1; i++) {
+		const char *t = PQgetvalue(res, i, 0);
+
+		if (strlen(t) >= width)
+			continue;
+		strcpy(pivots + *n_pivots * width, t);
+		(*n_pivots)++;
+	}
+	PQclear(res);
+	return NSYNC_OK;
+}
+
 nsync_rc nsync__store_upsert(struct nsync_store *s, const struct nsync_kind *kind,
 			     const char *user_id, const char *database_id, const char *batch,
 			     long *inserted, long *updated, struct nsync_err *err)

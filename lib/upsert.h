@@ -18,6 +18,18 @@ nsync_rc nsync__store_load_hashes(struct nsync_store *s, const struct nsync_kind
 				  const char *user_id, const char *database_id,
 				  struct nsync_pagemap *map, struct nsync_err *err);
 
+/* nsync__store_created_quantiles - cut the created_time of the rows of
+ * this user, database and data source in kind's table into ranges parts
+ * of equal rows: the ranges − 1 cut points, distinct and ascending, as
+ * Notion writes times ("2026-01-02T03:04:05.000Z"), each into width bytes
+ * of pivots (ranges − 1 of them); *n_pivots is how many (fewer when many
+ * rows share a time; 0 without rows). NSYNC_ERR_DB when the statement
+ * fails. */
+nsync_rc nsync__store_created_quantiles(struct nsync_store *s, const struct nsync_kind *kind,
+					const char *user_id, const char *database_id,
+					const char *source_id, int ranges, char *pivots,
+					size_t width, size_t *n_pivots, struct nsync_err *err);
+
 /* nsync__store_upsert - one statement for a batch document: a JSON array
  * of {"p","s","n","x","m","h","c","e","props"} objects (see sync.c). Adds
  * the rows inserted and updated (rows whose hash did not change are not

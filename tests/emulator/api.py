@@ -89,6 +89,10 @@ class Fault:
             self.regex = re.compile(spec.get("path", ".*"))
         except (re.error, TypeError) as e:
             raise ControlError("bad fault path regex: %s" % e)
+        try:
+            self.body = re.compile(spec["body"]) if "body" in spec else None
+        except (re.error, TypeError) as e:
+            raise ControlError("bad fault body regex: %s" % e)
         self.spec = spec
         self.method = spec.get("method")
         self.kind = spec.get("kind")
@@ -109,7 +113,10 @@ class Fault:
         self.seen = 0
         self.fired = 0
 
-    def matches(self, method, path):
+    def matches(self, method, path, body=b""):
+        if self.body is not None and not self.body.search(
+                body.decode("utf-8", "replace") if isinstance(body, bytes) else body or ""):
+            return False
         return (self.method is None or self.method.upper() == method) and self.regex.search(path)
 
     def fire(self):
@@ -327,7 +334,7 @@ class Emulator:
     def _fault_for(self, req):
         with self.meta:
             for f in self.faults:
-                if f.matches(req.method, req.path) and f.fire():
+                if f.matches(req.method, req.path, req.body) and f.fire():
                     return f
         return None
 

@@ -118,7 +118,8 @@ Control API (JSON in/out, no auth; paths under /_emulator)
                       the clock drives edits, signing and cursor TTL (frozen when set)
   GET|POST /config   {result_cap?, cursor_ttl?, latency_ms?}
   POST   /cursors/expire                every cursor issued so far becomes invalid
-  GET|POST|DELETE /faults  POST {faults:[{path: regex, method?, kind: status|reset|slow|
+  GET|POST|DELETE /faults  POST {faults:[{path: regex, method?, body?: regex on the request
+                      body, kind: status|reset|slow|
                       html|truncate|expire_cursors, status?, retry_after?, delay_ms?, count?
                       (1; 0 = no limit), skip?, every?}]} appends; GET lists with seen/fired
                       counters.

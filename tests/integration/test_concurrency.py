@@ -18,7 +18,12 @@ Scenarios:
              spacing goes from both ends of created_time at once: descending queries are sent, the two ends meet (no more
              queries than one end alone would send, plus the few in flight
              when they meet), the table equals the truth, and pages trashed
-             meanwhile are deleted (the meeting proves the walk complete).
+             meanwhile are deleted (the meeting proves the walk complete);
+  ranges     the same at a latency that needs more than two requests in
+             flight: the walk is cut at the median created_time of the
+             stored rows, each range walked from both of its ends;
+  gaps       ends that fail (the emulator refuses their queries) leave
+             gaps the walker walks itself; the walk is still complete.
 Prints TAP; every process is stopped by the harness's cleanups.
 """
 
@@ -124,49 +129,140 @@ def one(pg):
     t.eq(refused, 0, "... and nothing refused")
 
 
-def split(pg):
-    user, token = str(uuid.uuid4()), f"secret_concurrency_split_{uuid.uuid4().hex[:6]}"
-    emu.control("POST", "/tokens", {"token": token, "integration_name": "conc-split",
+def split_source(pg, tag, pages):
+    """A user with one Stories data source of pages pages, synced once (one
+    end: nothing stored yet); returns (user, db, ds, env)."""
+    user, token = str(uuid.uuid4()), f"secret_concurrency_{tag}_{uuid.uuid4().hex[:6]}"
+    emu.control("POST", "/tokens", {"token": token, "integration_name": "conc-" + tag,
                                     "databases": []})
     db = emu.control("POST", "/databases", {"title": "Stories", "token": token})
     ds = db["data_source_ids"][0]
-    emu.control("POST", "/generate", {"data_source_id": ds, "count": 25000, "seed": 77,
+    emu.control("POST", "/generate", {"data_source_id": ds, "count": pages, "seed": 77,
                                       "kind": "Stories"})
     emu.control("POST", "/prerender", {"data_source_id": ds})
     pg.psql(f"insert into user_settings (user_id, notion_token) values ('{user}', '{token}')")
     env = h.base_env(pg, emu, NOTION_SYNC_SPLIT_WALK=2000)
+    emu.clear_requests()
     code, js, out, err = h.run_cli(["sync", "--user", user, "--database", db["database_id"],
                                     "--name", "Stories", "--quiet"], env)
-    t.ok(code == 0 and js["inserted"] == 25000, "first sync (one end: nothing stored yet)",
+    t.ok(code == 0 and js["inserted"] == pages, "first sync (one end: nothing stored yet)",
          out + err)
-    one_end = [r for r in emu.requests() if r["path"].endswith("/query")]
+    return user, db, ds, env
+
+
+def trash_some(ds, every):
     trashed = [p["id"] for p in emu.control("GET", f"/pages?data_source_id={ds}")["results"][
-        ::5000]]
+        ::every]]
     for pid in trashed:
         emu.control("POST", f"/pages/{pid}/trash", {"emit": False})
+    return trashed
+
+
+def slow_full_walk(pg, user, db, env):
+    """A full walk whose answers (50 ms) are slower than the pace's spacing
+    (20 ms at 50 requests/s): it splits after the first answer. Returns
+    (exit code, answer, output, the queries it sent)."""
     emu.clear_requests()
-    # Answers slower than the pace's spacing (50 ms against 20 ms): the
-    # walk starts its other end after the first answer.
     emu.control("POST", "/config", {"latency_ms": 50})
-    env["NOTION_RATE_LIMIT"] = "50"
-    code, js, out, err = h.run_cli(["sync", "--user", user, "--database", db["database_id"],
-                                    "--full", "--quiet"], env)
-    emu.control("POST", "/config", {"latency_ms": 0})
+    env = dict(env, NOTION_RATE_LIMIT="50")
+    try:
+        code, js, out, err = h.run_cli(["sync", "--user", user, "--database",
+                                        db["database_id"], "--full", "--quiet"], env)
+    finally:
+        emu.control("POST", "/config", {"latency_ms": 0})
     t.ok(code == 0 and js.get("mode") == "full", "the full walk succeeds", out + err)
-    queries = [r for r in emu.requests() if r["path"].endswith("/query")]
-    down = [q for q in queries if "descending" in json.dumps(q.get("body"))]
+    return js, [r for r in emu.requests() if r["path"].endswith("/query")]
+
+
+def equals_truth(pg, user, db, what):
+    truth = h.ground_truth(emu, db)
+    stored = {r["id"] for r in h.json_rows(pg, "select notion_page_id::text as id from"
+                                              f" notion_stories_sync where user_id = '{user}'")}
+    t.eq(stored == set(truth), True, f"the table equals the emulator's truth after {what}")
+
+
+def created_filter(query):
+    """(operator, time) of a query's created_time filter, or (None, None)."""
+    f = (query.get("body") or {}).get("filter") or {}
+    for op, value in (f.get("created_time") or {}).items():
+        return op, value
+    return None, None
+
+
+def descending(query):
+    return "descending" in json.dumps((query.get("body") or {}).get("sorts"))
+
+
+def split(pg):
+    user, db, ds, env = split_source(pg, "split", 25000)
+    one_end = [r for r in emu.requests() if r["path"].endswith("/query")]
+    trashed = trash_some(ds, 5000)
+    js, queries = slow_full_walk(pg, user, db, dict(env, NOTION_SYNC_SPLIT_RANGES="1"))
+    down = [q for q in queries if descending(q)]
     t.ok(len(down) >= 10, "it walks from the other end too (descending created_time)",
          len(down))
+    t.ok(not any(created_filter(q)[0] == "after" for q in queries),
+         "one range (NOTION_SYNC_SPLIT_RANGES=1): no end starts at a pivot")
     t.ok(len(queries) <= len(one_end) + 4, "the two ends meet: no more queries than one end"
          " alone, but the few in flight when they meet", (len(queries), len(one_end)))
     t.eq(js.get("deleted"), len(trashed), "the pages trashed before the walk are deleted (the"
          " meeting proves the walk complete)")
-    truth = h.ground_truth(emu, db)
-    stored = {r["id"] for r in h.json_rows(pg, "select notion_page_id::text as id from"
-                                              f" notion_stories_sync where user_id = '{user}'")}
-    t.eq(stored == set(truth), True, "the table equals the emulator's truth after the split walk")
+    equals_truth(pg, user, db, "the split walk")
+
+
+def ranges(pg):
+    user, db, ds, env = split_source(pg, "ranges", 12000)
+    one_end = [r for r in emu.requests() if r["path"].endswith("/query")]
+    trashed = trash_some(ds, 1000)
+    js, queries = slow_full_walk(pg, user, db, env)
+    ups = [q for q in queries if created_filter(q)[0] == "after"]
+    pivots = sorted({created_filter(q)[1] for q in ups})
+    downs = {created_filter(q)[1] for q in queries if descending(q) and
+             created_filter(q)[0] in (None, "on_or_before") and created_filter(q)[1] in
+             pivots + [None]}
+    t.ok(len(pivots) >= 1, "answers at 50 ms against 20 ms spacing cut the walk at a pivot:"
+         " an end walks up after it", pivots)
+    t.ok(set(pivots) | {None} <= downs, "and each range is walked down from its top (the"
+         " last from the data source's)", (pivots, downs))
+    median = pg.scalar("select to_char(percentile_disc(0.5) within group (order by"
+                       " notion_created_time) at time zone 'UTC',"
+                       " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from notion_stories_sync"
+                       f" where user_id = '{user}'")
+    t.ok(len(pivots) != 1 or pivots[0] == median, "one pivot: the median created_time of the"
+         " stored rows", (pivots, median))
+    t.ok(len(queries) <= len(one_end) + 4 * (2 * len(pivots) + 1), "the ends meet: no more"
+         " queries than one end alone, but the few in flight where they meet",
+         (len(queries), len(one_end)))
+    t.eq(js.get("deleted"), len(trashed), "the pages trashed before the walk are deleted (the"
+         " ranges covered prove the walk complete)")
+    equals_truth(pg, user, db, "a walk cut into ranges")
+
+
+def gaps(pg):
+    """Ends that fail leave gaps, which the walker walks itself."""
+    user, db, ds, env = split_source(pg, "gaps", 12000)
+    trashed = trash_some(ds, 1000)
+    # Every end walking up from a pivot fails at once; every descending one
+    # after its first answers (400: not retried).
+    emu.control("POST", "/faults", {"faults": [
+        {"path": "/query$", "body": '"after"', "kind": "status", "status": 400, "count": 0},
+        {"path": "/query$", "body": '"descending"', "kind": "status", "status": 400,
+         "skip": 3, "count": 0}]})
+    try:
+        js, queries = slow_full_walk(pg, user, db, env)
+    finally:
+        emu.control("DELETE", "/faults")
+    pivots = sorted({created_filter(q)[1] for q in queries if created_filter(q)[0] == "after"})
+    t.ok(len(pivots) >= 1, "the walk was cut at a pivot", pivots)
+    resumed = [q for q in queries if not descending(q) and created_filter(q)[0] == "on_or_after"
+               and created_filter(q)[1] in pivots]
+    t.ok(len(resumed) >= 1, "the walker walks on from the gap a failed end left (at the"
+         " pivot)", [created_filter(q) for q in queries if not descending(q)][:12])
+    t.eq(js.get("deleted"), len(trashed), "the pages trashed before the walk are deleted: the"
+         " spans walked still cover every page")
+    equals_truth(pg, user, db, "ends failed")
 
 
 scenario.run(t, [scenario.on_own_database(TEMPLATE, "conc", n, f, SCOPE) for n, f in
                  [("together", together), ("unpaced", unpaced), ("one", one),
-                  ("split", split)]])
+                  ("split", split), ("ranges", ranges), ("gaps", gaps)]])
