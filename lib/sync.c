@@ -743,7 +743,7 @@ static nsync_rc wait_far(struct walker *w, const char *source_id, struct nsync_e
  * Requests in flight = latency × rate keep the pace busy; with a quarter
  * more ends than that (answers vary), two per range, the ranges cut at
  * quantiles of the created_time of the rows the last walks stored, at
- * least split_walk_pages rows a range. Without quantiles (the store could
+ * least half of split_walk_pages rows a range. Without quantiles (the store could
  * not say) the walk still goes from both ends. */
 static void split(struct walker *w, const char *source_id, double latency)
 {
@@ -756,8 +756,10 @@ static void split(struct walker *w, const char *source_id, double latency)
 
 	if (ranges > job->cfg->split_ranges)
 		ranges = job->cfg->split_ranges;
-	if (ranges > rows / job->cfg->split_walk_pages)
-		ranges = rows / job->cfg->split_walk_pages;
+	/* A range of fewer rows would spend much of its few requests where
+	 * its ends meet. */
+	if (ranges > 2 * rows / job->cfg->split_walk_pages)
+		ranges = 2 * rows / job->cfg->split_walk_pages;
 	memset(&qerr, 0, sizeof(qerr));
 	if (ranges > 1 &&
 	    nsync__store_created_quantiles(job->store, job->kind, job->user_id, job->database_id,

@@ -7,7 +7,8 @@ requests/s. For each latency: a full walk of one 20,000-page database (the
 CLI), and full walks of a user's four 5,000-page databases queued together
 (the responder's worker, NOTION_SYNC_PER_USER=4). Prints the Notion
 requests, the wall time, the rate bound (requests / 3 per second) and the
-wall time as a percentage of it, and the 429s; with the target beside it
+wall time as a percentage of it, the 429s and the CLI's peak RSS (its ends'
+threads and clients included); with the target beside it
 (within 110% at 400 and 800 ms). Measures; it does not fail on a miss.
 """
 import json
@@ -50,6 +51,7 @@ pg.psql("insert into notion_databases (user_id, database_id, database_name) valu
         + ", ".join(f"('{MANY}', '{db['database_id']}', '{kind}')"
                     for db, kind in zip(many, KINDS)))
 env = h.base_env(pg, emu, NOTION_RATE_LIMIT=RATE)
+real_cli = benchlib.real_cli(env, h.CLI)
 # First syncs, fast: the measured walks below are full walks of unchanged data.
 for code, *_ in [h.run_cli(["sync", "--user", u, "--quiet"], h.base_env(pg, emu))
                  for u in (USER, MANY)]:
@@ -66,12 +68,10 @@ def refused():
 
 
 def one_database():
-    start = time.monotonic()
-    code, answer, out, err = h.run_cli(["sync", "--user", USER, "--database",
-                                        big["database_id"], "--full", "--quiet"], env)
-    if code:
-        raise SystemExit(f"sync failed: {out}{err}")
-    return time.monotonic() - start, answer["notion_requests"]
+    answer, wall, _, rss = benchlib.measured_sync(
+        real_cli, ["sync", "--user", USER, "--database", big["database_id"], "--full",
+                   "--quiet"], env)
+    return wall, answer["notion_requests"], f"{rss:.1f} MiB"
 
 
 def four_databases():
@@ -87,23 +87,23 @@ def four_databases():
                timeout=3600, interval=0.1, what="the four walks")
     seconds = time.monotonic() - start
     return seconds, int(pg.scalar("select sum(notion_requests) from notion_sync_runs where id >"
-                                  f" {first}"))
+                                  f" {first}")), "(responder)"
 
 
 print(f"notion-sync at Notion's rate bound: {RATE:.0f} requests/s per token, emulator refusing"
       " over 3.3/s", flush=True)
-print("| walk | latency | requests | wall | rate bound | % of bound | 429s | target |")
-print("|---|---|---|---|---|---|---|---|")
+print("| walk | latency | requests | wall | rate bound | % of bound | 429s | peak RSS | target |")
+print("|---|---|---|---|---|---|---|---|---|")
 emu.control("POST", "/rate_limit", {"requests_per_second": RATE * 1.1, "burst": 2})
 for latency in (0, 400, 800):
     emu.control("POST", "/config", {"latency_ms": latency})
     for label, walk in ((f"one {args.pages:,}-page database", one_database),
                         (f"four {args.user_pages:,}-page databases of one user", four_databases)):
         emu.clear_requests()
-        seconds, requests = walk()
+        seconds, requests, rss = walk()
         bound = requests / RATE
         target = "<= 110%" if latency else "-"
         print(f"| {label} | {latency} ms | {requests} | {seconds:.1f} s | {bound:.1f} s |"
-              f" {seconds / bound * 100:.0f}% | {refused()} | {target} |", flush=True)
+              f" {seconds / bound * 100:.0f}% | {refused()} | {rss} | {target} |", flush=True)
 h.stop_responder(responder)
 h.run_cleanups()

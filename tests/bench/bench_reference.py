@@ -44,12 +44,7 @@ for user in (C_USER, NODE_USER):
 pg.psql("insert into notion_databases (user_id, database_id, database_name) values"
         f" ('{C_USER}', '{db['database_id']}', 'Characters')")
 env = h.base_env(pg, emu, NOTION_RATE_LIMIT="0")
-real_cli = os.path.join(os.environ["top_builddir"], "cli", ".libs", "notion-sync")
-if os.path.exists(real_cli):
-    env["LD_LIBRARY_PATH"] = os.path.join(os.environ["top_builddir"], "lib", ".libs") + ":" + \
-        env.get("LD_LIBRARY_PATH", "")
-else:
-    real_cli = h.CLI
+real_cli = benchlib.real_cli(env, h.CLI)
 
 
 def postmaster_cpu():
@@ -77,16 +72,9 @@ def postmaster_cpu():
 def measure(argv, run_env):
     """Run argv as a child; (its stdout, CPU seconds, peak RSS MiB, wall, PG CPU)."""
     pg_before = postmaster_cpu()
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
+    out, wall, cpu, rss = benchlib.measured_run(argv, run_env)
     time.sleep(0.3)  # the backend of a closed connection exits and is reaped
-    if status:
-        raise RuntimeError(f"{argv[0]} failed: {out[:300]!r}")
-    return out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, wall, \
-        postmaster_cpu() - pg_before
+    return out, cpu, rss, wall, postmaster_cpu() - pg_before
 
 
 def c_sync(full):

@@ -15,7 +15,6 @@ Prints numbers and the targets of the sync engine issue beside them; it
 does not fail on a miss (benchmarks measure, tests assert).
 """
 import json
-import os
 import time
 
 import benchlib
@@ -31,13 +30,7 @@ emu = h.Emulator()
 h.migrate(pg)
 emu.control("POST", "/tokens", {"token": TOKEN, "integration_name": "bench", "databases": []})
 env = h.base_env(pg, emu, NOTION_RATE_LIMIT="0")
-# The CLI is a libtool wrapper in the build tree; measure the real binary.
-real_cli = os.path.join(os.environ["top_builddir"], "cli", ".libs", "notion-sync")
-libdir = os.path.join(os.environ["top_builddir"], "lib", ".libs")
-if os.path.exists(real_cli):
-    env["LD_LIBRARY_PATH"] = libdir + ":" + env.get("LD_LIBRARY_PATH", "")
-else:
-    real_cli = h.CLI
+real_cli = benchlib.real_cli(env, h.CLI)
 
 
 def make_database(user, pages, seed):
@@ -51,39 +44,16 @@ def make_database(user, pages, seed):
 
 
 def run_sync(label, user, db, full=False):
-    # Popen + wait4 so the child's own rusage (CPU, max RSS) is read, not the sum of all children.
     before = h.write_counters(pg, [TABLE])
-    start = time.monotonic()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.dup2(w, 1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        argv = [real_cli, "sync", "--user", user, "--database", db["database_id"]]
-        os.execve(real_cli, argv + (["--full"] if full else []), env)
-    os.close(w)
-    chunks = []
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(r)
-    _, status, usage = os.wait4(pid, 0)
-    wall = time.monotonic() - start
-    out = b"".join(chunks)
-    answer = json.loads(out)
-    if not answer.get("success"):
-        raise RuntimeError(f"{label}: sync failed: {out!r}")
+    answer, wall, cpu, rss = benchlib.measured_sync(
+        real_cli, ["sync", "--user", user, "--database", db["database_id"]]
+        + (["--full"] if full else []), env)
     after = h.write_counters(pg, [TABLE])
     pages = answer["pages_seen"]
-    cpu = usage.ru_utime + usage.ru_stime
     return {
         "label": label, "mode": answer["mode"], "pages": pages, "wall_s": wall,
         "pages_per_s": pages / wall, "cpu_us_per_page": cpu / max(pages, 1) * 1e6, "rows_written": sum(after) - sum(before),
-        "notion_requests": answer["notion_requests"], "peak_rss_mib": usage.ru_maxrss / 1024,
+        "notion_requests": answer["notion_requests"], "peak_rss_mib": rss,
     }
 
 
