@@ -15,11 +15,14 @@
 #include "credentials.h"
 #include "error.h"
 #include "events.h"
-#include "pagerows.h"
-#include "mapping.h"
-#include "queue.h"
-#include "sync.h"
 #include "hookproto.h"
+#include "mapping.h"
+#include "pageread.h"
+#include "pagerows.h"
+#include "queue.h"
+#include "service.h"
+#include "stats.h"
+#include "sync.h"
 
 /* Events read per pass. */
 #define BATCH 200
@@ -29,6 +32,9 @@
 #define MAX_TRIES 8
 /* Seconds between the lane's checks for due events during a walk. */
 #define LANE_EVERY 0.2
+/* Pages read at once (NSYNC_PAGE_READERS in flight) before their rows are
+ * written: a few, so the first row is written soon after its read. */
+#define READ_AHEAD (2 * NSYNC_PAGE_READERS)
 
 /* One group: the events (ids) about one page or one database. */
 struct group {
@@ -106,10 +112,32 @@ static void notion_trouble(struct verdict *v, const struct group *g, const struc
 	v->delay = 1 << (g->tries < 6 ? g->tries : 6);
 }
 
-/* A page's events: read the page, then write, move or remove its row. */
+/* The rows of g's page (up to 5 places) and the kind of the database its
+ * events name (NULL: not registered, or not named). */
+static nsync_rc page_lookup(struct nsync_service *svc, const char *user_id, const struct group *g,
+			    struct nsync_row_place places[5], size_t *n_places,
+			    const struct nsync_kind **kind, struct nsync_err *err)
+{
+	nsync_rc rc = nsync__page_rows(svc, user_id, g->target, places, n_places, err);
+
+	*kind = NULL;
+	if (rc == NSYNC_OK && g->parent_known)
+		rc = nsync__registered_kind(svc, user_id, g->parent, kind, err);
+	return rc;
+}
+
+/* The events show a parent nobody registered, and no row of this page
+ * exists: nothing to read. */
+static int nothing_to_read(const struct group *g, const struct nsync_kind *kind, size_t n_places)
+{
+	return g->parent_known && !kind && n_places == 0;
+}
+
+/* A page's events: read the page (or take read, when it was read ahead),
+ * then write, move or remove its row. */
 static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
 			    const struct nsync_notion_ctx *ctx, const struct group *g,
-			    struct verdict *v, struct nsync_err *err)
+			    struct nsync_page_read *read, struct verdict *v, struct nsync_err *err)
 {
 	const struct nsync_kind *kind = NULL;
 	struct nsync_row_place places[5];
@@ -125,20 +153,25 @@ static nsync_rc handle_page(struct nsync_service *svc, const char *user_id,
 
 	memset(&stats, 0, sizeof(stats));
 	c.stats = &stats;
-	rc = nsync__page_rows(svc, user_id, g->target, places, &n_places, err);
-	if (rc == NSYNC_OK && g->parent_known)
-		rc = nsync__registered_kind(svc, user_id, g->parent, &kind, err);
+	rc = page_lookup(svc, user_id, g, places, &n_places, &kind, err);
 	if (rc != NSYNC_OK)
 		return rc;
-	/* The event shows a parent nobody registered, and no row of this
-	 * page exists: nothing to read. */
-	if (g->parent_known && !kind && n_places == 0) {
+	if (nothing_to_read(g, kind, n_places)) {
 		verdict(v, "ignored", "not in a registered database%s%s%s",
 			g->parent[0] ? " (parent " : "", g->parent, g->parent[0] ? ")" : "");
 		return NSYNC_OK;
 	}
 	memset(&nerr, 0, sizeof(nerr));
-	rc = nsync__notion_get_page(svc->notion, &c, g->target, &qp, &nerr);
+	if (read) {
+		/* Its text stays with read, freed after this. */
+		rc = read->rc;
+		qp = read->qp;
+		memset(&read->qp, 0, sizeof(read->qp));
+		nerr = read->err;
+		nsync__stats_add(&stats, &read->stats);
+	} else {
+		rc = nsync__notion_get_page(svc->notion, &c, g->target, &qp, &nerr);
+	}
 	if (rc == NSYNC_ERR_NOT_FOUND) {
 		nsync__query_page_clear(&qp);
 		if (n_places == 0) {
@@ -366,6 +399,58 @@ static struct group *join_group(struct group *groups, size_t *n, PGresult *res, 
 	return g;
 }
 
+/* Handle one group (its page read ahead as read, or NULL) and record
+ * the outcome on its events, counting them in *handled (may be NULL). */
+static nsync_rc handle_group(struct nsync_service *svc, const char *user_id,
+			     const struct nsync_notion_ctx *ctx, struct group *g,
+			     struct nsync_page_read *read, long *handled, struct nsync_err *err)
+{
+	struct verdict v;
+	nsync_rc hrc, rc;
+
+	memset(&v, 0, sizeof(v));
+	g->ids[g->ids_len++] = '}';
+	g->ids[g->ids_len] = '\0';
+	if (g->cls == NSYNC_EVENT_PAGE)
+		hrc = handle_page(svc, user_id, ctx, g, read, &v, err);
+	else
+		hrc = handle_database(svc, user_id, g, &v, err);
+	if (hrc != NSYNC_OK && hrc != NSYNC_ERR_NOTION_AUTH)
+		return hrc;
+	if (!v.status && !v.outcome[0])
+		verdict(&v, "failed", "no outcome");
+	rc = record(svc, g, &v, err);
+	if (rc == NSYNC_OK && v.status && handled) {
+		size_t k;
+		for (k = 0; k < g->ids_len; k++)
+			*handled += g->ids[k] == ',';
+		(*handled)++;
+	}
+	if (rc == NSYNC_OK && hrc == NSYNC_ERR_NOTION_AUTH)
+		rc = nsync__err(err, NSYNC_ERR_NOTION_AUTH, "%s", v.outcome);
+	return rc;
+}
+
+/* Read the n pages of reads at once, on svc's clients (the extra ones
+ * made on first use; without them, fewer at once). */
+static nsync_rc read_pages(struct nsync_service *svc, const struct nsync_notion_ctx *ctx,
+			   struct nsync_page_read *reads, size_t n, struct nsync_err *err)
+{
+	struct nsync_notion *clients[NSYNC_PAGE_READERS];
+	size_t i, have = 1;
+
+	(void)err;
+	clients[0] = svc->notion;
+	for (i = 0; i < NSYNC_PAGE_READERS - 1 && have < n; i++) {
+		if (!svc->readers[i])
+			svc->readers[i] = nsync__notion_new(&svc->cfg, NULL);
+		if (svc->readers[i])
+			clients[have++] = svc->readers[i];
+	}
+	nsync__pages_read(clients, have, ctx, reads, n);
+	return NSYNC_OK;
+}
+
 nsync_rc nsync__events_process(struct nsync_service *svc, const char *user_id, const char *token,
 			       struct nsync_pacer *pacer, long *handled, struct nsync_err *err)
 {
@@ -407,32 +492,43 @@ nsync_rc nsync__events_process(struct nsync_service *svc, const char *user_id, c
 		PQclear(res);
 		if (count == 0)
 			break;
-		for (i = 0; i < n && rc == NSYNC_OK; i++) {
-			struct verdict v;
-			nsync_rc hrc;
+		for (i = 0; i < n && rc == NSYNC_OK;) {
+			struct nsync_page_read reads[READ_AHEAD];
+			int read_at[READ_AHEAD * 2];
+			size_t n_reads = 0, end, k;
 
-			memset(&v, 0, sizeof(v));
-			groups[i].ids[groups[i].ids_len++] = '}';
-			groups[i].ids[groups[i].ids_len] = '\0';
-			if (groups[i].cls == NSYNC_EVENT_PAGE)
-				hrc = handle_page(svc, user_id, &ctx, &groups[i], &v, err);
-			else
-				hrc = handle_database(svc, user_id, &groups[i], &v, err);
-			if (hrc != NSYNC_OK && hrc != NSYNC_ERR_NOTION_AUTH) {
-				rc = hrc;
-				break;
+			/* The next groups, with the pages they will read read
+			 * together; then each handled in order. */
+			memset(reads, 0, sizeof(reads));
+			for (end = i; end < n && end - i < READ_AHEAD * 2 && n_reads < READ_AHEAD &&
+				      rc == NSYNC_OK;
+			     end++) {
+				struct nsync_row_place places[5];
+				const struct nsync_kind *kind;
+				size_t n_places = 0;
+
+				read_at[end - i] = -1;
+				if (groups[end].cls != NSYNC_EVENT_PAGE)
+					continue;
+				rc = page_lookup(svc, user_id, &groups[end], places, &n_places,
+						 &kind, err);
+				if (rc == NSYNC_OK &&
+				    !nothing_to_read(&groups[end], kind, n_places)) {
+					read_at[end - i] = (int)n_reads;
+					snprintf(reads[n_reads++].page_id, 37, "%s",
+						 groups[end].target);
+				}
 			}
-			if (!v.status && !v.outcome[0])
-				verdict(&v, "failed", "no outcome");
-			rc = record(svc, &groups[i], &v, err);
-			if (rc == NSYNC_OK && v.status && handled) {
-				size_t k;
-				for (k = 0; k < groups[i].ids_len; k++)
-					*handled += groups[i].ids[k] == ',';
-				(*handled)++;
-			}
-			if (rc == NSYNC_OK && hrc == NSYNC_ERR_NOTION_AUTH)
-				rc = nsync__err(err, NSYNC_ERR_NOTION_AUTH, "%s", v.outcome);
+			if (rc == NSYNC_OK && n_reads)
+				rc = read_pages(svc, &ctx, reads, n_reads, err);
+			for (k = i; k < end && rc == NSYNC_OK; k++)
+				rc = handle_group(svc, user_id, &ctx, &groups[k],
+						  read_at[k - i] >= 0 ? &reads[read_at[k - i]]
+								      : NULL,
+						  handled, err);
+			for (k = 0; k < n_reads; k++)
+				nsync__page_read_clear(&reads[k]);
+			i = end;
 		}
 		if (count < BATCH)
 			break;
@@ -453,7 +549,7 @@ nsync_rc nsync__events_due(struct nsync_store *store, const char *user_id, long 
 				 1, params, due, err);
 }
 
-nsync_rc nsync__events_interject(void *data, struct nsync_err *err)
+nsync_rc nsync__events_interject(void *data, int *busy, struct nsync_err *err)
 {
 	struct nsync_event_lane *lane = data;
 	struct nsync_store *store = &lane->svc->store;
@@ -462,10 +558,12 @@ nsync_rc nsync__events_interject(void *data, struct nsync_err *err)
 	nsync_rc rc;
 
 	(void)err;
+	*busy = lane->busy;
 	if (now < lane->next_check)
 		return NSYNC_OK;
 	lane->next_check = now + LANE_EVERY;
 	rc = nsync__events_due(store, lane->user_id, &due, NULL);
+	*busy = lane->busy = rc == NSYNC_OK && due > 0;
 	if (rc == NSYNC_OK && due)
 		rc = nsync__events_process(lane->svc, lane->user_id, lane->token, lane->pacer,
 					   &handled, NULL);

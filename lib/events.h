@@ -29,6 +29,7 @@ struct nsync_event_lane {
 	struct nsync_pacer *pacer;
 	double next_check; /* monotonic seconds: the pending check is throttled */
 	long handled;      /* events finished through this lane */
+	int busy;          /* the last look found events due */
 };
 
 /* nsync__events_process - finish the due events of user_id (whose user
@@ -49,10 +50,11 @@ nsync_rc nsync__events_due(struct nsync_store *store, const char *user_id, long 
 
 /* nsync__events_interject - the sync job's interject callback (data is a
  * struct nsync_event_lane): at most every 0.2 s, process the user's due
- * events. Always NSYNC_OK: what fails stays with the events (they are
+ * events; *busy is 1 when that last look found any due. Always
+ * NSYNC_OK: what fails stays with the events (they are
  * retried), and a lost PostgreSQL is left to the walk's heartbeat, which
  * reconnects and proves its locks before anything more is written. */
-nsync_rc nsync__events_interject(void *lane, struct nsync_err *err);
+nsync_rc nsync__events_interject(void *lane, int *busy, struct nsync_err *err);
 
 /* nsync__events_record_workspace - read the workspace of user_id's OAuth
  * token (GET /v1/users/me) and record it, so that the OAuth subscription's

@@ -63,6 +63,7 @@ struct nsync_farwalk {
 	char near[NSYNC_FARWALK_TIME]; /* the walker's newest created_time */
 	struct end ends[MAX_ENDS];
 	size_t n_ends, next_take;
+	int holding; /* the walker's priority lane runs: no end starts a request */
 	int stopping;
 };
 
@@ -132,11 +133,15 @@ static int reached(const struct end *e)
 	return f->stopping || e->handed_whole || nsync__span_reaches(spans, n, point, e->ascending);
 }
 
+/* Whether e is done; while the walk is held, waits first (a request
+ * held back would take a pace slot the lane wants). */
 static int done(struct end *e)
 {
 	int stop;
 
 	pthread_mutex_lock(&e->walk->lock);
+	while (e->walk->holding && !e->walk->stopping)
+		pthread_cond_wait(&e->walk->changed, &e->walk->lock);
 	stop = reached(e);
 	pthread_mutex_unlock(&e->walk->lock);
 	return stop;
@@ -397,6 +402,14 @@ int nsync__farwalk_take(struct nsync_farwalk *f, struct nsync_query_page *qp, ch
 		pthread_cond_broadcast(&f->changed);
 	pthread_mutex_unlock(&f->lock);
 	return got;
+}
+
+void nsync__farwalk_hold(struct nsync_farwalk *f, int hold)
+{
+	pthread_mutex_lock(&f->lock);
+	f->holding = hold;
+	pthread_cond_broadcast(&f->changed);
+	pthread_mutex_unlock(&f->lock);
 }
 
 void nsync__farwalk_near(struct nsync_farwalk *f, const char *newest)

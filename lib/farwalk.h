@@ -48,6 +48,12 @@ struct nsync_farwalk *nsync__farwalk_start(const struct nsync_config *cfg, const
 int nsync__farwalk_take(struct nsync_farwalk *f, struct nsync_query_page *qp, char **raw,
 			double wait);
 
+/* nsync__farwalk_hold - hold (1) the ends back from starting requests,
+ * or let them go (0): the webhook lane's page reads, between the walker's
+ * requests, get the whole pace and do not queue behind the walk's. The
+ * requests in flight finish; answers can still be taken. */
+void nsync__farwalk_hold(struct nsync_farwalk *f, int hold);
+
 /* nsync__farwalk_near - tell the ends how far the walker got (its newest
  * created_time so far: every page older than it was seen). */
 void nsync__farwalk_near(struct nsync_farwalk *f, const char *newest);

@@ -98,11 +98,15 @@ fail:
 
 void nsync_service_free(struct nsync_service *svc)
 {
+	size_t i;
+
 	if (!svc)
 		return;
 	while (svc->n_lanes)
 		nsync_service_free(svc->lanes[--svc->n_lanes]);
 	free(svc->lanes);
+	for (i = 0; i < NSYNC_PAGE_READERS - 1; i++)
+		nsync__notion_free(svc->readers[i]);
 	nsync__notion_free(svc->notion);
 	nsync__store_close(&svc->store);
 	nsync_config_clear(&svc->cfg);

@@ -12,6 +12,7 @@
 #include "http.h"
 #include "notion.h"
 #include "notionsync.h"
+#include "pageread.h"
 #include "store.h"
 
 /* Most runs of one user a worker walks at once (NOTION_SYNC_PER_USER). */
@@ -22,6 +23,9 @@ struct nsync_service {
 	struct nsync_store store;
 	struct nsync_notion *notion;
 	struct nsync_service **lanes; /* services of a worker's concurrent runs (per_user) */
+	/* more clients for the webhook lane's page reads (pageread.h), made
+	   on first use; NULL until then */
+	struct nsync_notion *readers[NSYNC_PAGE_READERS - 1];
 	size_t n_lanes;
 	struct nsync_stats last; /* totals of the last run */
 	bool last_ok;            /* every job of the last run succeeded */

@@ -126,7 +126,19 @@ static nsync_rc interject(struct walker *w, struct nsync_err *err)
 {
 	nsync_rc rc = flush(w, err);
 
-	return rc == NSYNC_OK ? w->job->interject(w->job->interject_data, err) : rc;
+	int busy = 0;
+
+	if (rc != NSYNC_OK)
+		return rc;
+	/* The lane first: the other ends of a split walk wait meanwhile, and
+	 * while it has work, also until the next look (unless the walker
+	 * itself waits for them: parked, they are all the walk there is). */
+	if (w->far)
+		nsync__farwalk_hold(w->far, 1);
+	rc = w->job->interject(w->job->interject_data, &busy, err);
+	if (w->far)
+		nsync__farwalk_hold(w->far, busy && !w->parked);
+	return rc;
 }
 
 static void note_page_error(struct walker *w, const char *page_id, const struct nsync_err *e)

@@ -43,8 +43,11 @@ struct nsync_sync_job {
 	/* Called between Notion answers of a walk (may be NULL), after the
 	 * pending batch is written: the priority lane, in which webhook work
 	 * for the same token goes ahead of the walk's next request (events.h).
-	 * Anything but NSYNC_OK stops the walk as a heartbeat failure does. */
-	nsync_rc (*interject)(void *data, struct nsync_err *err);
+	 * Anything but NSYNC_OK stops the walk as a heartbeat failure does.
+	 * *busy: 1 while the lane has work (events were due when it last
+	 * looked): the walk then goes on with one request at a time, leaving
+	 * the rest of the pace to the lane. */
+	nsync_rc (*interject)(void *data, int *busy, struct nsync_err *err);
 	void *interject_data;
 	const char *mode;           /* out: "full" or "incremental" (static) */
 	char first_page_error[256]; /* out: first page error, "" if none */

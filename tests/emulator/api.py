@@ -239,6 +239,7 @@ class Emulator:
 
     # ------------------------------------------------------------ entry point
     def api(self, req):
+        received = time.monotonic()
         rid = str(uuid.uuid4())
         version = req.headers.get("Notion-Version")
         token = _bearer(req.headers.get("Authorization"))
@@ -271,7 +272,7 @@ class Emulator:
                     resp.fault = "truncate"
         except ApiError as e:
             resp = self._error(e, rid)
-        self._record(req, ctx, tok is not None, resp, fault)
+        self._record(req, ctx, tok is not None, resp, fault, received)
         return resp
 
     def _route(self, ctx):
@@ -352,7 +353,7 @@ class Emulator:
             self.buckets[token] = (level, now)
             return False
 
-    def _record(self, req, ctx, token_ok, resp, fault):
+    def _record(self, req, ctx, token_ok, resp, fault, received):
         try:
             body = json.loads(req.body) if req.body and req.body.strip() else None
         except ValueError:
@@ -363,7 +364,8 @@ class Emulator:
             self.log.append({"seq": self.seq, "method": req.method, "path": req.path,
                              "query": req.query, "notion_version": ctx.version,
                              "token_ok": token_ok, "body": body, "status": status,
-                             "fault": fault.kind if fault else None})
+                             "fault": fault.kind if fault else None,
+                             "received": received, "answered": time.monotonic()})
             if len(self.log) > LOG_LIMIT:
                 del self.log[:len(self.log) - LOG_LIMIT]
             per = self.stats.setdefault(ctx.endpoint, {})

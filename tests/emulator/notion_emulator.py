@@ -137,7 +137,9 @@ Control API (JSON in/out, no auth; paths under /_emulator)
                       real 400 "The start_cursor provided is invalid" answer), so a cursor
                       can be expired at an exact point of a walk.
   GET|POST /rate_limit {requests_per_second, burst}  (0 = off) token bucket per token
-  GET|DELETE /requests  request log of /v1 calls (?since=seq); never holds tokens
+  GET|DELETE /requests  request log of /v1 calls (?since=seq), in the order answered, each
+                      with its received and answered times (monotonic seconds); never
+                      holds tokens
   GET    /stats                          counts per endpoint and status
   POST   /prerender  {data_source_id}    render the default query chain (2025-09-03, no
                       filter/sorts/filter_properties, page_size 100) once; such queries are

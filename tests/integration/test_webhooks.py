@@ -32,6 +32,9 @@ Scenarios:
                  deprecated database.* forms an incremental sync, a new data
                  source a sync, data_source.deleted deletes nothing; events
                  for unregistered databases are ignored without a request;
+  lane           edits delivered during a split full walk of the same token
+                 are read between the walk's requests, one after another:
+                 the walk's other ends hold back while the lane runs;
   restart        events stored while no worker runs (a responder without
                  workers, then SIGKILLed) are processed by the next responder;
   oauth          an OAuth subscription routes events by workspace_id to the
@@ -570,6 +573,97 @@ def databases(pg):
 
 
 # ================================================================== restart
+def descending(query):
+    return "descending" in json.dumps((query.get("body") or {}).get("sorts"))
+
+
+def created_op(query):
+    """The operator of a query's created_time filter, or None."""
+    f = (query.get("body") or {}).get("filter") or {}
+    return next(iter(f.get("created_time") or {}), None)
+
+
+def lane(pg):
+    """Edits delivered during a split full walk of the same token: the
+    worker's priority lane reads them between the walk's requests, and
+    the walk's other ends hold back meanwhile, so the page reads follow one
+    another instead of each queueing behind every end's next query."""
+    w = World(pg, "lane", pages=12)
+    stories = emu.control("POST", "/databases", {"title": "Stories", "token": w.token})
+    emu.control("POST", "/generate", {"data_source_id": stories["data_source_ids"][0],
+                                      "count": 10000, "seed": 5, "kind": "Stories"})
+    emu.control("POST", "/prerender", {"data_source_id": stories["data_source_ids"][0]})
+    pg.psql("insert into notion_databases (user_id, database_id, database_name) values"
+            f" ('{w.user}', '{stories['database_id']}', 'Stories')")
+    code, js, out, err = cli(pg, "sync", "--user", w.user, "--database",
+                             stories["database_id"], "--quiet")
+    t.ok(code == 0 and js.get("inserted") == 10000, "the Stories database is synced once",
+         out + err)
+    # 150 ms answers against 50 ms spacing: the walk splits in two ranges,
+    # four ends.
+    stack = Stack(pg, "lane", NOTION_RATE_LIMIT=20, NOTION_SYNC_SPLIT_RANGES=2)
+    key = w.subscribe(stack)
+    for i, page in enumerate(w.pages):
+        emu.control("PATCH", f"/pages/{page}", {"properties": {"Name": f"Lane {i}"}})
+    emu.clear_requests()
+    emu.control("POST", "/config", {"latency_ms": 150})
+    try:
+        st, _, js = stack.nginx.request(
+            "POST", "/api/notion/sync-to-postgres",
+            json.dumps({"user_id": w.user, "database_id": stories["database_id"],
+                        "full": True, "async": True}),
+            {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"})
+        t.ok(st == 202, "the full walk is queued", js)
+        queries = lambda: [r for r in emu.requests() if r["path"].endswith("/query")]  # noqa
+        wait(lambda: sum("descending" in json.dumps(r.get("body")) for r in queries()) >= 6,
+             what="the walk to split")
+        for page in w.pages:
+            st, js = stack.post(key, event("page.properties_updated", page,
+                                           parent=w.page_parent()))
+            if st != 200:
+                raise RuntimeError(f"delivery refused: {st} {js}")
+        settled(pg, len(w.pages))
+        t.ok(wait(lambda: all((w.row(p) or {}).get("name") == f"Lane {i}"
+                              for i, p in enumerate(w.pages))),
+             "every edit reaches PostgreSQL during the walk")
+        log = emu.requests()
+        gets = [i for i, r in enumerate(log) if r["method"] == "GET" and
+                any(r["path"].endswith(p) for p in w.pages)]
+        spans = sorted((log[i]["received"], log[i]["answered"]) for i in gets)
+        overlap = max(sum(1 for a, b in spans if a <= start < b) for start, _ in spans)
+        between = sorted(sum(1 for r in log[a + 1:b] if r["path"].endswith("/query"))
+                         for a, b in zip(gets, gets[1:]))
+        # Then a stream of edits, one every 100 ms: while the lane has work
+        # the walk goes on with the walker's requests alone.
+        emu.clear_requests()
+        for i, page in enumerate(w.pages * 2):
+            emu.control("PATCH", f"/pages/{page}", {"properties": {"Name": f"Stream {i}"}})
+            st, js = stack.post(key, event("page.properties_updated", page,
+                                           parent=w.page_parent()))
+            time.sleep(0.1)
+        settled(pg)
+        log = emu.requests()
+        reads = [i for i, r in enumerate(log) if r["method"] == "GET"]
+        during = [r for r in log[reads[0]:reads[-1]] if r["path"].endswith("/query")]
+        others = [r for r in during if descending(r) or created_op(r) == "after"]
+        walked = wait(lambda: q(pg, "select status from notion_sync_runs where database_id ="
+                                    f" '{stories['database_id']}' and trigger <> 'cli' order"
+                                    " by id desc limit 1") == "success", 120, "the walk")
+    finally:
+        emu.control("POST", "/config", {"latency_ms": 0})
+    t.eq(len(gets), len(w.pages), "one page read per edit")
+    print("# between", between, "during the stream:", len(during), "queries,", len(others),
+          "by other ends")
+    t.ok(len(during) >= 4 and len(others) * 2 <= len(during) - len(others) + 4,
+         "while the lane has work, the walk's other ends hold back: the walker's own queries"
+         " go on, few of theirs", (len(during), len(others)))
+    t.ok(between[len(between) // 2] == 0, "the burst's page reads follow one another, no"
+         " query of the walk between most of them", between)
+    t.ok(overlap >= 2, "the lane reads several pages at once (two or more reads in flight together)",
+         overlap)
+    t.ok(walked, "the walk then completes")
+
+
 def restart(pg):
     w = World(pg, "restart", pages=3)
     quiet = Stack(pg, "restart-quiet", workers=0)
@@ -764,5 +858,6 @@ def hygiene():
 
 scenario.run(t, [scenario.on_own_database(TEMPLATE, "hooks", n, f, SCOPE) for n, f in [
     ("subscriptions", subscriptions), ("handshake", handshake), ("signatures", signatures),
-    ("pages", pages), ("databases", databases), ("restart", restart), ("oauth", oauth),
+    ("pages", pages), ("databases", databases), ("lane", lane), ("restart", restart),
+    ("oauth", oauth),
     ("visible", visible), ("delivery", delivery)]] + [("hygiene", hygiene)])
