@@ -181,16 +181,8 @@ def equals_truth(pg, user, db, what):
     t.eq(stored == set(truth), True, f"the table equals the emulator's truth after {what}")
 
 
-def created_filter(query):
-    """(operator, time) of a query's created_time filter, or (None, None)."""
-    f = (query.get("body") or {}).get("filter") or {}
-    for op, value in (f.get("created_time") or {}).items():
-        return op, value
-    return None, None
-
-
-def descending(query):
-    return "descending" in json.dumps((query.get("body") or {}).get("sorts"))
+created_filter = h.query_created_filter
+descending = h.query_descending
 
 
 def split(pg):

@@ -573,16 +573,6 @@ def databases(pg):
 
 
 # ================================================================== restart
-def descending(query):
-    return "descending" in json.dumps((query.get("body") or {}).get("sorts"))
-
-
-def created_op(query):
-    """The operator of a query's created_time filter, or None."""
-    f = (query.get("body") or {}).get("filter") or {}
-    return next(iter(f.get("created_time") or {}), None)
-
-
 def lane(pg):
     """Edits delivered during a split full walk of the same token: the
     worker's priority lane reads them between the walk's requests, and
@@ -615,7 +605,7 @@ def lane(pg):
             {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"})
         t.ok(st == 202, "the full walk is queued", js)
         queries = lambda: [r for r in emu.requests() if r["path"].endswith("/query")]  # noqa
-        wait(lambda: sum("descending" in json.dumps(r.get("body")) for r in queries()) >= 6,
+        wait(lambda: sum(h.query_descending(r) for r in queries()) >= 6,
              what="the walk to split")
         for page in w.pages:
             st, js = stack.post(key, event("page.properties_updated", page,
@@ -645,7 +635,8 @@ def lane(pg):
         log = emu.requests()
         reads = [i for i, r in enumerate(log) if r["method"] == "GET"]
         during = [r for r in log[reads[0]:reads[-1]] if r["path"].endswith("/query")]
-        others = [r for r in during if descending(r) or created_op(r) == "after"]
+        others = [r for r in during if h.query_descending(r) or
+                  h.query_created_filter(r)[0] == "after"]
         walked = wait(lambda: q(pg, "select status from notion_sync_runs where database_id ="
                                     f" '{stories['database_id']}' and trigger <> 'cli' order"
                                     " by id desc limit 1") == "success", 120, "the walk")

@@ -601,6 +601,20 @@ class Emulator(PortFileServer):
     def clear_requests(self):
         self.control("DELETE", "/requests")
 
+
+def query_descending(request):
+    """Whether a logged query request sorts descending."""
+    return "descending" in json.dumps((request.get("body") or {}).get("sorts"))
+
+
+def query_created_filter(request):
+    """(operator, time) of a logged query request's created_time filter, or
+    (None, None)."""
+    f = (request.get("body") or {}).get("filter") or {}
+    for op, value in (f.get("created_time") or {}).items():
+        return op, value
+    return None, None
+
     def access(self, database_id=None, data_source_id=None, accessible=False, in_search=False):
         """Revoke (accessible=False) or restore the API's access to every data source of
         a database, or to one data source (POST /_emulator/access): a revoked source is
