@@ -601,6 +601,18 @@ class Emulator(PortFileServer):
     def clear_requests(self):
         self.control("DELETE", "/requests")
 
+    def access(self, database_id=None, data_source_id=None, accessible=False, in_search=False):
+        """Revoke (accessible=False) or restore the API's access to every data source of
+        a database, or to one data source (POST /_emulator/access): a revoked source is
+        no longer listed by GET database, it and its pages answer 404, and search still
+        returns it only with in_search=True (a stale search index)."""
+        body = {"accessible": accessible, "in_search": in_search}
+        if data_source_id is not None:
+            body["data_source_id"] = data_source_id
+        else:
+            body["database_id"] = database_id
+        return self.control("POST", "/access", body)
+
 
 def query_descending(request):
     """Whether a logged query request sorts descending."""
@@ -614,18 +626,6 @@ def query_created_filter(request):
     for op, value in (f.get("created_time") or {}).items():
         return op, value
     return None, None
-
-    def access(self, database_id=None, data_source_id=None, accessible=False, in_search=False):
-        """Revoke (accessible=False) or restore the API's access to every data source of
-        a database, or to one data source (POST /_emulator/access): a revoked source is
-        no longer listed by GET database, it and its pages answer 404, and search still
-        returns it only with in_search=True (a stale search index)."""
-        body = {"accessible": accessible, "in_search": in_search}
-        if data_source_id is not None:
-            body["data_source_id"] = data_source_id
-        else:
-            body["database_id"] = database_id
-        return self.control("POST", "/access", body)
 
 
 # --- running the CLI -----------------------------------------------------
